@@ -1,0 +1,25 @@
+"""tf_bng: block-normalized gradient methods for TensorFlow 2 / Keras 3."""
+
+from tf_bng.norms import available_norms, get_norm, register_norm
+from tf_bng.blocks import BLOCK_MODES, Partition, partition_variables
+from tf_bng.transforms import TRANSFORMS, BlockTransform, TransformConfig, transform_gradients
+from tf_bng.train_step import TrainStep, make_train_step
+from tf_bng.adagrad_bng import AdaGradBNG
+
+__all__ = [
+    "available_norms",
+    "get_norm",
+    "register_norm",
+    "BLOCK_MODES",
+    "Partition",
+    "partition_variables",
+    "TRANSFORMS",
+    "BlockTransform",
+    "TransformConfig",
+    "transform_gradients",
+    "TrainStep",
+    "make_train_step",
+    "AdaGradBNG",
+]
+
+__version__ = "0.1.0"
