@@ -1,0 +1,1 @@
+"""Small optimization problems with known optima (used by demos and tests)."""
