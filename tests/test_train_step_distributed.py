@@ -1,0 +1,308 @@
+"""TrainStep under MirroredStrategy (2 logical CPUs) equals one device on the same global batch.
+
+The equivalence model has no BatchNormalization on purpose: BN batch statistics are
+per replica by design, so a BN model is *not* expected to match a single device. It
+has Conv2D and Dense layers with l2 kernel regularizers, which exercises
+``tf.nn.scale_regularization_loss``.
+
+Helpers here (``make_model``, ``train``, ...) are also used by the other
+distributed tests (base optimizers, AdaGradBNG).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_bng
+from tf_bng.problems.quadratic import identity_loss
+
+GLOBAL_BATCH = 8
+STEPS = 5
+CLIP_THRESHOLD = 0.05  # well below the block norms of this problem: clipping is active
+
+
+def make_model(dtype: str = "float32") -> keras.Model:
+    """A small Conv + Dense regressor with l2-regularized kernels (no BN: see module doc)."""
+    reg = keras.regularizers.L2(1e-2)
+    return keras.Sequential(
+        [
+            keras.Input((6, 6, 1), dtype=dtype),
+            keras.layers.Conv2D(2, 3, activation="tanh", kernel_regularizer=reg, dtype=dtype),
+            keras.layers.Flatten(dtype=dtype),
+            keras.layers.Dense(4, activation="tanh", kernel_regularizer=reg, dtype=dtype),
+            keras.layers.Dense(1, dtype=dtype),
+        ]
+    )
+
+
+def initial_weights(dtype: str = "float32") -> list[np.ndarray]:
+    keras.utils.set_random_seed(1)
+    return make_model(dtype).get_weights()
+
+
+def make_data(num_examples: int = GLOBAL_BATCH * STEPS, dtype=np.float32):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(num_examples, 6, 6, 1)).astype(dtype)
+    y = (x.reshape(num_examples, -1).sum(axis=1, keepdims=True) / 6.0).astype(dtype)
+    return x, y
+
+
+@dataclasses.dataclass
+class Run:
+    """What one training run produced."""
+
+    weights: list[np.ndarray]
+    losses: list[float]
+    norms: list[np.ndarray]
+    model: keras.Model
+    step: tf_bng.TrainStep
+
+
+def build_step(strategy, weights, make_optimizer, transform, *, model_fn=make_model, loss="mse"):
+    with strategy.scope():
+        model = model_fn()
+        model.set_weights(weights)
+        optimizer = make_optimizer()
+    return tf_bng.TrainStep(
+        model=model,
+        loss=loss,
+        optimizer=optimizer,
+        transform=transform,
+        global_batch_size=GLOBAL_BATCH,
+        strategy=strategy,
+    )
+
+
+def distributed_batches(strategy, data):
+    """The global batches of ``data``, split across the replicas by tf.distribute."""
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(GLOBAL_BATCH)
+    return strategy.experimental_distribute_dataset(dataset)
+
+
+def train(strategy, weights, make_optimizer, transform, data, **step_kwargs) -> Run:
+    """One TrainStep.step per global batch of ``data``."""
+    step = build_step(strategy, weights, make_optimizer, transform, **step_kwargs)
+    losses, norms = [], []
+    for batch in distributed_batches(strategy, data):
+        loss, block_norms = step.step(batch)
+        losses.append(float(loss))
+        norms.append(block_norms.numpy())
+    return Run(step.model.get_weights(), losses, norms, step.model, step)
+
+
+def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    assert len(a) == len(b)
+    return max(float(np.max(np.abs(np.asarray(x, np.float64) - y))) for x, y in zip(a, b))
+
+
+def replica_copies_agree(model: keras.Model, strategy) -> float:
+    """Largest difference between the replicas' copies of any mirrored variable."""
+    worst = 0.0
+    for v in model.trainable_variables:
+        copies = [c.numpy() for c in strategy.experimental_local_results(v.value)]
+        worst = max([worst] + [float(np.max(np.abs(c - copies[0]))) for c in copies])
+    return worst
+
+
+TRANSFORMS = {
+    "none": tf_bng.TransformConfig(transform="none"),
+    "ng": tf_bng.TransformConfig(transform="ng"),
+    "ng_adap": tf_bng.TransformConfig(transform="ng_adap", alpha=0.02),
+    "clip": tf_bng.TransformConfig(transform="clip", threshold=CLIP_THRESHOLD),
+    "global_clip": tf_bng.TransformConfig(transform="global_clip", threshold=CLIP_THRESHOLD),
+}
+OPTIMIZERS = {
+    "sgd_momentum": lambda: keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
+    "adam": lambda: keras.optimizers.Adam(learning_rate=1e-2),
+}
+
+
+@pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("transform_name", sorted(TRANSFORMS))
+def test_mirrored_matches_single_device(mirrored_strategy, transform_name, optimizer_name):
+    weights, data = initial_weights(), make_data()
+    transform, make_optimizer = TRANSFORMS[transform_name], OPTIMIZERS[optimizer_name]
+    single = train(tf.distribute.get_strategy(), weights, make_optimizer, transform, data)
+    mirrored = train(mirrored_strategy, weights, make_optimizer, transform, data)
+
+    assert max_abs_diff(weights, single.weights) > 1e-3, "the run must actually train"
+    assert max_abs_diff(mirrored.weights, single.weights) <= 2e-6
+    assert replica_copies_agree(mirrored.model, mirrored_strategy) == 0.0
+    np.testing.assert_allclose(mirrored.losses, single.losses, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.stack(mirrored.norms), np.stack(single.norms), rtol=1e-5)
+    assert mirrored.step.block_names == single.step.block_names
+    if transform_name == "clip":
+        assert np.all(np.stack(single.norms) > CLIP_THRESHOLD), "clipping must be active"
+    if transform_name == "global_clip":
+        assert np.stack(single.norms).shape == (STEPS, 1)
+        assert np.all(np.stack(single.norms) > CLIP_THRESHOLD)
+
+
+def test_block_norms_are_the_global_gradient_norms():
+    """The reported norms are the l2 norms of each layer's gradient of the whole-batch loss."""
+    weights, data = initial_weights(), make_data(GLOBAL_BATCH)
+    run = train(tf.distribute.get_strategy(), weights, keras.optimizers.SGD, "none", data)
+    model = make_model()
+    model.set_weights(weights)
+    with tf.GradientTape() as tape:
+        pred = model(data[0])
+        loss = tf.reduce_mean(tf.square(pred - data[1])) + tf.add_n(model.losses)
+    grads = tape.gradient(loss, model.trainable_variables)
+    per_layer = np.array(
+        [np.sqrt(sum(np.sum(np.square(g.numpy().astype(np.float64))) for g in grads[i : i + 2]))
+         for i in range(0, len(grads), 2)]
+    )
+    assert run.step.block_names == tuple(layer.path for layer in model.layers if layer.weights)
+    np.testing.assert_allclose(run.norms[0], per_layer, rtol=1e-5)
+    np.testing.assert_allclose(run.losses[0], float(loss), rtol=1e-6)
+
+
+def test_replicas_see_different_halves_of_the_batch(mirrored_strategy):
+    weights, data = initial_weights(), make_data(GLOBAL_BATCH)
+    step = build_step(mirrored_strategy, weights, keras.optimizers.SGD, "none")
+    batch = next(iter(distributed_batches(mirrored_strategy, data)))
+    x_halves = [t.numpy() for t in mirrored_strategy.experimental_local_results(batch[0])]
+    assert [len(h) for h in x_halves] == [GLOBAL_BATCH // 2] * 2
+    np.testing.assert_array_equal(np.concatenate(x_halves), data[0])
+
+    per_replica_loss = mirrored_strategy.run(
+        lambda b: step.compute_loss(b[0], b[1], None, training=False)[0], args=(batch,)
+    )
+    losses = [float(t) for t in mirrored_strategy.experimental_local_results(per_replica_loss)]
+    assert abs(losses[0] - losses[1]) > 1e-3 * max(abs(losses[0]), abs(losses[1]))
+
+
+def test_keras_sums_gradients_inside_apply(mirrored_strategy):
+    """Guard: the step divides by the replica count because Keras re-sums in ``apply``.
+
+    If Keras ever stops all-reducing inside ``optimizer.apply``, every replica's
+    update shrinks by the replica count and this test fails (so must
+    ``tf_bng.distributed.divide_for_keras_sum``'s premise).
+    """
+    with mirrored_strategy.scope():
+        v = keras.Variable(np.zeros([3], np.float32))
+        optimizer = keras.optimizers.SGD(learning_rate=1.0)
+        optimizer.build([v])
+
+    @tf.function
+    def apply_ones():
+        mirrored_strategy.run(lambda: optimizer.apply([tf.ones([3])], [v]))
+
+    apply_ones()
+    replicas = mirrored_strategy.num_replicas_in_sync
+    assert replicas == 2
+    for copy in mirrored_strategy.experimental_local_results(v.value):
+        np.testing.assert_array_equal(copy.numpy(), -float(replicas) * np.ones(3))
+
+
+class _LinearProbe(keras.Model):
+    """pred = x . w with w in R^2 starting at 0: the mean loss's gradient is the mean of x."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = self.add_weight(shape=(2, 1), initializer="zeros", name="w")
+
+    def call(self, x):
+        return tf.matmul(x, self.w)
+
+
+def _probe_data():
+    # Replica 0 gets [6, 0], replica 1 gets [0, 8]: per-replica grads [3, 0] and [0, 4].
+    return np.array([[6.0, 0.0], [0.0, 8.0]], np.float32), np.zeros([2, 1], np.float32)
+
+
+def _keras_clip_step(strategy, global_clipnorm):
+    """The textbook custom loop: per-replica gradient straight into Keras's clipping optimizer."""
+    with strategy.scope():
+        model = _LinearProbe()
+        model.build((None, 2))
+        optimizer = keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=global_clipnorm)
+        optimizer.build(model.trainable_variables)
+
+    def replica_fn(batch):
+        with tf.GradientTape() as tape:
+            loss = tf.nn.compute_average_loss(identity_loss(None, model(batch[0]))[:, 0],
+                                              global_batch_size=2)
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+
+    batch = next(iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(_probe_data()).batch(2))))
+    tf.function(lambda b: strategy.run(replica_fn, args=(b,)))(batch)
+    return model.w.numpy().ravel()
+
+
+def test_keras_global_clipnorm_is_wrong_under_replicas_and_the_step_is_right(mirrored_strategy):
+    x, _ = _probe_data()
+    gradient = x.astype(np.float64).mean(axis=0)  # [3, 4], norm 5
+    correct = -gradient * min(1.0, 1.0 / np.linalg.norm(gradient))  # [-0.6, -0.8]
+
+    np.testing.assert_allclose(_keras_clip_step(tf.distribute.get_strategy(), 1.0), correct, rtol=1e-6)
+    keras_mirrored = _keras_clip_step(mirrored_strategy, 1.0)
+    np.testing.assert_allclose(keras_mirrored, [-1.0, -1.0], rtol=1e-6)  # clipped per replica
+    assert np.max(np.abs(keras_mirrored - correct)) > 0.1
+
+    with mirrored_strategy.scope():
+        model = _LinearProbe()
+        model.build((None, 2))
+        optimizer = keras.optimizers.SGD(learning_rate=1.0)
+    step = tf_bng.TrainStep(model=model, loss=identity_loss, optimizer=optimizer,
+                            transform=tf_bng.TransformConfig(transform="global_clip", threshold=1.0),
+                            global_batch_size=2, strategy=mirrored_strategy)
+    batch = next(iter(mirrored_strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(_probe_data()).batch(2))))
+    step.step(batch)
+    np.testing.assert_allclose(model.w.numpy().ravel(), correct, rtol=1e-6)
+
+
+# -- TrainStep argument checks and the multi-step loop ---------------------------------------
+
+def test_rejects_batch_not_divisible_by_replicas(mirrored_strategy):
+    with mirrored_strategy.scope():
+        model = make_model()
+    with pytest.raises(ValueError, match=r"Global batch size 7 is not divisible by the 2 replicas"):
+        tf_bng.TrainStep(model=model, loss="mse", optimizer=keras.optimizers.SGD(),
+                         global_batch_size=7, strategy=mirrored_strategy)
+
+
+@pytest.mark.parametrize("clip", ["clipnorm", "global_clipnorm", "clipvalue"])
+def test_rejects_keras_clipping_under_two_replicas(mirrored_strategy, clip):
+    with mirrored_strategy.scope():
+        model = make_model()
+        optimizer = keras.optimizers.SGD(**{clip: 1.0})
+    with pytest.raises(ValueError, match=rf"optimizer\.{clip} is set.*transform='clip'"):
+        tf_bng.TrainStep(model=model, loss="mse", optimizer=optimizer,
+                         global_batch_size=GLOBAL_BATCH, strategy=mirrored_strategy)
+
+
+def test_keras_clipping_is_allowed_on_one_device():
+    step = tf_bng.TrainStep(model=make_model(), loss="mse",
+                            optimizer=keras.optimizers.SGD(clipnorm=1.0),
+                            global_batch_size=GLOBAL_BATCH)
+    assert step.strategy.num_replicas_in_sync == 1
+
+
+def test_rejects_unbuilt_model():
+    model = keras.Sequential([keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="Build the model"):
+        tf_bng.TrainStep(model=model, loss="mse", optimizer=keras.optimizers.SGD(),
+                         global_batch_size=GLOBAL_BATCH)
+
+
+@pytest.mark.parametrize("use_mirrored", [False, True], ids=["default", "mirrored"])
+def test_loop_equals_repeated_step(mirrored_strategy, use_mirrored):
+    strategy = mirrored_strategy if use_mirrored else tf.distribute.get_strategy()
+    weights, data = initial_weights(), make_data()
+    make_optimizer = OPTIMIZERS["adam"]
+    stepped = train(strategy, weights, make_optimizer, "ng", data)
+
+    looped = build_step(strategy, weights, make_optimizer, "ng")
+    loss, norms = looped.loop(iter(distributed_batches(strategy, data)), tf.constant(STEPS))
+    assert int(looped.optimizer.iterations) == STEPS
+    assert max_abs_diff(looped.model.get_weights(), stepped.weights) <= 1e-6
+    np.testing.assert_allclose(float(loss), stepped.losses[-1], rtol=1e-5)
+    np.testing.assert_allclose(norms.numpy(), stepped.norms[-1], rtol=1e-5)

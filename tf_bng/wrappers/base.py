@@ -1,0 +1,269 @@
+"""Shared machinery of the Keras 3 optimizer wrappers.
+
+A wrapper is a ``keras.optimizers.Optimizer`` that holds another optimizer
+(``inner_optimizer``), transforms the gradients block-wise with
+:class:`tf_bng.transforms.BlockTransform` and hands them to the inner
+optimizer. It is written like ``keras.optimizers.LossScaleOptimizer``:
+``learning_rate`` and ``iterations`` are the inner optimizer's, so learning-rate
+callbacks and schedules act on the optimizer that actually steps.
+
+Under ``tf.distribute`` the transform must see the *global* gradient, but Keras
+all-reduces inside ``inner_optimizer.apply``. ``apply`` therefore sums over the
+replicas first, transforms, divides by the replica count and lets Keras re-sum
+the identical copies (see :mod:`tf_bng.distributed`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Dict, Optional, Sequence
+
+import keras
+import tensorflow as tf
+from keras.saving import deserialize_keras_object, serialize_keras_object
+
+from tf_bng import distributed
+from tf_bng import norms as norms_lib
+from tf_bng.transforms import BlockTransform, TransformConfig
+
+__all__ = ["DEFAULT_BLOCKS", "BlockTransformOptimizer"]
+
+DEFAULT_BLOCKS = "layer"
+"""The paper's blocks: all variables of one layer (grouped by ``variable.path``)."""
+
+# Base-optimizer settings a wrapper does not own: they belong to the inner
+# optimizer, which is the one that steps (or they would act twice / per replica).
+_INNER_ONLY_ARGS = (
+    "learning_rate",
+    "weight_decay",
+    "clipnorm",
+    "clipvalue",
+    "global_clipnorm",
+    "use_ema",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+)
+
+
+def reject_unowned_kwargs(owner: str, kwargs: Dict[str, Any]) -> None:
+    """Raise a clear error for base-optimizer arguments passed to a wrapper."""
+    for name in _INNER_ONLY_ARGS:
+        if name in kwargs:
+            raise ValueError(
+                f"{owner} does not accept `{name}`: it wraps another optimizer, and `{name}` "
+                f"belongs to that one. Set it on the inner optimizer instead, e.g. "
+                f"{owner}(keras.optimizers.Adam(..., {name}=...)). "
+                + ("The wrapper's `learning_rate` property reads and sets the inner one."
+                   if name == "learning_rate" else "")
+            )
+    if kwargs:
+        raise ValueError(f"{owner} got unexpected arguments: {', '.join(sorted(kwargs))}.")
+
+
+def _check_inner(owner: str, optimizer: Any) -> None:
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError(
+            f"{owner} wraps a Keras 3 optimizer instance (e.g. keras.optimizers.SGD(0.1)); "
+            f"got {type(optimizer).__name__}."
+        )
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        raise ValueError(
+            f"Wrap the other way round: LossScaleOptimizer({owner}(...)). Loss scaling must "
+            "be undone before the block transform (model.compile does this by itself under "
+            "a mixed_float16 policy)."
+        )
+    if optimizer.loss_scale_factor is not None:
+        raise ValueError(
+            f"The inner optimizer has loss_scale_factor={optimizer.loss_scale_factor}: the "
+            f"{owner} would transform still-scaled gradients. Use "
+            f"keras.optimizers.LossScaleOptimizer({owner}(...)) instead."
+        )
+    if optimizer.gradient_accumulation_steps:
+        raise ValueError(
+            f"The inner optimizer accumulates gradients (gradient_accumulation_steps="
+            f"{optimizer.gradient_accumulation_steps}); {owner} would transform each "
+            "micro-batch gradient, not their sum. Use a larger batch instead."
+        )
+
+
+def _single_tensor_norm(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    block_norm = norms_lib.get_norm(name)
+
+    def norm(tensor: tf.Tensor) -> tf.Tensor:
+        return block_norm([tensor])
+
+    norm.__name__ = name
+    return norm
+
+
+class BlockTransformOptimizer(keras.optimizers.Optimizer):
+    """Base class: an inner optimizer stepping on block-transformed gradients.
+
+    Subclasses set ``transform_name`` and add their own settings through
+    ``_extra_config``; everything else (proxying, distribution, serialization)
+    lives here.
+    """
+
+    transform_name: ClassVar[str] = "none"
+
+    def __init__(
+        self,
+        optimizer: keras.optimizers.Optimizer,
+        *,
+        normalization: str = "l2",
+        blocks: Any = DEFAULT_BLOCKS,
+        exclude: Sequence[str] = (),
+        epsilon: float = 1e-7,
+        alpha: float = 0.02,
+        threshold: float = 1.0,
+        name: Optional[str] = None,
+        **kwargs,
+    ):
+        owner = type(self).__name__
+        reject_unowned_kwargs(owner, kwargs)
+        _check_inner(owner, optimizer)
+        config = TransformConfig(
+            transform=self.transform_name,
+            norm=normalization,
+            blocks=blocks,
+            alpha=alpha,
+            threshold=threshold,
+            exclude=(exclude,) if isinstance(exclude, str) else tuple(exclude),
+            epsilon=epsilon,
+        )
+        super().__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = optimizer
+        self._block_transform = BlockTransform(config)
+
+    # ---- the transform's settings --------------------------------------------
+    @property
+    def transform_config(self) -> TransformConfig:
+        return self._block_transform.config
+
+    @property
+    def normalization(self) -> str:
+        return self.transform_config.norm
+
+    @property
+    def blocks(self) -> Any:
+        return self.transform_config.blocks
+
+    @property
+    def exclude(self) -> tuple[str, ...]:
+        return self.transform_config.exclude
+
+    @property
+    def epsilon(self) -> float:
+        return self.transform_config.epsilon
+
+    def partition(self, variables: Sequence[Any]):
+        """How ``variables`` are grouped into blocks (names, index tuples, excluded)."""
+        return self._block_transform.partition(list(variables))
+
+    # ---- the seed's norm registry API ------------------------------------------
+    @classmethod
+    def set_normalization_function(cls, name: str, fn: Callable[[tf.Tensor], tf.Tensor]) -> None:
+        """Register a norm (one flat tensor -> scalar); same registry as ``tf_bng.register_norm``.
+
+        Register custom norms before ``keras.saving.load_model`` of a model using them.
+        """
+        norms_lib.register_norm(name, fn)
+
+    @classmethod
+    def get_normalization_functions(cls) -> Dict[str, Callable[[tf.Tensor], tf.Tensor]]:
+        """Every registered norm by name, as a function of one tensor."""
+        return {name: _single_tensor_norm(name) for name in norms_lib.available_norms()}
+
+    # ---- proxies to the inner optimizer ---------------------------------------
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    @keras.src.utils.tracking.no_automatic_dependency_tracking
+    def build(self, var_list):
+        if self.built:
+            return
+        self.inner_optimizer.build(var_list)
+        super().build(var_list)
+
+    # ---- the update -------------------------------------------------------------
+    def apply(self, grads, trainable_variables=None):
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "Pass trainable_variables on the first call, or call build(variables) first."
+                )
+            variables = list(self._trainable_variables)
+        else:
+            variables = list(trainable_variables)
+        grads = list(grads)
+        if not grads:
+            return
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(variables)
+        # Variables overwritten with their "gradient" (float8 scales) are not
+        # gradients: keep them out of the reduction and the transform.
+        passthrough = {
+            i for i, v in enumerate(variables) if self._overwrite_variable_with_gradient(v)
+        }
+        transformable = [None if i in passthrough else g for i, g in enumerate(grads)]
+        transformable = distributed.sum_over_replicas(transformable)
+        transformed, _ = self._block_transform(transformable, variables, with_norms=False)
+        transformed = distributed.divide_for_keras_sum(transformed)
+        for i in passthrough:
+            transformed[i] = grads[i]
+        self.inner_optimizer.apply(transformed, variables)
+
+    # ---- serialization ------------------------------------------------------------
+    def _extra_config(self) -> Dict[str, Any]:
+        return {}
+
+    def get_config(self) -> Dict[str, Any]:
+        # Not super().get_config(): the base settings belong to the inner optimizer.
+        cfg = self.transform_config
+        if callable(cfg.blocks):
+            raise ValueError(
+                f"{type(self).__name__} with a callable `blocks` cannot be serialized; use "
+                "'layer', 'variable' or 'global' to save the model."
+            )
+        return {
+            "name": self.name,
+            "optimizer": serialize_keras_object(self.inner_optimizer),
+            "normalization": cfg.norm,
+            "blocks": cfg.blocks,
+            "exclude": list(cfg.exclude),
+            "epsilon": cfg.epsilon,
+            **self._extra_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], custom_objects=None):
+        config = dict(config)
+        norm = config.get("normalization", "l2")
+        if norm not in norms_lib.available_norms():
+            raise ValueError(
+                f"{cls.__name__} uses the norm {norm!r}, which is not registered in this "
+                f"process. Call tf_bng.register_norm({norm!r}, fn) (or "
+                f"{cls.__name__}.set_normalization_function({norm!r}, fn)) before "
+                "keras.saving.load_model. Registered norms: "
+                f"{', '.join(norms_lib.available_norms())}."
+            )
+        inner = deserialize_keras_object(config.pop("optimizer"), custom_objects=custom_objects)
+        return cls(inner, **config)
