@@ -32,11 +32,14 @@ def make_model(dtype: str = "float32") -> keras.Model:
     return keras.Sequential(
         [
             keras.Input((6, 6, 1), dtype=dtype),
-            keras.layers.Conv2D(2, 3, activation="tanh", kernel_regularizer=reg, dtype=dtype),
+            keras.layers.Conv2D(2, 3, activation="tanh", kernel_regularizer=reg, dtype=dtype,
+                                name="conv"),
             keras.layers.Flatten(dtype=dtype),
-            keras.layers.Dense(4, activation="tanh", kernel_regularizer=reg, dtype=dtype),
-            keras.layers.Dense(1, dtype=dtype),
-        ]
+            keras.layers.Dense(4, activation="tanh", kernel_regularizer=reg, dtype=dtype,
+                               name="hidden"),
+            keras.layers.Dense(1, dtype=dtype, name="out"),
+        ],
+        name="net",
     )
 
 
@@ -157,7 +160,7 @@ def test_block_norms_are_the_global_gradient_norms():
         [np.sqrt(sum(np.sum(np.square(g.numpy().astype(np.float64))) for g in grads[i : i + 2]))
          for i in range(0, len(grads), 2)]
     )
-    assert run.step.block_names == tuple(layer.path for layer in model.layers if layer.weights)
+    assert run.step.block_names == ("net/conv", "net/hidden", "net/out")
     np.testing.assert_allclose(run.norms[0], per_layer, rtol=1e-5)
     np.testing.assert_allclose(run.losses[0], float(loss), rtol=1e-6)
 
@@ -200,7 +203,7 @@ def test_keras_sums_gradients_inside_apply(mirrored_strategy):
         np.testing.assert_array_equal(copy.numpy(), -float(replicas) * np.ones(3))
 
 
-class _LinearProbe(keras.Model):
+class LinearProbe(keras.Model):
     """pred = x . w with w in R^2 starting at 0: the mean loss's gradient is the mean of x."""
 
     def __init__(self):
@@ -219,7 +222,7 @@ def _probe_data():
 def _keras_clip_step(strategy, global_clipnorm):
     """The textbook custom loop: per-replica gradient straight into Keras's clipping optimizer."""
     with strategy.scope():
-        model = _LinearProbe()
+        model = LinearProbe()
         model.build((None, 2))
         optimizer = keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=global_clipnorm)
         optimizer.build(model.trainable_variables)
@@ -247,7 +250,7 @@ def test_keras_global_clipnorm_is_wrong_under_replicas_and_the_step_is_right(mir
     assert np.max(np.abs(keras_mirrored - correct)) > 0.1
 
     with mirrored_strategy.scope():
-        model = _LinearProbe()
+        model = LinearProbe()
         model.build((None, 2))
         optimizer = keras.optimizers.SGD(learning_rate=1.0)
     step = tf_bng.TrainStep(model=model, loss=identity_loss, optimizer=optimizer,
@@ -302,7 +305,7 @@ def test_loop_equals_repeated_step(mirrored_strategy, use_mirrored):
 
     looped = build_step(strategy, weights, make_optimizer, "ng")
     loss, norms = looped.loop(iter(distributed_batches(strategy, data)), tf.constant(STEPS))
-    assert int(looped.optimizer.iterations) == STEPS
+    assert int(looped.optimizer.iterations.numpy()) == STEPS
     assert max_abs_diff(looped.model.get_weights(), stepped.weights) <= 1e-6
     np.testing.assert_allclose(float(loss), stepped.losses[-1], rtol=1e-5)
     np.testing.assert_allclose(norms.numpy(), stepped.norms[-1], rtol=1e-5)

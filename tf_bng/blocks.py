@@ -76,6 +76,50 @@ def compile_patterns(exclude: Sequence[str] | str) -> tuple[re.Pattern, ...]:
         raise ValueError(f"Invalid exclude pattern: {e}") from None
 
 
+def _colliding_keys(keys: Sequence[Hashable], paths: Sequence[str]) -> set:
+    """Keys shared by distinct variables with the same path.
+
+    Keras builds a nested functional model's layers outside the outer model's
+    name scope, so two backbones (or a head reusing a layer name) give
+    different variables the same ``path``, e.g. ``"Conv1/kernel"`` twice.
+    """
+    seen: dict[tuple, int] = {}
+    colliding = set()
+    for i, (key, path) in enumerate(zip(keys, paths)):
+        if seen.setdefault((key, path), i) != i:
+            colliding.add(key)
+    return colliding
+
+
+def _group(
+    variables: Sequence[Any], key_of: Callable[[Any], Hashable], split_collisions: bool
+) -> list[tuple[str, list[int]]]:
+    """Group indices by key, in first-seen order, as ``[(block name, indices)]``.
+
+    With ``split_collisions``, a key whose paths collide is split into runs of
+    consecutive variables without a repeated path: Keras lists each layer's own
+    variables together, so each run is one layer. Other keys ignore the order.
+    """
+    keys = [key_of(v) for v in variables]
+    paths = [variable_path(v) for v in variables]
+    colliding = _colliding_keys(keys, paths) if split_collisions else set()
+    groups: dict[tuple[Hashable, int], list[int]] = {}
+    run_of: dict[Hashable, int] = {}
+    for i, key in enumerate(keys):
+        run = run_of.get(key, 1)
+        current = groups.get((key, run), [])
+        if key in colliding and current:
+            if current[-1] != i - 1 or paths[i] in {paths[j] for j in current}:
+                run = run_of[key] = run + 1
+        groups.setdefault((key, run), []).append(i)
+    return [(_run_name(key, run), ix) for (key, run), ix in groups.items()]
+
+
+def _run_name(key: Hashable, run: int) -> str:
+    """``"conv"`` for the first layer with a key, then ``"conv.2"``, ``"conv.3"``..."""
+    return str(key) if run == 1 else f"{key}.{run}"
+
+
 def partition_variables(
     variables: Sequence[Any],
     blocks: BlockSpec = "layer",
@@ -87,23 +131,22 @@ def partition_variables(
 
     ``exclude`` regexes are searched in each ``variable.path``; matches join no
     block. ``skip`` lists indices to leave out silently (variables with a
-    ``None`` gradient).
+    ``None`` gradient). Blocks are formed on the full list first, so which
+    gradients are ``None`` never changes which variables share a block.
     """
     key_of = _key_fn(blocks)
     patterns = compile_patterns(exclude)
     skip_set = set(skip)
-    order: dict[Hashable, list[int]] = {}
-    excluded = []
-    for i, v in enumerate(variables):
-        if i in skip_set:
-            continue
-        path = variable_path(v)
-        if any(p.search(path) for p in patterns):
-            excluded.append(i)
-            continue
-        order.setdefault(key_of(v), []).append(i)
+    excluded = [
+        i for i, v in enumerate(variables)
+        if i not in skip_set and any(p.search(variable_path(v)) for p in patterns)
+    ]
+    dropped = skip_set.union(excluded)
+    groups = _group(variables, key_of, split_collisions=blocks in ("layer", "variable"))
+    kept = [(name, tuple(i for i in ix if i not in dropped)) for name, ix in groups]
+    kept = [(name, ix) for name, ix in kept if ix]
     return Partition(
-        names=tuple(str(k) for k in order),
-        blocks=tuple(tuple(ix) for ix in order.values()),
+        names=tuple(name for name, _ in kept),
+        blocks=tuple(ix for _, ix in kept),
         excluded=tuple(excluded),
     )

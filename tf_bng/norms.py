@@ -35,14 +35,15 @@ def compute_dtype(dtype: tf.DType) -> tf.DType:
 
 
 def _dense(tensors: Sequence[tf.Tensor]) -> list[tf.Tensor]:
-    out = []
-    for t in tensors:
-        if isinstance(t, tf.IndexedSlices):
-            # Duplicate indices must be summed before a norm is taken.
-            t = tf.convert_to_tensor(t)
-        t = tf.convert_to_tensor(t)
-        out.append(tf.cast(t, compute_dtype(t.dtype)))
-    return out
+    """Dense tensors in one common dtype, the widest compute dtype of the block.
+
+    A block may mix dtypes (a float64 layer next to float32 ones under
+    ``global``); the partial sums must agree on one dtype to be added.
+    """
+    # Converting IndexedSlices sums duplicate indices, as a norm requires.
+    ts = [tf.convert_to_tensor(t) for t in tensors]
+    common = max((compute_dtype(t.dtype) for t in ts), key=lambda d: d.size)
+    return [tf.cast(t, common) for t in ts]
 
 
 def _count(tensors: Sequence[tf.Tensor], dtype: tf.DType) -> tf.Tensor:
@@ -104,11 +105,19 @@ def min_max(block):
 
 
 def std(block):
-    """Population standard deviation of all elements (two passes, no cancellation)."""
+    """Population standard deviation of all elements.
+
+    Two passes on data shifted by one of its own elements: a constant block
+    becomes exactly zero, so its std is exactly 0 (and the block is left
+    unchanged) instead of a rounding residue like 1e-17 that NG would turn
+    into a 1e7 amplification, the keras seed's defect.
+    """
     ts = _dense(block)
     n = _count(ts, ts[0].dtype)
-    mean = tf.add_n([tf.reduce_sum(t) for t in ts]) / n
-    var = tf.add_n([tf.reduce_sum(tf.square(t - mean)) for t in ts]) / n
+    shift = tf.reduce_max(tf.stack([tf.reduce_max(t) for t in ts]))
+    ds = [t - shift for t in ts]
+    mean = tf.add_n([tf.reduce_sum(d) for d in ds]) / n
+    var = tf.add_n([tf.reduce_sum(tf.square(d - mean)) for d in ds]) / n
     return tf.sqrt(var)
 
 

@@ -90,8 +90,9 @@ def scale_gradient(grad, scale: tf.Tensor):
 
 
 def _read(variable) -> tf.Tensor:
-    value = getattr(variable, "value", variable)
-    return tf.convert_to_tensor(value)
+    """Current value of a Keras variable (``.value`` property) or a tf.Variable."""
+    # tf.Variable.value is a method, keras.Variable.value a property; both convert.
+    return tf.convert_to_tensor(variable)
 
 
 class BlockTransform:
@@ -108,18 +109,20 @@ class BlockTransform:
             raise TypeError("Pass either a TransformConfig or keyword settings, not both.")
         self.config = config
         self._norm = norms_lib.get_norm(config.norm)
-        self._cache: dict[tuple, blocks_lib.Partition] = {}
+        # id(variable) -> partition; each entry keeps its variables alive so
+        # that their ids cannot be reused by the variables of another model.
+        self._cache: dict[tuple, tuple[blocks_lib.Partition, tuple]] = {}
 
     def partition(self, variables: Sequence[Any], grads: Optional[Sequence[Any]] = None):
         skip = () if grads is None else tuple(i for i, g in enumerate(grads) if g is None)
         key = (tuple(id(v) for v in variables), skip)
-        part = self._cache.get(key)
-        if part is None:
+        entry = self._cache.get(key)
+        if entry is None:
             part = blocks_lib.partition_variables(
                 variables, self.config.effective_blocks, self.config.exclude, skip=skip
             )
-            self._cache[key] = part
-        return part
+            entry = self._cache[key] = (part, tuple(variables))
+        return entry[0]
 
     def block_norms(self, grads: Sequence[Any], variables: Sequence[Any]) -> tf.Tensor:
         """The norm of every block's gradient, as a 1-D float32 tensor."""

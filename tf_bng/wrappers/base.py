@@ -100,37 +100,51 @@ def _single_tensor_norm(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
 class BlockTransformOptimizer(keras.optimizers.Optimizer):
     """Base class: an inner optimizer stepping on block-transformed gradients.
 
-    Subclasses set ``transform_name`` and add their own settings through
-    ``_extra_config``; everything else (proxying, distribution, serialization)
-    lives here.
+    Subclasses set ``transform_name`` (a :data:`tf_bng.TRANSFORMS` entry) and
+    ``transform_options`` (their own constructor argument -> TransformConfig
+    field); proxying, distribution and serialization live here.
+
+    Args:
+      optimizer: any Keras 3 optimizer instance; it owns the learning rate,
+        momentum, weight decay, EMA...
+      normalization: a norm name from ``tf_bng.available_norms()`` or one
+        registered with :meth:`set_normalization_function`.
+      blocks: ``"layer"`` (default, the paper: kernel + bias of a layer form one
+        block, grouped by ``variable.path``), ``"variable"`` (the keras seed:
+        one block per tensor), ``"global"`` or a callable ``variable -> key``
+        (callables cannot be saved).
+      exclude: regexes searched in ``variable.path``; matching variables keep
+        their raw gradient.
+      epsilon: added to the norm before dividing.
     """
 
     transform_name: ClassVar[str] = "none"
+    transform_options: ClassVar[Dict[str, str]] = {}
 
     def __init__(
         self,
         optimizer: keras.optimizers.Optimizer,
-        *,
         normalization: str = "l2",
+        *,
         blocks: Any = DEFAULT_BLOCKS,
         exclude: Sequence[str] = (),
         epsilon: float = 1e-7,
-        alpha: float = 0.02,
-        threshold: float = 1.0,
         name: Optional[str] = None,
         **kwargs,
     ):
         owner = type(self).__name__
+        options = {
+            field: kwargs.pop(arg) for arg, field in self.transform_options.items() if arg in kwargs
+        }
         reject_unowned_kwargs(owner, kwargs)
         _check_inner(owner, optimizer)
         config = TransformConfig(
             transform=self.transform_name,
             norm=normalization,
             blocks=blocks,
-            alpha=alpha,
-            threshold=threshold,
             exclude=(exclude,) if isinstance(exclude, str) else tuple(exclude),
             epsilon=epsilon,
+            **options,
         )
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
@@ -195,7 +209,6 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
 
-    @keras.src.utils.tracking.no_automatic_dependency_tracking
     def build(self, var_list):
         if self.built:
             return
@@ -216,8 +229,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         if not grads:
             return
         if not self.built:
-            with keras.name_scope(self.name, caller=self):
-                self.build(variables)
+            self.build(variables)
         # Variables overwritten with their "gradient" (float8 scales) are not
         # gradients: keep them out of the reduction and the transform.
         passthrough = {
@@ -232,9 +244,6 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer.apply(transformed, variables)
 
     # ---- serialization ------------------------------------------------------------
-    def _extra_config(self) -> Dict[str, Any]:
-        return {}
-
     def get_config(self) -> Dict[str, Any]:
         # Not super().get_config(): the base settings belong to the inner optimizer.
         cfg = self.transform_config
@@ -250,7 +259,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             "blocks": cfg.blocks,
             "exclude": list(cfg.exclude),
             "epsilon": cfg.epsilon,
-            **self._extra_config(),
+            **{arg: getattr(cfg, field) for arg, field in self.transform_options.items()},
         }
 
     @classmethod

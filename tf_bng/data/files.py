@@ -1,0 +1,55 @@
+"""Where file-based datasets live, and fetching their archives when asked to.
+
+``data.data_dir`` wins; otherwise ``$TF_BNG_DATA_DIR``; otherwise
+``~/tf_bng_data``. Nothing is downloaded unless ``data.download`` is True.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from typing import Any, Iterable, Optional, Sequence
+
+from tf_bng.data._config import get_option
+
+__all__ = ["default_data_dir", "data_dir_of", "find_directory", "fetch_archive"]
+
+
+def default_data_dir() -> str:
+    return os.environ.get("TF_BNG_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tf_bng_data")
+
+
+def data_dir_of(config: Any) -> str:
+    return os.path.expanduser(str(get_option(config, "data_dir", "") or default_data_dir()))
+
+
+def find_directory(root: str, candidates: Sequence[str], required: Iterable[str]) -> Optional[str]:
+    """The first ``root/candidate`` that holds every file of ``required``."""
+    required = tuple(required)
+    for candidate in candidates:
+        directory = os.path.join(root, candidate)
+        if all(os.path.isfile(os.path.join(directory, name)) for name in required):
+            return directory
+    return None
+
+
+def fetch_archive(url: str, destination: str, *, timeout: float = 60.0) -> None:
+    """Download a .tar.gz archive from ``url`` and extract it into ``destination``."""
+    os.makedirs(destination, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination) as scratch:
+        archive = os.path.join(scratch, "archive.tar.gz")
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as out:
+            shutil.copyfileobj(response, out)
+        with tarfile.open(archive, "r:*") as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(destination, filter="data")
+            else:  # Python < 3.11.4: refuse members that escape destination
+                root = os.path.realpath(destination)
+                for member in tar.getmembers():
+                    target = os.path.realpath(os.path.join(destination, member.name))
+                    if os.path.commonpath([root, target]) != root:
+                        raise ValueError(f"Unsafe path in archive {url}: {member.name}")
+                tar.extractall(destination)

@@ -1,0 +1,90 @@
+"""Fully connected classifiers: the paper's deep sigmoid MLP and the seed's deep MLP.
+
+``depth`` counts the *hidden* layers (each ``Dense(width)`` + activation,
+optionally followed by BatchNorm and Dropout, in the seed's order); the
+output ``Dense(num_classes)`` layer comes on top. The paper's depths 6/12/18
+are read as hidden layers here; its text ("the first and last layer contain
+784 and 10 units") could also mean 4/10/16 hidden layers.
+
+Model config keys and defaults ("mlp" = paper section 4.1, "deep_mlp" = the
+keras seed's 30 x Dense(128) + BatchNorm + Dropout 0.2 with l2 1e-5):
+
+==================  =============  =============
+key                 mlp            deep_mlp
+==================  =============  =============
+depth               6              30
+width               100            128
+activation          sigmoid        relu
+batch_norm          False          True
+dropout             0.0            0.2
+l2                  0.0            1e-5
+kernel_initializer  glorot_uniform he_normal
+==================  =============  =============
+
+``l2`` is Keras's coefficient (``l2 * sum(w**2)`` added to the loss) on the
+hidden kernels, as in the seed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+from tf_bng.models.layers import logits
+
+__all__ = ["mlp", "MLP_DEFAULTS", "DEEP_MLP_DEFAULTS"]
+
+MLP_DEFAULTS = dict(
+    depth=6,
+    width=100,
+    activation="sigmoid",
+    batch_norm=False,
+    dropout=0.0,
+    l2=0.0,
+    kernel_initializer="glorot_uniform",
+)
+DEEP_MLP_DEFAULTS = dict(
+    depth=30,
+    width=128,
+    activation="relu",
+    batch_norm=True,
+    dropout=0.2,
+    l2=1e-5,
+    kernel_initializer="he_normal",
+)
+
+
+def mlp(
+    depth: int = 6,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (784,),
+    *,
+    width: int = 100,
+    activation: str = "sigmoid",
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+    l2: float = 0.0,
+    kernel_initializer: str = "glorot_uniform",
+    name: str = "mlp",
+) -> keras.Model:
+    """A built MLP with ``depth`` hidden layers that outputs logits."""
+    if int(depth) < 0:
+        raise ValueError(f"depth must be >= 0, got {depth}.")
+    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    x = layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    regularizer = keras.regularizers.L2(float(l2)) if l2 else None
+    for i in range(1, int(depth) + 1):
+        x = layers.Dense(
+            int(width),
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=regularizer,
+            name=f"hidden{i}",
+        )(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"hidden{i}_bn")(x)
+        if dropout:
+            x = layers.Dropout(float(dropout), name=f"hidden{i}_dropout")(x)
+    return keras.Model(inputs, logits(x, num_classes), name=name)

@@ -1,0 +1,83 @@
+"""Pre-activation ResNet for ImageNet (He et al. 2016b), as in fb.resnet.torch's preresnet.
+
+Stem: 7x7/2 conv, BN, ReLU, 3x3/2 max-pool; four stages of basic blocks
+(BN-ReLU-conv3x3-BN-ReLU-conv3x3) with 64/128/256/512 filters; final BN-ReLU,
+global average pool, logits. Where the shape changes (first block of stages
+2-4) the BN-ReLU is shared by the residual branch and a 1x1 strided
+projection shortcut (fb.resnet.torch's "both_preact" + shortcut type B, its
+ImageNet default); elsewhere shortcuts are identities.
+
+Model config keys: ``depth`` (34; or 18), ``base_width`` (64: filters of the
+first stage, for scaled-down tests), ``weight_decay`` (0.0, torch-style).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+from tf_bng.models.layers import batch_norm, conv, logits, weight_decay_regularizer
+
+__all__ = ["preact_resnet", "BLOCKS_PER_STAGE"]
+
+BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+
+def _bn_relu(x, name: str):
+    return layers.ReLU(name=f"{name}_relu")(batch_norm(x, name=f"{name}_bn"))
+
+
+def _block(x, filters: int, strides: int, first_in_network: bool, weight_decay: float, name: str):
+    projects = strides != 1 or x.shape[-1] != filters
+    if first_in_network:  # the stem already ended with BN-ReLU
+        residual = shortcut = x
+    elif projects:
+        residual = shortcut = _bn_relu(x, f"{name}_preact")
+    else:
+        residual, shortcut = _bn_relu(x, f"{name}_preact"), x
+    if projects:
+        shortcut = conv(shortcut, filters, 1, strides=strides, weight_decay=weight_decay,
+                        name=f"{name}_shortcut_conv")
+    y = conv(residual, filters, 3, strides=strides, weight_decay=weight_decay, name=f"{name}_conv1")
+    y = _bn_relu(y, f"{name}_mid")
+    y = conv(y, filters, 3, weight_decay=weight_decay, name=f"{name}_conv2")
+    return layers.Add(name=f"{name}_add")([y, shortcut])
+
+
+def preact_resnet(
+    depth: int = 34,
+    num_classes: int = 1000,
+    input_shape: Sequence[int] = (224, 224, 3),
+    *,
+    base_width: int = 64,
+    weight_decay: float = 0.0,
+    name: str | None = None,
+) -> keras.Model:
+    """A built pre-activation ResNet-18/34 that outputs logits."""
+    if int(depth) not in BLOCKS_PER_STAGE:
+        raise ValueError(
+            f"Unsupported pre-activation ResNet depth {depth!r}. "
+            f"Valid choices: {', '.join(map(str, BLOCKS_PER_STAGE))}."
+        )
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = conv(inputs, base_width, 7, strides=2, weight_decay=weight_decay, name="stem_conv")
+    x = _bn_relu(x, "stem")
+    x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)  # after ReLU, zeros never win a max
+    x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
+    for stage, blocks in enumerate(BLOCKS_PER_STAGE[int(depth)], start=1):
+        filters = base_width * 2 ** (stage - 1)
+        for block in range(1, blocks + 1):
+            x = _block(
+                x,
+                filters,
+                strides=2 if stage > 1 and block == 1 else 1,
+                first_in_network=stage == 1 and block == 1,
+                weight_decay=weight_decay,
+                name=f"stage{stage}_block{block}",
+            )
+    x = _bn_relu(x, "final")
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = logits(x, num_classes, kernel_regularizer=weight_decay_regularizer(weight_decay))
+    return keras.Model(inputs, outputs, name=name or f"preact_resnet{depth}")

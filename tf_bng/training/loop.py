@@ -1,0 +1,258 @@
+"""The outer training loop: ``train_and_evaluate(config, workdir) -> final metrics``.
+
+Orbit's split: the inner loop is :meth:`tf_bng.TrainStep.loop`, several
+steps inside one ``tf.function`` call; this outer loop, in Python, runs
+inner loops up to the next event (log, evaluation, checkpoint) and handles
+the event. Running it again on the same ``workdir`` resumes from the last
+checkpoint, with the same training stream (see ``input_pipeline``).
+
+What a run leaves in ``workdir``: ``config.json``, ``metrics.jsonl``,
+``summaries/{train,eval}`` (TensorBoard), ``checkpoints/``, and ``export/``
+when ``config.export`` is set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tf_bng import data as data_lib
+from tf_bng import models as models_lib
+from tf_bng.train_step import TrainStep
+from tf_bng.training import config_checks, input_pipeline, optimizers, runtime
+from tf_bng.training.checkpointing import Checkpointer
+from tf_bng.training.eval_step import EvalStep
+from tf_bng.training.export import export_saved_model, serving_spec
+from tf_bng.training.loss_scaling import DynamicLossScale
+from tf_bng.training.metrics_log import MetricsLog
+
+__all__ = ["Trainer", "train_and_evaluate"]
+
+
+def _is_due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+def _next_event(step: int, total: int, *intervals: int) -> int:
+    """The first step after ``step`` where some interval is due, capped at ``total``."""
+    nxt = total
+    for every in intervals:
+        if every > 0:
+            nxt = min(nxt, (step // every + 1) * every)
+    return nxt
+
+
+class Trainer:
+    """One run: builds everything from ``config`` in ``__init__``; ``run()`` trains.
+
+    Tests and the demo use the attributes (``model``, ``strategy``,
+    ``train_step``, ``total_steps``...) to inspect a run.
+    """
+
+    def __init__(self, config: Any, workdir: str):
+        config_checks.validate_config(config)
+        self.config = config
+        self.workdir = workdir
+        rt = config.runtime
+        runtime.configure_virtual_cpus(int(rt.virtual_cpus))
+        self.strategy = runtime.make_strategy(rt)
+        self.is_chief = runtime.is_chief(self.strategy)
+        self.seed = int(config.train.seed)
+        runtime.set_determinism(self.seed, bool(rt.deterministic))
+
+        self.spec = data_lib.get_spec(config.data)
+        batch = int(config.data.batch_size)
+        self.steps_per_epoch = self.spec.steps_per_epoch(batch)
+        train = config.train
+        self.total_steps = int(train.steps) or max(1, round(train.epochs * self.steps_per_epoch))
+        self.log_every = int(train.log_every) or self.steps_per_epoch
+        self.eval_every = int(train.eval_every) or self.steps_per_epoch
+        self.checkpoint_every = int(train.checkpoint_every) or self.steps_per_epoch
+
+        transform = config_checks.transform_config(config.transform)
+        with self.strategy.scope():
+            with runtime.precision_scope(rt.mixed_precision):
+                self.model = models_lib.build_model(config.model, spec=self.spec)
+            learning_rate = optimizers.build_schedule(
+                config.schedule,
+                config.optimizer.learning_rate,
+                steps_per_epoch=self.steps_per_epoch,
+                total_steps=self.total_steps,
+            )
+            self.optimizer = optimizers.build_optimizer(
+                config.optimizer, learning_rate=learning_rate, transform=config.transform
+            )
+            self.loss_scale = None
+            if rt.mixed_precision == "mixed_float16":
+                self.loss_scale = DynamicLossScale(
+                    initial_scale=float(rt.loss_scale_initial),
+                    growth_interval=int(rt.loss_scale_growth_interval),
+                )
+            self.step_counter = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="global_step",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            self.train_metrics = []
+            if self.spec.task in ("classification", "language_model"):
+                self.train_metrics.append(keras.metrics.SparseCategoricalAccuracy("accuracy"))
+
+        self.train_step = TrainStep(
+            model=self.model,
+            loss=models_lib.default_loss(self.spec),
+            optimizer=self.optimizer,
+            transform=transform,
+            global_batch_size=batch,
+            strategy=self.strategy,
+            metrics=self.train_metrics,
+            jit_compile=bool(rt.jit_compile),
+            loss_scale=self.loss_scale,
+        )
+        self.eval_step = EvalStep(self.train_step, task=self.spec.task)
+        trackables = dict(model=self.model, optimizer=self.optimizer, step=self.step_counter)
+        if self.loss_scale is not None:
+            trackables["loss_scale"] = self.loss_scale
+        self.checkpointer = Checkpointer(
+            os.path.join(workdir, "checkpoints"), strategy=self.strategy, **trackables
+        )
+        self.log = MetricsLog(workdir, enabled=self.is_chief, block_names=self.train_step.block_names)
+        self._eval_dataset = None
+
+    # -- events ---------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return int(self.step_counter.numpy())
+
+    def _epoch(self, step: int) -> float:
+        return step / self.steps_per_epoch
+
+    def _extra_scalars(self, loss: float) -> dict:
+        """Task-specific reports: f - f* for the quadratic, perplexity for language models."""
+        if self.spec.task == "quadratic":
+            problem = getattr(self.model, "problem", None)
+            return {"suboptimality": loss - problem.optimum} if problem is not None else {}
+        return {}
+
+    def _learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+    def evaluate(self) -> dict:
+        """One pass over the eval split; logged and returned."""
+        if self._eval_dataset is None:
+            self._eval_dataset = input_pipeline.distribute_split(
+                self.strategy, self.config.data, split="eval", training=False, seed=self.seed
+            )
+        results = self.eval_step.evaluate(self._eval_dataset)
+        results.update(self._extra_scalars(results["loss"]))
+        step = self.step
+        scalars = {"epoch": self._epoch(step), **results}
+        self.log.write("eval", step, scalars)
+        logging.info("eval  step %d: %s", step, _format(results))
+        return results
+
+    def _log_train(self, step: int, norms, steps_per_second: float) -> dict:
+        loss = self.train_step.running_loss.result()
+        scalars = {"epoch": self._epoch(step), "loss": loss}
+        for metric in self.train_metrics:
+            scalars[metric.name] = float(metric.result())
+            metric.reset_state()
+        if self.spec.task == "language_model":
+            scalars["perplexity"] = float(tf.exp(tf.minimum(loss, 700.0)))
+        scalars.update(self._extra_scalars(loss))
+        scalars["learning_rate"] = self._learning_rate()
+        scalars["steps_per_second"] = steps_per_second
+        self.train_step.running_loss.reset()
+        self.log.write("train", step, scalars, block_norms=norms)
+        remaining = (self.total_steps - step) / steps_per_second if steps_per_second else 0.0
+        logging.info(
+            "train step %d/%d (epoch %.2f): loss %.5g, %.1f steps/s, ETA %s",
+            step, self.total_steps, scalars["epoch"], loss, steps_per_second,
+            datetime.timedelta(seconds=round(remaining)),
+        )
+        return {k: v for k, v in scalars.items() if k not in ("epoch",)}
+
+    def _write_config(self) -> None:
+        if not self.is_chief:
+            return
+        tf.io.gfile.makedirs(self.workdir)
+        with tf.io.gfile.GFile(os.path.join(self.workdir, "config.json"), "w") as f:
+            f.write(self.config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+
+    def export(self) -> str:
+        element_spec = data_lib.build_dataset(
+            self.config.data, split="eval", training=False, seed=self.seed
+        ).element_spec
+        path = os.path.join(self.workdir, "export")
+        export_saved_model(self.model, path, serving_spec(element_spec), strategy=self.strategy)
+        logging.info("Exported the SavedModel to %s", path)
+        return path
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self) -> dict:
+        """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export."""
+        self._write_config()
+        restored = self.checkpointer.restore_latest()
+        start = self.step
+        if restored:
+            logging.info("Resuming at step %d of %d.", start, self.total_steps)
+        iterator = input_pipeline.train_iterator(
+            self.strategy,
+            self.config.data,
+            seed=self.seed,
+            start_step=start,
+            fast_forward=bool(self.config.train.fast_forward_input),
+        )
+        final: dict[str, float] = {}
+        step, saved_step = start, start if restored else -1
+        window_steps, window_seconds = 0, 0.0
+        steps_per_loop = int(self.config.train.steps_per_loop)
+        while step < self.total_steps:
+            target = _next_event(
+                step, self.total_steps, self.log_every, self.eval_every, self.checkpoint_every
+            )
+            num_steps = min(steps_per_loop, target - step)
+            started = time.perf_counter()
+            _, norms = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
+            norms = norms.numpy()  # waits for the steps to finish
+            window_seconds += time.perf_counter() - started
+            window_steps += num_steps
+            step += num_steps
+            self.step_counter.assign(step)
+            last = step == self.total_steps
+            if last or _is_due(step, self.log_every):
+                rate = window_steps / window_seconds if window_seconds else 0.0
+                train = self._log_train(step, norms, rate)
+                final.update({f"train_{k}": v for k, v in train.items()})
+                window_steps, window_seconds = 0, 0.0
+            if last or _is_due(step, self.eval_every):
+                final.update({f"eval_{k}": v for k, v in self.evaluate().items()})
+            if last or _is_due(step, self.checkpoint_every):
+                self.checkpointer.save(step)
+                saved_step = step
+        if not any(k.startswith("eval_") for k in final):
+            final.update({f"eval_{k}": v for k, v in self.evaluate().items()})
+        if saved_step != step:
+            self.checkpointer.save(step)
+        if self.config.export:
+            self.export()
+        self.log.close()
+        final.update(step=step, epoch=self._epoch(step))
+        return final
+
+
+def _format(results: dict) -> str:
+    return ", ".join(f"{k} {v:.5g}" for k, v in results.items())
+
+
+def train_and_evaluate(config: Any, workdir: str) -> dict:
+    """Run (or resume) the experiment ``config`` in ``workdir``; returns the final metrics.
+
+    Keys: ``step``, ``epoch``, ``train_<metric>`` (last logging window),
+    ``eval_<metric>`` (last evaluation).
+    """
+    return Trainer(config, workdir).run()

@@ -1,0 +1,112 @@
+"""What a run reports: ``metrics.jsonl`` lines and TensorBoard scalars.
+
+One record per logged event, ``{"step", "epoch", "split", "loss", ...}``,
+written both as a JSON line and as scalars of a per-split summary writer
+(``summaries/train``, ``summaries/eval``: TensorBoard overlays the two under
+one tag). Train records also carry the per-block gradient norms *before*
+the transform, as ``grad_norm/<block name>`` scalars and a ``grad_norm``
+dict in the JSON line: the vanishing/exploding picture of the paper.
+
+Scalars are written with core ``tf.summary.write`` and the metadata of
+TensorBoard's scalars plugin, which is what ``tf.summary.scalar`` does but
+without requiring the ``tensorboard`` package at training time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+__all__ = ["MetricsLog", "read_records", "write_scalar"]
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def _scalar_metadata() -> bytes:
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
+    return metadata.SerializeToString()
+
+
+_SCALAR_METADATA = _scalar_metadata()
+
+
+def write_scalar(tag: str, value: Any, step: int) -> None:
+    """A TensorBoard scalar on the default summary writer."""
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe scalar: floats stay floats, non-finite become null."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class MetricsLog:
+    """Appends records to ``workdir/metrics.jsonl`` and TensorBoard; a no-op if not ``enabled``."""
+
+    def __init__(self, workdir: str, *, enabled: bool = True, block_names: Sequence[str] = ()):
+        self.workdir = workdir
+        self.enabled = enabled
+        self.block_names = tuple(block_names)
+        self.path = os.path.join(workdir, METRICS_FILE)
+        self._writers: dict[str, Any] = {}
+
+    def _writer(self, split: str):
+        if split not in self._writers:
+            self._writers[split] = tf.summary.create_file_writer(
+                os.path.join(self.workdir, "summaries", split)
+            )
+        return self._writers[split]
+
+    def write(
+        self,
+        split: str,
+        step: int,
+        scalars: Mapping[str, Any],
+        block_norms: Optional[Sequence[float]] = None,
+    ) -> dict:
+        """Log one event; returns the JSON record."""
+        record = {"step": int(step), "split": split}
+        record.update({k: _plain(v) for k, v in scalars.items()})
+        norms = {}
+        if block_norms is not None and len(block_norms):
+            norms = {n: _plain(v) for n, v in zip(self.block_names, np.asarray(block_norms))}
+            record["grad_norm"] = norms
+        if not self.enabled:
+            return record
+        with tf.io.gfile.GFile(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        with self._writer(split).as_default():
+            for key, value in scalars.items():
+                write_scalar(key, float(value), step)
+            for name, value in norms.items():
+                write_scalar(f"grad_norm/{name}", float("nan") if value is None else value, step)
+        self._writers[split].flush()
+        return record
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+def read_records(workdir: str, split: Optional[str] = None) -> list[dict]:
+    """The records of ``workdir/metrics.jsonl`` (of one split if given)."""
+    path = os.path.join(workdir, METRICS_FILE)
+    if not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if split is None or r.get("split") == split]
