@@ -95,7 +95,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.transform.alpha = 0.02
     c.transform.threshold = 0.1
     c.transform.exclude = ()  # regexes on variable.path
-    c.transform.epsilon = 1e-7
+    c.transform.epsilon = 0.0  # the paper's G/||G||: eps > 0 caps the gain at 1/eps
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 1.0

@@ -87,6 +87,25 @@ def test_training_order_depends_on_seed_only_and_reshuffles_each_epoch():
     assert len(row_keys(epoch1)) == 40
 
 
+def test_digits_split_is_stratified_80_20():
+    spec = data.get_spec(dict(name="digits", batch_size=8))
+    assert spec.input_shape == (64,) and spec.train_examples + spec.eval_examples == 1797
+    assert abs(spec.eval_examples / 1797 - 0.2) < 0.01
+
+
+def test_training_iterator_position_survives_a_checkpoint(tmp_path):
+    config = dict(name="mnist5k", batch_size=10, limit=30)
+    iterator = iter(data.build_dataset(config, split="train", training=True, seed=2))
+    for _ in range(4):  # into the second epoch
+        next(iterator)
+    path = tf.train.Checkpoint(iterator=iterator).save(str(tmp_path / "ckpt"))
+    expected = [next(iterator)[0].numpy() for _ in range(3)]
+    resumed = iter(data.build_dataset(config, split="train", training=True, seed=2))
+    tf.train.Checkpoint(iterator=resumed).restore(path)
+    for want in expected:
+        np.testing.assert_array_equal(next(resumed)[0].numpy(), want)
+
+
 # -- sharding: every layout sees the single-device global batches ------------------------------
 
 
@@ -140,7 +159,9 @@ def test_eval_sharding_keeps_every_example_once():
 def test_distribute_feeds_mirrored_replicas_the_single_device_batch(mirrored_strategy):
     config = dict(name="synthetic", batch_size=8, train_examples=32, image_shape=(2,))
     expected = batches(data.build_dataset(config, split="train", training=True, seed=4), 3)
-    iterator = iter(data.distribute(mirrored_strategy, config, split="train", training=True, seed=4))
+    iterator = iter(
+        data.distribute(mirrored_strategy, config, split="train", training=True, seed=4)
+    )
     for step in range(3):
         x, y = next(iterator)
         local_x = mirrored_strategy.experimental_local_results(x)
@@ -315,7 +336,7 @@ def test_missing_tfds_dataset_fails_fast_offline(tmp_path):
     assert not list(tmp_path.rglob("*.tar"))
 
 
-def test_tfds_mnist_is_flat_unit_range():
+def test_tfds_mnist_is_flat_unit_range_and_imagenet_is_cropped_to_image_size():
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=6):
@@ -323,8 +344,15 @@ def test_tfds_mnist_is_flat_unit_range():
         spec = data.get_spec(config)
         assert (spec.input_shape, spec.num_classes, spec.train_examples) == ((784,), 10, 6)
         x, y = batches(data.build_dataset(config, split="train", training=True, seed=0), 1)[0]
+        imagenet = dict(name="imagenet2012", batch_size=2, image_size=24, limit=6)
+        spec = data.get_spec(imagenet)
+        assert (spec.input_shape, spec.num_classes, spec.eval_split) == ((24, 24, 3), 1000,
+                                                                         "validation")
+        shapes = {b[0].shape for training in (True, False) for b in batches(
+            data.build_dataset(imagenet, split="eval", training=training, seed=0), 2)}
     assert x.shape == (4, 784) and x.dtype == np.float32 and y.dtype == np.int32
     assert 0.0 <= x.min() and x.max() <= 1.0
+    assert shapes == {(2, 24, 24, 3)}
 
 
 def test_tfds_cifar10_augmentation_is_a_padded_crop_maybe_flipped():

@@ -76,7 +76,7 @@ def _values(model):
     return [v.numpy() for v in model.trainable_variables]
 
 
-def _check_against_reference(model, grads, *, norm, transform, mode, **settings):
+def _check_against_reference(model, grads, *, norm, transform, mode, ref_norm=None, **settings):
     variables = model.trainable_variables
     eps = settings.pop("eps", 1e-7)
     config = tf_bng.TransformConfig(
@@ -89,13 +89,14 @@ def _check_against_reference(model, grads, *, norm, transform, mode, **settings)
     blocks = ref.blocks_for(ref_mode, model, variables)
     assert ref.as_set(bt.partition(variables).blocks) == ref.as_set(blocks)
     dense = [ref.densify(g) for g in grads]
+    ref_norm = ref_norm or norm
     expected = ref.transform(
-        dense, _values(model), blocks, transform=transform, norm=norm, eps=eps, **settings
+        dense, _values(model), blocks, transform=transform, norm=ref_norm, eps=eps, **settings
     )
     for got, want, g in zip(out, expected, grads):
         assert isinstance(got, tf.IndexedSlices) == isinstance(g, tf.IndexedSlices)
         np.testing.assert_allclose(ref.densify(got), want, rtol=RTOL, atol=0)
-    expected_norms = [ref.block_norm(norm, [dense[i] for i in ix]) for ix in bt.partition(variables).blocks]
+    expected_norms = [ref.block_norm(ref_norm, [dense[i] for i in ix]) for ix in bt.partition(variables).blocks]
     np.testing.assert_allclose(norms.numpy(), expected_norms, rtol=1e-6)
 
 
@@ -124,6 +125,20 @@ def test_tape_gradients_with_repeated_embedding_rows_match_reference(
 def test_a_large_epsilon_enters_every_scale_as_n_plus_epsilon(float64_model, random_grads, norm, transform):
     _check_against_reference(
         float64_model, random_grads, norm=norm, transform=transform, mode="layer", eps=0.5, threshold=0.05
+    )
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_registered_custom_norm_transforms_like_its_reference(float64_model, tape_grads, transform):
+    tf_bng.register_norm("test_transforms_l4", lambda flat: tf.reduce_sum(flat**4) ** 0.25)
+    _check_against_reference(
+        float64_model,
+        tape_grads,
+        norm="test_transforms_l4",
+        ref_norm=lambda x: np.sum(x**4) ** 0.25,
+        transform=transform,
+        mode="layer",
+        threshold=TAPE_THRESHOLD,
     )
 
 

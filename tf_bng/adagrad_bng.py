@@ -79,7 +79,9 @@ class AdaGradBNG(keras.optimizers.Optimizer):
         norm_fn = self._transform._norm
         per_variable = {}
         for ix in part.blocks:
-            n = tf.cast(norm_fn([grads[i] for i in ix]), tf.float32)
+            # Kept in the gradients' precision: a float32 cast here would cap a
+            # float64 model at float32 accuracy.
+            n = norm_fn([grads[i] for i in ix])
             n = tf.where(n > 0, n, tf.ones_like(n))  # zero block: G = 0, no step
             for i in ix:
                 per_variable[self._var_key(variables[i])] = n

@@ -14,8 +14,9 @@ import urllib.request
 from typing import Any, Iterable, Optional, Sequence
 
 from tf_bng.data._config import get_option
+from tf_bng.data.spec import DataUnavailableError
 
-__all__ = ["default_data_dir", "data_dir_of", "find_directory", "fetch_archive"]
+__all__ = ["default_data_dir", "data_dir_of", "find_directory", "fetch_archive", "locate"]
 
 
 def default_data_dir() -> str:
@@ -53,3 +54,31 @@ def fetch_archive(url: str, destination: str, *, timeout: float = 60.0) -> None:
                     if os.path.commonpath([root, target]) != root:
                         raise ValueError(f"Unsafe path in archive {url}: {member.name}")
                 tar.extractall(destination)
+
+
+def locate(
+    config: Any,
+    *,
+    candidates: Sequence[str],
+    required: Sequence[str],
+    default_url: str,
+    advice: str,
+) -> str:
+    """The directory under ``data_dir`` holding ``required``; fetched if ``data.download``.
+
+    Raises :class:`DataUnavailableError` naming the places searched, followed
+    by ``advice`` (what to download and where to put it).
+    """
+    root = data_dir_of(config)
+    directory = find_directory(root, candidates, required)
+    if directory is None and get_option(config, "download", False):
+        fetch_archive(str(get_option(config, "url", default_url)), root)
+        directory = find_directory(root, candidates, required)
+    if directory is None:
+        searched = ", ".join(os.path.join(root, c) for c in candidates)
+        raise DataUnavailableError(
+            f"Looked for {', '.join(required)} in {searched}: not found. "
+            + advice.format(root=root)
+            + " Or set data.data_dir, or run with data.download=True."
+        )
+    return directory

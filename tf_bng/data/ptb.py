@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from tf_bng.data._config import get_option
-from tf_bng.data.files import data_dir_of, fetch_archive, find_directory
+from tf_bng.data.files import locate
 from tf_bng.data.source import array_source
-from tf_bng.data.spec import DataUnavailableError, DatasetSpec
+from tf_bng.data.spec import DatasetSpec
 from tf_bng.data.vocabulary import build_vocabulary, encode
 
 __all__ = ["PTB", "ARCHIVE_URL", "FILES"]
@@ -37,21 +37,16 @@ EOS, UNK = "<eos>", "<unk>"
 
 
 def _locate(config: Any) -> str:
-    root = data_dir_of(config)
-    directory = find_directory(root, _CANDIDATES, FILES.values())
-    if directory is None and get_option(config, "download", False):
-        fetch_archive(str(get_option(config, "url", ARCHIVE_URL)), root)
-        directory = find_directory(root, _CANDIDATES, FILES.values())
-    if directory is None:
-        raise DataUnavailableError(
-            f"Penn Treebank not found under {root!r} (looked for {', '.join(FILES.values())} in "
-            f"{', '.join(os.path.join(root, c) for c in _CANDIDATES)}). Download simple-examples.tgz "
-            f"from {ARCHIVE_URL} and extract it into {root!r} (giving "
-            f"{os.path.join(root, 'simple-examples', 'data', 'ptb.train.txt')}), or set "
-            "data.data_dir to a directory holding the three ptb.*.txt files, or run with "
-            "data.download=True."
-        )
-    return directory
+    return locate(
+        config,
+        candidates=_CANDIDATES,
+        required=tuple(FILES.values()),
+        default_url=ARCHIVE_URL,
+        advice=(
+            f"Penn Treebank: download simple-examples.tgz from {ARCHIVE_URL} and extract it "
+            "into {root} (giving {root}/simple-examples/data/ptb.train.txt)."
+        ),
+    )
 
 
 def _read_tokens(path: str) -> list[str]:

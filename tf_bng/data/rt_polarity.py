@@ -25,9 +25,9 @@ from typing import Any, Optional
 import numpy as np
 
 from tf_bng.data._config import get_option
-from tf_bng.data.files import data_dir_of, fetch_archive, find_directory
+from tf_bng.data.files import locate
 from tf_bng.data.source import array_source
-from tf_bng.data.spec import DataUnavailableError, DatasetSpec
+from tf_bng.data.spec import DatasetSpec
 from tf_bng.data.vocabulary import build_vocabulary, encode
 
 __all__ = ["RT_POLARITY", "ARCHIVE_URL", "clean_str", "MIN_LENGTH"]
@@ -53,19 +53,16 @@ def clean_str(text: str) -> str:
 
 
 def _locate(config: Any) -> str:
-    root = data_dir_of(config)
-    directory = find_directory(root, _CANDIDATES, FILES)
-    if directory is None and get_option(config, "download", False):
-        fetch_archive(str(get_option(config, "url", ARCHIVE_URL)), root)
-        directory = find_directory(root, _CANDIDATES, FILES)
-    if directory is None:
-        raise DataUnavailableError(
-            f"Rotten Tomatoes polarity data not found under {root!r} (looked for "
-            f"{' and '.join(FILES)} in {os.path.join(root, 'rt-polaritydata')} and {root}). "
-            f"Download rt-polaritydata.tar.gz from {ARCHIVE_URL} and extract it into {root!r}, "
-            "or set data.data_dir, or run with data.download=True."
-        )
-    return directory
+    return locate(
+        config,
+        candidates=_CANDIDATES,
+        required=FILES,
+        default_url=ARCHIVE_URL,
+        advice=(
+            "Rotten Tomatoes polarity data: download rt-polaritydata.tar.gz from "
+            f"{ARCHIVE_URL} and extract it into {{root}}."
+        ),
+    )
 
 
 def _read_sentences(path: str) -> list[list[str]]:

@@ -154,6 +154,7 @@ def _source(info: _Info) -> Source:
 
 
 def _mnist_preprocess(config: Any, training: bool):
+    del training  # no augmentation for MNIST
     flatten = bool(get_option(config, "flatten", True))
 
     def fn(image, label, seed):

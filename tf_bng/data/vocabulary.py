@@ -14,7 +14,8 @@ def build_vocabulary(tokens: Iterable[str], *, reserved: Sequence[str] = ()) -> 
     """``reserved`` words first (in order), then the others by count, ties alphabetically."""
     counts = collections.Counter(tokens)
     skip = set(reserved)
-    words = list(reserved) + sorted((w for w in counts if w not in skip), key=lambda w: (-counts[w], w))
+    others = sorted((w for w in counts if w not in skip), key=lambda w: (-counts[w], w))
+    words = list(reserved) + others
     return {word: index for index, word in enumerate(words)}
 
 

@@ -20,7 +20,13 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from tf_bng.models.layers import ZeroPadShortcut, batch_norm, conv, logits, weight_decay_regularizer
+from tf_bng.models.layers import (
+    ZeroPadShortcut,
+    batch_norm,
+    conv,
+    logits,
+    weight_decay_regularizer,
+)
 
 __all__ = ["cifar_resnet", "SHORTCUTS"]
 

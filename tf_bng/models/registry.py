@@ -69,7 +69,9 @@ def _kim_cnn(config: Any, spec: DatasetSpec) -> keras.Model:
         raise ValueError(f"kim_cnn needs a text dataset with a vocabulary; {spec.name} has none.")
     options = _options(
         config,
-        dict(embedding_dim=128, filter_widths=(3, 4, 5), num_filters=100, dropout=0.5, max_norm=3.0),
+        dict(
+            embedding_dim=128, filter_widths=(3, 4, 5), num_filters=100, dropout=0.5, max_norm=3.0
+        ),
     )
     options["filter_widths"] = tuple(options["filter_widths"])
     return kim_cnn(
