@@ -54,7 +54,9 @@ def densify(grad) -> np.ndarray | None:
     return np.asarray(grad, np.float64)
 
 
-def scale(transform: str, n: float, m: float, *, alpha: float, threshold: float, eps: float) -> float:
+def scale(
+    transform: str, n: float, m: float, *, alpha: float, threshold: float, eps: float
+) -> float:
     """The factor applied to every tensor of a block (issue 2, item 3)."""
     if transform == "none" or n == 0:
         return 1.0

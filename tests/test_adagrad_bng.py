@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 import tf_bng
-from test_train_step_distributed import initial_weights, make_data, max_abs_diff, train
+from test_train_step_distributed import (
+    initial_weights, make_data, max_abs_diff, textbook_train, train)
 
 ETA = 0.125  # exact in float32: Keras keeps the learning rate in a float32 variable
 DELTA = 1e-8
@@ -169,6 +170,8 @@ def test_rejects_non_positive_delta():
 
 
 def test_mirrored_matches_single_device(mirrored_strategy):
+    """Both ways in: TrainStep (already-summed gradients) and a plain custom loop
+    (per-replica gradients straight into ``apply``, which must sum them itself)."""
     weights, data = initial_weights(), make_data()
 
     def make_optimizer():
@@ -178,3 +181,8 @@ def test_mirrored_matches_single_device(mirrored_strategy):
     mirrored = train(mirrored_strategy, weights, make_optimizer, "none", data)
     assert max_abs_diff(weights, single.weights) > 1e-3
     assert max_abs_diff(mirrored.weights, single.weights) <= 2e-6
+
+    plain_single = textbook_train(tf.distribute.get_strategy(), weights, make_optimizer, data)
+    plain_mirrored = textbook_train(mirrored_strategy, weights, make_optimizer, data)
+    assert max_abs_diff(plain_single, single.weights) <= 2e-6
+    assert max_abs_diff(plain_mirrored, single.weights) <= 2e-6

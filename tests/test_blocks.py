@@ -16,7 +16,9 @@ APPLICATIONS = {
     "mobilenet_v2": lambda: keras.applications.MobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10
     ),
-    "resnet50": lambda: keras.applications.ResNet50(input_shape=(32, 32, 3), weights=None, classes=10),
+    "resnet50": lambda: keras.applications.ResNet50(
+        input_shape=(32, 32, 3), weights=None, classes=10
+    ),
 }
 
 
@@ -70,7 +72,8 @@ class GatedDense(keras.layers.Layer):
 
 def test_nested_sequential_and_custom_layer_get_one_block_per_innermost_layer():
     inputs = keras.Input((5,))
-    x = keras.Sequential([keras.layers.Dense(4), keras.layers.BatchNormalization()], name="stem")(inputs)
+    stem = keras.Sequential([keras.layers.Dense(4), keras.layers.BatchNormalization()], name="stem")
+    x = stem(inputs)
     x = GatedDense(3, name="gated")(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
     _assert_layer_partition_is_the_reference(model)
@@ -126,7 +129,8 @@ def test_none_gradients_and_exclusions_leave_the_other_blocks_intact(application
     excluded = [i for i, v in enumerate(variables) if v.path.endswith("/gamma") and i not in skip]
     assert list(part.excluded) == excluded and excluded
     drop = set(skip) | set(excluded)
-    assert ref.as_set(part.blocks) == ref.as_set(ref.blocks_for("layer", application, variables, drop))
+    expected = ref.blocks_for("layer", application, variables, drop)
+    assert ref.as_set(part.blocks) == ref.as_set(expected)
 
 
 def test_callable_blocks_group_by_the_returned_key(application):

@@ -75,7 +75,8 @@ def test_float16_gradients_transform_to_finite_float16(transform):
     assert np.all(np.isfinite(out[0].numpy()))
     assert norms.dtype == tf.float32
     np.testing.assert_allclose(norms.numpy(), [300.0 * np.sqrt(10)], rtol=1e-6)
-    expected = ref.transform([np.full((10,), 300.0)], [np.full((10,), 2.0)], [[0]], transform=transform)
+    values = [np.full((10,), 2.0)]
+    expected = ref.transform([np.full((10,), 300.0)], values, [[0]], transform=transform)
     np.testing.assert_allclose(out[0].numpy().astype(np.float64), expected[0], rtol=1e-3)
 
 

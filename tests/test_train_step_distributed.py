@@ -66,24 +66,32 @@ class Run:
     step: tf_bng.TrainStep
 
 
-def build_step(strategy, weights, make_optimizer, transform, *, model_fn=make_model, loss="mse"):
+def build_model(strategy, weights, make_optimizer, model_fn=make_model):
+    """A model (with ``weights``) and its built optimizer, created under ``strategy``."""
     with strategy.scope():
         model = model_fn()
         model.set_weights(weights)
         optimizer = make_optimizer()
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def build_step(strategy, weights, make_optimizer, transform, *, model_fn=make_model, loss="mse",
+               global_batch_size=GLOBAL_BATCH):
+    model, optimizer = build_model(strategy, weights, make_optimizer, model_fn)
     return tf_bng.TrainStep(
         model=model,
         loss=loss,
         optimizer=optimizer,
         transform=transform,
-        global_batch_size=GLOBAL_BATCH,
+        global_batch_size=global_batch_size,
         strategy=strategy,
     )
 
 
-def distributed_batches(strategy, data):
+def distributed_batches(strategy, data, global_batch_size=GLOBAL_BATCH):
     """The global batches of ``data``, split across the replicas by tf.distribute."""
-    dataset = tf.data.Dataset.from_tensor_slices(data).batch(GLOBAL_BATCH)
+    dataset = tf.data.Dataset.from_tensor_slices(data).batch(global_batch_size)
     return strategy.experimental_distribute_dataset(dataset)
 
 
@@ -91,11 +99,35 @@ def train(strategy, weights, make_optimizer, transform, data, **step_kwargs) -> 
     """One TrainStep.step per global batch of ``data``."""
     step = build_step(strategy, weights, make_optimizer, transform, **step_kwargs)
     losses, norms = [], []
-    for batch in distributed_batches(strategy, data):
+    batches = distributed_batches(strategy, data, step.global_batch_size)
+    for batch in batches:
         loss, block_norms = step.step(batch)
         losses.append(float(loss))
         norms.append(block_norms.numpy())
     return Run(step.model.get_weights(), losses, norms, step.model, step)
+
+
+def textbook_train(strategy, weights, make_optimizer, data, *, model_fn=make_model,
+                   loss_fn=keras.losses.mean_squared_error, global_batch_size=GLOBAL_BATCH):
+    """The tf.distribute tutorial's custom loop: per-replica gradients straight into apply().
+
+    Returns the final weights. This is what TrainStep replaces: Keras clips each
+    replica's gradient (clipnorm/global_clipnorm) before it sums them.
+    """
+    model, optimizer = build_model(strategy, weights, make_optimizer, model_fn)
+
+    def replica_fn(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.nn.compute_average_loss(loss_fn(y, model(x)),
+                                              global_batch_size=global_batch_size)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+
+    step = tf.function(lambda batch: strategy.run(replica_fn, args=batch))
+    for batch in distributed_batches(strategy, data, global_batch_size):
+        step(batch)
+    return model.get_weights()
 
 
 def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
@@ -204,62 +236,45 @@ def test_keras_sums_gradients_inside_apply(mirrored_strategy):
 
 
 class LinearProbe(keras.Model):
-    """pred = x . w with w in R^2 starting at 0: the mean loss's gradient is the mean of x."""
+    """pred = x . w with w in R^2: the mean loss's gradient is the mean of x."""
 
     def __init__(self):
         super().__init__()
         self.w = self.add_weight(shape=(2, 1), initializer="zeros", name="w")
+        self.build((None, 2))
 
     def call(self, x):
         return tf.matmul(x, self.w)
 
 
-def _probe_data():
-    # Replica 0 gets [6, 0], replica 1 gets [0, 8]: per-replica grads [3, 0] and [0, 4].
-    return np.array([[6.0, 0.0], [0.0, 8.0]], np.float32), np.zeros([2, 1], np.float32)
-
-
-def _keras_clip_step(strategy, global_clipnorm):
-    """The textbook custom loop: per-replica gradient straight into Keras's clipping optimizer."""
-    with strategy.scope():
-        model = LinearProbe()
-        model.build((None, 2))
-        optimizer = keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=global_clipnorm)
-        optimizer.build(model.trainable_variables)
-
-    def replica_fn(batch):
-        with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(identity_loss(None, model(batch[0]))[:, 0],
-                                              global_batch_size=2)
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-
-    batch = next(iter(strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensor_slices(_probe_data()).batch(2))))
-    tf.function(lambda b: strategy.run(replica_fn, args=(b,)))(batch)
-    return model.w.numpy().ravel()
+def probe_loss(y_true, y_pred):
+    """Per-example loss = prediction, so the gradient of example k is x_k."""
+    return identity_loss(y_true, y_pred)[:, 0]
 
 
 def test_keras_global_clipnorm_is_wrong_under_replicas_and_the_step_is_right(mirrored_strategy):
-    x, _ = _probe_data()
+    # Replica 0 gets [6, 0], replica 1 gets [0, 8]: per-replica grads [3, 0] and [0, 4].
+    x = np.array([[6.0, 0.0], [0.0, 8.0]], np.float32)
+    data, start = (x, np.zeros([2, 1], np.float32)), [np.zeros([2, 1], np.float32)]
     gradient = x.astype(np.float64).mean(axis=0)  # [3, 4], norm 5
     correct = -gradient * min(1.0, 1.0 / np.linalg.norm(gradient))  # [-0.6, -0.8]
 
-    np.testing.assert_allclose(_keras_clip_step(tf.distribute.get_strategy(), 1.0), correct, rtol=1e-6)
-    keras_mirrored = _keras_clip_step(mirrored_strategy, 1.0)
+    def keras_clipping():
+        return keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=1.0)
+
+    probe = dict(model_fn=LinearProbe, global_batch_size=2)
+    one_device = textbook_train(tf.distribute.get_strategy(), start, keras_clipping, data,
+                                loss_fn=probe_loss, **probe)
+    np.testing.assert_allclose(one_device[0].ravel(), correct, rtol=1e-6)
+    keras_mirrored = textbook_train(mirrored_strategy, start, keras_clipping, data,
+                                    loss_fn=probe_loss, **probe)[0].ravel()
     np.testing.assert_allclose(keras_mirrored, [-1.0, -1.0], rtol=1e-6)  # clipped per replica
     assert np.max(np.abs(keras_mirrored - correct)) > 0.1
 
-    with mirrored_strategy.scope():
-        model = LinearProbe()
-        model.build((None, 2))
-        optimizer = keras.optimizers.SGD(learning_rate=1.0)
-    step = tf_bng.TrainStep(model=model, loss=identity_loss, optimizer=optimizer,
-                            transform=tf_bng.TransformConfig(transform="global_clip", threshold=1.0),
-                            global_batch_size=2, strategy=mirrored_strategy)
-    batch = next(iter(mirrored_strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensor_slices(_probe_data()).batch(2))))
-    step.step(batch)
-    np.testing.assert_allclose(model.w.numpy().ravel(), correct, rtol=1e-6)
+    run = train(mirrored_strategy, start, lambda: keras.optimizers.SGD(learning_rate=1.0),
+                tf_bng.TransformConfig(transform="global_clip", threshold=1.0), data,
+                loss=identity_loss, **probe)
+    np.testing.assert_allclose(run.weights[0].ravel(), correct, rtol=1e-6)
 
 
 # -- TrainStep argument checks and the multi-step loop ---------------------------------------
@@ -296,15 +311,14 @@ def test_rejects_unbuilt_model():
                          global_batch_size=GLOBAL_BATCH)
 
 
-@pytest.mark.parametrize("use_mirrored", [False, True], ids=["default", "mirrored"])
-def test_loop_equals_repeated_step(mirrored_strategy, use_mirrored):
-    strategy = mirrored_strategy if use_mirrored else tf.distribute.get_strategy()
+def test_loop_equals_repeated_step(mirrored_strategy):
+    """``loop(iterator, n)`` (one tf.function for n steps) == n calls of ``step``."""
     weights, data = initial_weights(), make_data()
     make_optimizer = OPTIMIZERS["adam"]
-    stepped = train(strategy, weights, make_optimizer, "ng", data)
+    stepped = train(mirrored_strategy, weights, make_optimizer, "ng", data)
 
-    looped = build_step(strategy, weights, make_optimizer, "ng")
-    loss, norms = looped.loop(iter(distributed_batches(strategy, data)), tf.constant(STEPS))
+    looped = build_step(mirrored_strategy, weights, make_optimizer, "ng")
+    loss, norms = looped.loop(iter(distributed_batches(mirrored_strategy, data)), tf.constant(STEPS))
     assert int(looped.optimizer.iterations.numpy()) == STEPS
     assert max_abs_diff(looped.model.get_weights(), stepped.weights) <= 1e-6
     np.testing.assert_allclose(float(loss), stepped.losses[-1], rtol=1e-5)

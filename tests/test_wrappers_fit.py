@@ -75,6 +75,8 @@ def inner_lr_per_epoch():
     seen = []
 
     class Record(keras.callbacks.Callback):
+        """Reads the learning rate where the optimizer steps: the inner optimizer."""
+
         def on_epoch_end(self, epoch, logs=None):
             seen.append(float(self.model.optimizer.inner_optimizer.learning_rate))
 

@@ -36,6 +36,7 @@ def one_epoch_update(policy, make_optimizer):
     return [w - a for w, a in zip(weights_of(model), w0)], model.optimizer
 
 
+@pytest.mark.usefixtures("restore_policy")
 @pytest.mark.parametrize(
     "make_optimizer",
     [
@@ -44,7 +45,7 @@ def one_epoch_update(policy, make_optimizer):
     ],
     ids=["normalized", "clipped-not-active"],
 )
-def test_mixed_float16_update_matches_float32(restore_policy, make_optimizer):
+def test_mixed_float16_update_matches_float32(make_optimizer):
     update32, opt32 = one_epoch_update("float32", make_optimizer)
     update16, opt16 = one_epoch_update("mixed_float16", make_optimizer)
     assert not isinstance(opt32, keras.optimizers.LossScaleOptimizer)

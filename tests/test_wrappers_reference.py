@@ -22,7 +22,7 @@ BLOCK_INDICES = {
 }
 
 
-def reference_grads(kind, grads, weights, blocks, norm, clipnorm=1.0):
+def reference_grads(kind, grads, weights, blocks, norm, *, clipnorm=1.0):
     return ref.transform(
         grads, weights, BLOCK_INDICES[blocks], transform=kind, norm=norm, threshold=clipnorm
     )

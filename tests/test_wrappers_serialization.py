@@ -11,7 +11,6 @@ import pytest
 import tensorflow as tf
 from test_wrappers_support import max_abs_diff, seed_classification_data, seed_mlp, weights_of
 
-import tf_bng  # noqa: F401  (registers the serializable classes, as a user's import would)
 from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
 
 CUSTOM_NORM = "wrappers_test_serialization_rms"

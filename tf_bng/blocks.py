@@ -4,6 +4,11 @@ The paper normalizes per layer (kernel, bias, gamma, beta... of one layer form
 one block); the keras seed per tensor. Both, one global block, and any user
 grouping are a :class:`Partition` of variable indices, computed once in Python
 at trace time so the compiled step carries no grouping logic.
+
+Keras does not scope a nested functional model's variable paths, so two
+backbones with the same layer names yield equal paths ("Conv1/kernel" twice).
+"layer" and "variable" still give such layers separate blocks (named
+"Conv1", "Conv1.2", ...): see ``_group``.
 """
 
 from __future__ import annotations

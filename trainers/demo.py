@@ -54,7 +54,8 @@ def plot_curves(curves: dict, path: str, title: str) -> None:
         for name, by_split in curves.items():
             points = by_split[split]
             ax.plot([p[0] for p in points], [p[1] for p in points], label=name,
-                    linestyle="-" if "NG" in name else "--")
+                    color="tab:blue" if name.startswith("Adam") else "tab:red",
+                    linestyle="-" if name.endswith("+NG") else "--")
         ax.set_xlabel("epoch")
         ax.set_title(label)
         ax.grid(alpha=0.3)

@@ -20,6 +20,7 @@ __all__ = [
     "PRECISIONS",
     "configure_virtual_cpus",
     "make_strategy",
+    "mirrored_strategy",
     "precision_policy",
     "precision_scope",
     "set_determinism",
@@ -67,6 +68,25 @@ def _local_devices() -> list[str]:
     return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
 
 
+_GROUP_KEYS_PER_STRATEGY = 100_000
+
+
+def mirrored_strategy(devices: Optional[list[str]] = None) -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy with collective group keys no earlier strategy of this process used.
+
+    Every MirroredStrategy numbers its collective ops from the same group and
+    instance keys, and TensorFlow caches each key's tensor shape for the life
+    of the process: a second strategy in one process (tests, sweeps, a
+    notebook) whose first all-reduce has another shape fails with "Shape
+    mismatch in the collective instance 100". TF's own tests avoid this by
+    moving ``_collective_key_base``; so do we.
+    """
+    cls = tf.distribute.MirroredStrategy
+    if hasattr(cls, "_collective_key_base"):
+        cls._collective_key_base += _GROUP_KEYS_PER_STRATEGY
+    return cls(devices or _local_devices())
+
+
 def make_strategy(runtime: Any) -> tf.distribute.Strategy:
     """The strategy named by ``runtime.strategy``.
 
@@ -82,7 +102,7 @@ def make_strategy(runtime: Any) -> tf.distribute.Strategy:
         return tf.distribute.OneDeviceStrategy(_local_devices()[0])
     if name == "mirrored":
         # Without a GPU, MirroredStrategy() would use only /cpu:0: list them all.
-        return tf.distribute.MirroredStrategy(_local_devices())
+        return mirrored_strategy(_local_devices())
     if name == "multi_worker":
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.RING,

@@ -209,11 +209,11 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
 
-    def build(self, var_list):
-        if self.built:
+    def build(self, variables):
+        if self.built:  # load_model's compile_from_config builds, then fit may try again
             return
-        self.inner_optimizer.build(var_list)
-        super().build(var_list)
+        self.inner_optimizer.build(variables)
+        super().build(variables)
 
     # ---- the update -------------------------------------------------------------
     def apply(self, grads, trainable_variables=None):
