@@ -22,5 +22,11 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def mirrored_strategy():
-    """MirroredStrategy over the two logical CPUs."""
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    """MirroredStrategy over the two logical CPUs, with collective keys of its own.
+
+    Plain MirroredStrategy objects in one process reuse TF's all-reduce keys and
+    break each other ("Shape mismatch in the collective instance 100").
+    """
+    from tf_bng.training.runtime import mirrored_strategy as fresh_mirrored_strategy
+
+    return fresh_mirrored_strategy(["/cpu:0", "/cpu:1"])

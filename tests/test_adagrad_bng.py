@@ -90,10 +90,10 @@ def reference_problem():
 
 
 BLOCKINGS = {
-    "layer": (dict(blocks="layer"), lambda name: name.split("/")[0], ()),
-    "variable": (dict(blocks="variable"), lambda name: name, ()),
+    "layer": ({"blocks": "layer"}, lambda name: name.split("/")[0], ()),
+    "variable": ({"blocks": "variable"}, lambda name: name, ()),
     "layer_exclude_out_bias": (
-        dict(blocks="layer", exclude=("out/bias",)),
+        {"blocks": "layer", "exclude": ("out/bias",)},
         lambda name: name.split("/")[0],
         ("out/bias",),
     ),

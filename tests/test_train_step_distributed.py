@@ -5,8 +5,8 @@ per replica by design, so a BN model is *not* expected to match a single device.
 has Conv2D and Dense layers with l2 kernel regularizers, which exercises
 ``tf.nn.scale_regularization_loss``.
 
-Helpers here (``make_model``, ``train``, ...) are also used by the other
-distributed tests (base optimizers, AdaGradBNG).
+Helpers here (``make_model``, ``train``, ``textbook_train``, ...) are also used by
+test_adagrad_bng.py.
 """
 
 from __future__ import annotations
@@ -26,32 +26,30 @@ STEPS = 5
 CLIP_THRESHOLD = 0.05  # well below the block norms of this problem: clipping is active
 
 
-def make_model(dtype: str = "float32") -> keras.Model:
+def make_model() -> keras.Model:
     """A small Conv + Dense regressor with l2-regularized kernels (no BN: see module doc)."""
     reg = keras.regularizers.L2(1e-2)
     return keras.Sequential(
         [
-            keras.Input((6, 6, 1), dtype=dtype),
-            keras.layers.Conv2D(2, 3, activation="tanh", kernel_regularizer=reg, dtype=dtype,
-                                name="conv"),
-            keras.layers.Flatten(dtype=dtype),
-            keras.layers.Dense(4, activation="tanh", kernel_regularizer=reg, dtype=dtype,
-                               name="hidden"),
-            keras.layers.Dense(1, dtype=dtype, name="out"),
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(2, 3, activation="tanh", kernel_regularizer=reg, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, activation="tanh", kernel_regularizer=reg, name="hidden"),
+            keras.layers.Dense(1, name="out"),
         ],
         name="net",
     )
 
 
-def initial_weights(dtype: str = "float32") -> list[np.ndarray]:
+def initial_weights() -> list[np.ndarray]:
     keras.utils.set_random_seed(1)
-    return make_model(dtype).get_weights()
+    return make_model().get_weights()
 
 
-def make_data(num_examples: int = GLOBAL_BATCH * STEPS, dtype=np.float32):
+def make_data(num_examples: int = GLOBAL_BATCH * STEPS):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(num_examples, 6, 6, 1)).astype(dtype)
-    y = (x.reshape(num_examples, -1).sum(axis=1, keepdims=True) / 6.0).astype(dtype)
+    x = rng.normal(size=(num_examples, 6, 6, 1)).astype(np.float32)
+    y = (x.reshape(num_examples, -1).sum(axis=1, keepdims=True) / 6.0).astype(np.float32)
     return x, y
 
 
@@ -135,6 +133,12 @@ def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     return max(float(np.max(np.abs(np.asarray(x, np.float64) - y))) for x, y in zip(a, b))
 
 
+def replica_inputs(strategy, data) -> list[np.ndarray]:
+    """The x that each replica receives from the first distributed batch of ``data``."""
+    batch = next(iter(distributed_batches(strategy, data)))
+    return [t.numpy() for t in strategy.experimental_local_results(batch[0])]
+
+
 def replica_copies_agree(model: keras.Model, strategy) -> float:
     """Largest difference between the replicas' copies of any mirrored variable."""
     worst = 0.0
@@ -165,6 +169,8 @@ def test_mirrored_matches_single_device(mirrored_strategy, transform_name, optim
     single = train(tf.distribute.get_strategy(), weights, make_optimizer, transform, data)
     mirrored = train(mirrored_strategy, weights, make_optimizer, transform, data)
 
+    first_half, second_half = replica_inputs(mirrored_strategy, data)
+    assert not np.array_equal(first_half, second_half), "replicas must see different data"
     assert max_abs_diff(weights, single.weights) > 1e-3, "the run must actually train"
     assert max_abs_diff(mirrored.weights, single.weights) <= 2e-6
     assert replica_copies_agree(mirrored.model, mirrored_strategy) == 0.0
@@ -200,11 +206,11 @@ def test_block_norms_are_the_global_gradient_norms():
 def test_replicas_see_different_halves_of_the_batch(mirrored_strategy):
     weights, data = initial_weights(), make_data(GLOBAL_BATCH)
     step = build_step(mirrored_strategy, weights, keras.optimizers.SGD, "none")
-    batch = next(iter(distributed_batches(mirrored_strategy, data)))
-    x_halves = [t.numpy() for t in mirrored_strategy.experimental_local_results(batch[0])]
+    x_halves = replica_inputs(mirrored_strategy, data)
     assert [len(h) for h in x_halves] == [GLOBAL_BATCH // 2] * 2
     np.testing.assert_array_equal(np.concatenate(x_halves), data[0])
 
+    batch = next(iter(distributed_batches(mirrored_strategy, data)))
     per_replica_loss = mirrored_strategy.run(
         lambda b: step.compute_loss(b[0], b[1], None, training=False)[0], args=(batch,)
     )
@@ -262,7 +268,7 @@ def test_keras_global_clipnorm_is_wrong_under_replicas_and_the_step_is_right(mir
     def keras_clipping():
         return keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=1.0)
 
-    probe = dict(model_fn=LinearProbe, global_batch_size=2)
+    probe = {"model_fn": LinearProbe, "global_batch_size": 2}
     one_device = textbook_train(tf.distribute.get_strategy(), start, keras_clipping, data,
                                 loss_fn=probe_loss, **probe)
     np.testing.assert_allclose(one_device[0].ravel(), correct, rtol=1e-6)
@@ -318,7 +324,8 @@ def test_loop_equals_repeated_step(mirrored_strategy):
     stepped = train(mirrored_strategy, weights, make_optimizer, "ng", data)
 
     looped = build_step(mirrored_strategy, weights, make_optimizer, "ng")
-    loss, norms = looped.loop(iter(distributed_batches(mirrored_strategy, data)), tf.constant(STEPS))
+    batches = iter(distributed_batches(mirrored_strategy, data))
+    loss, norms = looped.loop(batches, tf.constant(STEPS))
     assert int(looped.optimizer.iterations.numpy()) == STEPS
     assert max_abs_diff(looped.model.get_weights(), stepped.weights) <= 1e-6
     np.testing.assert_allclose(float(loss), stepped.losses[-1], rtol=1e-5)

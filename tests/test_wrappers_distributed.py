@@ -9,6 +9,8 @@ would halve every step and the equality tests would fail.
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 import pytest
@@ -18,6 +20,19 @@ from test_wrappers_support import max_abs_diff, weights_of
 from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
 
 BATCH = 16  # 8 examples per replica
+_KEY_BASES = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def unique_collective_keys():
+    """Give each MirroredStrategy of this module its own collective group key.
+
+    Every MirroredStrategy in a process starts at group key 1 and instance key
+    100; TensorFlow caches a collective's shape by those keys, so a strategy
+    that reuses them for other shapes fails ("Shape mismatch in the collective
+    instance 100"). Runs before the conftest's strategy fixture is built.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base = 10_000 + 1_000 * next(_KEY_BASES)
 
 
 def replica_skewed_data(n=64, seed=0):

@@ -63,6 +63,10 @@ class Trainer:
         runtime.configure_virtual_cpus(int(rt.virtual_cpus))
         self.strategy = runtime.make_strategy(rt)
         self.is_chief = runtime.is_chief(self.strategy)
+        logging.info(
+            "Strategy %s: %d replicas in sync%s.", type(self.strategy).__name__,
+            self.strategy.num_replicas_in_sync, "" if self.is_chief else " (not the chief)",
+        )
         self.seed = int(config.train.seed)
         runtime.set_determinism(self.seed, bool(rt.deterministic))
 
@@ -114,7 +118,15 @@ class Trainer:
             loss_scale=self.loss_scale,
         )
         self.eval_step = EvalStep(self.train_step, task=self.spec.task)
-        trackables = dict(model=self.model, optimizer=self.optimizer, step=self.step_counter)
+        trackables = dict(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.step_counter,
+            # The model's object graph misses the dropout layers' SeedGenerator
+            # states (plain Python objects); listing every model variable saves
+            # them too, so a resumed run draws the same dropout masks.
+            model_variables=list(self.model.variables),
+        )
         if self.loss_scale is not None:
             trackables["loss_scale"] = self.loss_scale
         self.checkpointer = Checkpointer(

@@ -32,16 +32,18 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 
-def configure_virtual_cpus(count: int) -> int:
+def configure_virtual_cpus(count: int) -> Optional[int]:
     """Split the first physical CPU into ``count`` logical devices (``count`` <= 1: no change).
 
-    Returns the number of logical CPUs afterwards. Once TensorFlow has created
-    its devices the split can no longer change; then an existing split with
-    at least ``count`` devices is accepted as is (a test process configures it
+    Returns the number of logical CPUs, or None when nothing was asked (the
+    call then touches no device state: a multi-worker strategy must still be
+    created before TensorFlow initializes). Once TensorFlow has created its
+    devices the split can no longer change; then an existing split with at
+    least ``count`` devices is accepted as is (a test process configures it
     at import time), and a smaller one is an error.
     """
     if count <= 1:
-        return len(tf.config.list_logical_devices("CPU"))
+        return None
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu) or []
     if len(current) != count:
@@ -49,6 +51,7 @@ def configure_virtual_cpus(count: int) -> int:
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
             )
+            return count
         except RuntimeError:
             pass  # devices already initialized: check below what we have
     have = len(tf.config.list_logical_devices("CPU"))
