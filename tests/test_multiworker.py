@@ -66,7 +66,7 @@ def test_two_workers_train_together_and_match_one_process(tmp_path):
                 w.wait()
     for index, (worker, log) in enumerate(zip(workers, logs)):
         assert worker.returncode == 0, f"worker {index} failed:\n{log[-3000:]}"
-        assert "Strategy MultiWorkerMirroredStrategy: 2 replicas in sync" in log
+        assert "Strategy CollectiveAllReduceStrategy: 2 replicas in sync" in log
 
     single_dir = str(tmp_path / "one_process")
     Trainer(tiny_mnist_config(), single_dir).run()

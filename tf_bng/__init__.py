@@ -5,6 +5,7 @@ from tf_bng.blocks import BLOCK_MODES, Partition, partition_variables
 from tf_bng.transforms import TRANSFORMS, BlockTransform, TransformConfig, transform_gradients
 from tf_bng.train_step import TrainStep, make_train_step
 from tf_bng.adagrad_bng import AdaGradBNG
+from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
 
 __all__ = [
     "available_norms",
@@ -20,6 +21,9 @@ __all__ = [
     "TrainStep",
     "make_train_step",
     "AdaGradBNG",
+    "NormalizedOptimizer",
+    "ClippedOptimizer",
+    "AdaptiveNormalizedOptimizer",
 ]
 
 __version__ = "0.1.0"

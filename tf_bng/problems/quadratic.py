@@ -9,6 +9,7 @@ The optimum is closed-form: ``w* = Q^-1 b`` and ``f* = -0.5 b^T Q^-1 b``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import keras
 import numpy as np
@@ -31,7 +32,7 @@ class QuadraticProblem:
         w = np.asarray(w, np.float64).reshape(-1, 1)
         return float((0.5 * w.T @ self.Q @ w - self.b.T @ w).item())
 
-    @property
+    @functools.cached_property
     def optimum(self) -> float:
         return float((-0.5 * self.b.T @ np.linalg.solve(self.Q, self.b)).item())
 
