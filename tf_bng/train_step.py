@@ -146,9 +146,6 @@ class TrainStep:
         self._apply(grads)
         return loss, norms
 
-    def _scaled_replica_step(self, batch):
-        return self._global_gradients(batch)
-
     # -- compiled entry points ----------------------------------------------
     def _reduce(self, loss, norms):
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
@@ -166,7 +163,7 @@ class TrainStep:
         return loss, norms
 
     def _loss_scaled_step(self, batch):
-        loss, norms, grads, finite = self.strategy.run(self._scaled_replica_step, args=(batch,))
+        loss, norms, grads, finite = self.strategy.run(self._global_gradients, args=(batch,))
         # Every replica saw the same all-reduced gradient: its flag is everyone's.
         finite = self.strategy.experimental_local_results(finite)[0]
         tf.cond(finite, lambda: self.strategy.run(self._apply, args=(grads,)), lambda: None)
