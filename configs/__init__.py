@@ -1,0 +1,6 @@
+"""Experiment configs: one ``get_config(arg=None)`` per file, shared schema in :mod:`configs.base`.
+
+quadratic, mnist_mlp, deep_mlp, cifar_resnet, imagenet_resnet34, ptb_lstm,
+sentiment_cnn. Run one with
+``python -m trainers.train --config=configs/<name>.py[:key=value,...] --workdir=DIR``.
+"""

@@ -274,9 +274,7 @@ def _loss_scaled_run(strategy, weights, x, loss_scale: bool):
     return model, optimizer, scale
 
 
-def test_loss_scaled_step_equals_plain_step_and_skips_non_finite():
-    mirrored_strategy = runtime.mirrored_strategy()
-    assert mirrored_strategy.num_replicas_in_sync == 2
+def test_loss_scaled_step_equals_plain_step_and_skips_non_finite(mirrored_strategy):
     keras.utils.set_random_seed(0)
     weights = _regressor().get_weights()
     x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)

@@ -14,7 +14,7 @@ apply only when the global gradient is finite (``optimizer.apply`` calls
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf

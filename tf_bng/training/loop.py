@@ -79,38 +79,13 @@ class Trainer:
         self.eval_every = int(train.eval_every) or self.steps_per_epoch
         self.checkpoint_every = int(train.checkpoint_every) or self.steps_per_epoch
 
-        transform = config_checks.transform_config(config.transform)
         with self.strategy.scope():
-            with runtime.precision_scope(rt.mixed_precision):
-                self.model = models_lib.build_model(config.model, spec=self.spec)
-            learning_rate = optimizers.build_schedule(
-                config.schedule,
-                config.optimizer.learning_rate,
-                steps_per_epoch=self.steps_per_epoch,
-                total_steps=self.total_steps,
-            )
-            self.optimizer = optimizers.build_optimizer(
-                config.optimizer, learning_rate=learning_rate, transform=config.transform
-            )
-            self.loss_scale = None
-            if rt.mixed_precision == "mixed_float16":
-                self.loss_scale = DynamicLossScale(
-                    initial_scale=float(rt.loss_scale_initial),
-                    growth_interval=int(rt.loss_scale_growth_interval),
-                )
-            self.step_counter = tf.Variable(
-                0, dtype=tf.int64, trainable=False, name="global_step",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
-            self.train_metrics = []
-            if self.spec.task in ("classification", "language_model"):
-                self.train_metrics.append(keras.metrics.SparseCategoricalAccuracy("accuracy"))
-
+            self._build_model_and_optimizer()
         self.train_step = TrainStep(
             model=self.model,
             loss=models_lib.default_loss(self.spec),
             optimizer=self.optimizer,
-            transform=transform,
+            transform=config_checks.transform_config(config.transform),
             global_batch_size=batch,
             strategy=self.strategy,
             metrics=self.train_metrics,
@@ -118,6 +93,39 @@ class Trainer:
             loss_scale=self.loss_scale,
         )
         self.eval_step = EvalStep(self.train_step, task=self.spec.task)
+        self.checkpointer = self._make_checkpointer()
+        self.log = MetricsLog(workdir, enabled=self.is_chief, block_names=self.train_step.block_names)
+        self._eval_dataset = None
+
+    def _build_model_and_optimizer(self) -> None:
+        """Everything that holds variables; called inside ``strategy.scope()``."""
+        config, rt = self.config, self.config.runtime
+        with runtime.precision_scope(rt.mixed_precision):
+            self.model = models_lib.build_model(config.model, spec=self.spec)
+        learning_rate = optimizers.build_schedule(
+            config.schedule,
+            config.optimizer.learning_rate,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
+        )
+        self.optimizer = optimizers.build_optimizer(
+            config.optimizer, learning_rate=learning_rate, transform=config.transform
+        )
+        self.loss_scale = None
+        if rt.mixed_precision == "mixed_float16":
+            self.loss_scale = DynamicLossScale(
+                initial_scale=float(rt.loss_scale_initial),
+                growth_interval=int(rt.loss_scale_growth_interval),
+            )
+        self.step_counter = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="global_step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        self.train_metrics = []
+        if self.spec.task in ("classification", "language_model"):
+            self.train_metrics.append(keras.metrics.SparseCategoricalAccuracy("accuracy"))
+
+    def _make_checkpointer(self) -> Checkpointer:
         trackables = dict(
             model=self.model,
             optimizer=self.optimizer,
@@ -129,11 +137,9 @@ class Trainer:
         )
         if self.loss_scale is not None:
             trackables["loss_scale"] = self.loss_scale
-        self.checkpointer = Checkpointer(
-            os.path.join(workdir, "checkpoints"), strategy=self.strategy, **trackables
+        return Checkpointer(
+            os.path.join(self.workdir, "checkpoints"), strategy=self.strategy, **trackables
         )
-        self.log = MetricsLog(workdir, enabled=self.is_chief, block_names=self.train_step.block_names)
-        self._eval_dataset = None
 
     # -- events ---------------------------------------------------------------
     @property
