@@ -27,7 +27,12 @@ TEST_FRACTION = 0.2
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple:
-    """Indices ``(train, test)``: ``round(test_fraction * n_c)`` test examples of each class."""
+    """Indices ``(train, test)``: ``round(test_fraction * n_c)`` test examples of each class.
+
+    Each split comes back in a seeded random order, not sorted: the source
+    arrays are sorted by class, so any prefix (``data.limit``) of a sorted
+    split would hold only the first digits.
+    """
     rng = np.random.default_rng(seed)
     train, test = [], []
     for label in np.unique(labels):
@@ -35,7 +40,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         n_test = int(round(test_fraction * len(members)))
         test.append(members[:n_test])
         train.append(members[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 @functools.lru_cache(maxsize=None)
