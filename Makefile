@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install report bench clean
+.PHONY: test demo install report report-quick bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,6 +17,19 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m trainers.demo
+
+report: $(STAMP)
+	$(PY) -m trainers.report --out=docs/results
+
+report-quick: $(STAMP)
+	$(PY) -m trainers.report --out=/tmp/tf_bng_report_quick --quick
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.step_overhead
+	$(PY) -m benchmarks.loop_vs_fit
+	$(PY) -m benchmarks.transform_bandwidth
+	$(PY) -m benchmarks.wrapper_vs_step
+	$(PY) -m benchmarks.clip_vs_keras
 
 clean:
 	rm -rf $(VENV) build *.egg-info
