@@ -1,96 +1,85 @@
 """Cost of the block transform inside one train step, against ``none``.
 
-    python -m benchmarks.step_overhead [--rounds 15] [--blocks layer,variable,global]
-      [--transforms ng] [--models deep_mlp,resnet20]
+    python -m benchmarks.step_overhead [--models deep_mlp,resnet20]
+        [--transforms ng,ng_adap,clip,global_clip] [--blocks layer,variable,global]
+        [--rounds N] [--repeats N] [--smoke]
 
-Same model, optimizer and batch; only ``transform`` differs. Each round times
-``repeats`` steps of every candidate, alternating; the reported figure is the
-median per-round ratio. Last line: ``overhead deep_mlp=<r> resnet20=<r>``
-(ng, layer blocks, l2) — targets <= 1.10 and <= 1.03.
+Same model, optimizer (SGD momentum 0.9) and batch; only ``transform`` differs.
+All candidates of a model are timed interleaved (see benchmarks/timing.py);
+the figure is the median per-round ratio to ``none``, with the interquartile
+range of those ratios as its noise band. Without --transforms/--blocks, the
+deep MLP (many small layers: the worst case for per-block ops) runs every
+transform x blocks mode and ResNet-20 runs ``ng`` in the three block modes.
+Last line: ``overhead deep_mlp=<r> resnet20=<r>`` (ng, layer blocks, l2);
+targets <= 1.10 and <= 1.03.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+from typing import Optional, Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from benchmarks import cli, workloads
+from benchmarks.timing import interleaved, median_ms, median_ratio, ratio_quartiles
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from benchmarks.timing import interleaved, median_ratio  # noqa: E402
-from tf_bng import TrainStep, TransformConfig  # noqa: E402
-from tf_bng import models  # noqa: E402
-
-BATCH = 128
+ALL_TRANSFORMS = "ng,ng_adap,clip,global_clip"
+ALL_BLOCKS = "layer,variable,global"
+DEFAULT_PLAN = {"deep_mlp": (ALL_TRANSFORMS, ALL_BLOCKS), "resnet20": ("ng", ALL_BLOCKS)}
+# (rounds, repeats): a deep-MLP step takes ~20 ms, a ResNet-20 step ~0.4-0.6 s.
+DEFAULT_ROUNDS = {"deep_mlp": (100, 2), "resnet20": (25, 1)}
+HEADLINE = ("ng", "layer")
 
 
-def _deep_mlp() -> tuple[keras.Model, tuple]:
-    model = models.mlp(
-        depth=30, width=128, activation="relu", batch_norm=True, dropout=0.2, l2=1e-5,
-        input_shape=(784,), num_classes=10,
-    )
-    rng = np.random.default_rng(0)
-    batch = (rng.random((BATCH, 784), np.float32), rng.integers(0, 10, BATCH).astype(np.int32))
-    return model, batch
+def candidates_for(transforms: Sequence[str], blocks: Sequence[str]) -> list[tuple[str, str]]:
+    """(transform, blocks) pairs; ``global_clip`` always uses one global block."""
+    pairs = []
+    for transform in transforms:
+        for mode in ["global"] if transform == "global_clip" else blocks:
+            if (transform, mode) not in pairs:
+                pairs.append((transform, mode))
+    return pairs
 
 
-def _resnet20() -> tuple[keras.Model, tuple]:
-    model = models.cifar_resnet(depth=20, num_classes=10, input_shape=(32, 32, 3))
-    rng = np.random.default_rng(0)
-    batch = (rng.random((BATCH, 32, 32, 3), np.float32), rng.integers(0, 10, BATCH).astype(np.int32))
-    return model, batch
+def measure(workload: workloads.Workload, pairs, *, rounds: int, repeats: int) -> dict:
+    """{(transform, blocks): (ms, none ms, median ratio, q25, q75)} from one interleaved run."""
+    calls = {("none", "layer"): workloads.step_call(workload)}
+    for transform, blocks in pairs:
+        calls[(transform, blocks)] = workloads.step_call(workload, transform=transform, blocks=blocks)
+    named = {f"{t}/{b}": fn for (t, b), fn in calls.items()}
+    times = interleaved(named, rounds=rounds, repeats=repeats)
+    base = times["none/layer"]
+    return {
+        pair: (median_ms(times[f"{pair[0]}/{pair[1]}"]), median_ms(base),
+               median_ratio(times[f"{pair[0]}/{pair[1]}"], base),
+               *ratio_quartiles(times[f"{pair[0]}/{pair[1]}"], base))
+        for pair in pairs
+    }
 
 
-MODELS = {"deep_mlp": _deep_mlp, "resnet20": _resnet20}
-
-
-def _step_fn(model, batch, transform: str, blocks: str):
-    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
-    # A private copy of the weights per candidate, so they don't share optimizer slots.
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    step = TrainStep(
-        model=clone,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        optimizer=optimizer,
-        transform=TransformConfig(transform=transform, blocks=blocks),
-        global_batch_size=BATCH,
-        report_norms=False,
-    )
-    batch = tuple(tf.constant(t) for t in batch)
-    return lambda: step.step(batch)[0].numpy()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--models", default="deep_mlp,resnet20")
-    parser.add_argument("--transforms", default="ng")
-    parser.add_argument("--blocks", default="layer")
-    args = parser.parse_args()
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    p = cli.parser(__doc__, rounds=0, repeats=0)
+    p.add_argument("--models", default="deep_mlp,resnet20")
+    p.add_argument("--transforms", default=None, help=f"default per model; all: {ALL_TRANSFORMS}")
+    p.add_argument("--blocks", default=None, help=f"default per model; all: {ALL_BLOCKS}")
+    args = cli.parse(p, argv)
 
     headline = {}
-    print(f"{'model':<10} {'transform':<12} {'blocks':<9} {'ms/step':>9} {'none ms':>9} {'ratio':>7}")
-    for model_name in args.models.split(","):
-        model, batch = MODELS[model_name]()
-        for transform in args.transforms.split(","):
-            for blocks in args.blocks.split(","):
-                candidates = {
-                    "none": _step_fn(model, batch, "none", blocks),
-                    transform: _step_fn(model, batch, transform, blocks),
-                }
-                times = interleaved(candidates, rounds=args.rounds, repeats=args.repeats)
-                ratio = median_ratio(times[transform], times["none"])
-                ms = 1e3 * float(np.median(times[transform]))
-                base = 1e3 * float(np.median(times["none"]))
-                print(f"{model_name:<10} {transform:<12} {blocks:<9} {ms:9.2f} {base:9.2f} {ratio:7.3f}")
-                if transform == "ng" and blocks == "layer":
-                    headline[model_name] = ratio
+    print(f"{'model':<9} {'transform':<12} {'blocks':<9} {'ms/step':>9} {'none ms':>9} "
+          f"{'ratio':>7}  {'q25-q75':>11}")
+    for name in cli.names(args.models):
+        plan_t, plan_b = DEFAULT_PLAN.get(name, (ALL_TRANSFORMS, ALL_BLOCKS))
+        pairs = candidates_for(cli.names(args.transforms or plan_t), cli.names(args.blocks or plan_b))
+        rounds, repeats = DEFAULT_ROUNDS.get(name, (20, 1))
+        results = measure(
+            workloads.build(name, smoke=args.smoke), pairs,
+            rounds=args.rounds or rounds, repeats=args.repeats or repeats,
+        )
+        for (transform, blocks), (ms, base, ratio, q25, q75) in results.items():
+            print(f"{name:<9} {transform:<12} {blocks:<9} {ms:9.2f} {base:9.2f} {ratio:7.3f}"
+                  f"  {q25:5.3f}-{q75:5.3f}")
+            if (transform, blocks) == HEADLINE:
+                headline[name] = ratio
     print("overhead " + " ".join(f"{k}={v:.3f}" for k, v in headline.items()))
+    return headline
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 0  # steps; 0: once per epoch
     c.train.seed = 0
     c.train.fast_forward_input = True  # resume replays the exact input stream
+    c.train.max_bad_steps = 20  # stop after this many non-finite steps in a row (0: never)
+    c.train.keep_checkpoints = 3  # newest checkpoints kept in workdir/checkpoints
 
     c.runtime = ml_collections.ConfigDict()
     c.runtime.strategy = "default"  # default | one_device | mirrored | multi_worker | tpu

@@ -47,7 +47,21 @@ def _dense(tensors: Sequence[tf.Tensor]) -> list[tf.Tensor]:
 
 
 def _count(tensors: Sequence[tf.Tensor], dtype: tf.DType) -> tf.Tensor:
+    """Number of elements; a constant when the shapes are static (no Size ops in the step)."""
+    static = [t.shape.num_elements() for t in tensors]
+    if all(n is not None for n in static):
+        return tf.constant(float(sum(static)), dtype)
     return tf.add_n([tf.cast(tf.size(t), dtype) for t in tensors])
+
+
+# The helpers below run inside every train step, once per block: each TF op
+# costs ~1 us of executor time, so they avoid ops that do no arithmetic (a
+# one-element AddN or Pack) and prefer one fused kernel per tensor.
+
+
+def _combine(partials: list, reduce_fn) -> tf.Tensor:
+    """Combine per-tensor scalars; a single one is returned as is."""
+    return partials[0] if len(partials) == 1 else reduce_fn(tf.stack(partials))
 
 
 def _sum_abs(ts):
@@ -55,15 +69,17 @@ def _sum_abs(ts):
 
 
 def _sum_sq(ts):
-    return tf.add_n([tf.reduce_sum(tf.square(t)) for t in ts])
+    # L2Loss is one fused pass computing sum(t**2) / 2; Square + Sum would
+    # write t**2 to memory and read it back. The halving is exact.
+    return 2.0 * tf.add_n([tf.nn.l2_loss(t) for t in ts])
 
 
 def _max_abs(ts):
-    return tf.reduce_max(tf.stack([tf.reduce_max(tf.abs(t)) for t in ts]))
+    return _combine([tf.reduce_max(tf.abs(t)) for t in ts], tf.reduce_max)
 
 
 def _min_abs(ts):
-    return tf.reduce_min(tf.stack([tf.reduce_min(tf.abs(t)) for t in ts]))
+    return _combine([tf.reduce_min(tf.abs(t)) for t in ts], tf.reduce_min)
 
 
 def l1(block):
@@ -114,7 +130,7 @@ def std(block):
     """
     ts = _dense(block)
     n = _count(ts, ts[0].dtype)
-    shift = tf.reduce_max(tf.stack([tf.reduce_max(t) for t in ts]))
+    shift = _combine([tf.reduce_max(t) for t in ts], tf.reduce_max)
     ds = [t - shift for t in ts]
     mean = tf.add_n([tf.reduce_sum(d) for d in ds]) / n
     var = tf.add_n([tf.reduce_sum(tf.square(d - mean)) for d in ds]) / n

@@ -5,11 +5,16 @@ entry points, ``step(batch)`` for one distributed batch and
 ``loop(iterator, num_steps)`` running several steps inside one ``tf.function``
 call (fewer Python round trips).
 
-With a :class:`~tf_bng.training.loss_scaling.DynamicLossScale` (mixed_float16)
-the step runs in two phases: the replicas compute, all-reduce, unscale and
-transform the gradients; then, in cross-replica context, a ``cond`` runs the
-apply only when the global gradient is finite (``optimizer.apply`` calls
-``merge_call``, which a ``cond`` inside ``strategy.run`` does not allow).
+By default (``skip_nonfinite=True``) the step runs in two phases: the
+replicas compute, all-reduce, (unscale) and transform the gradients; then, in
+cross-replica context, a ``cond`` runs the apply only when the summed loss
+and the global gradient are finite, so every replica takes the same decision
+(``optimizer.apply`` calls ``merge_call``, which a ``cond`` inside
+``strategy.run`` does not allow). A skipped step leaves the optimizer
+untouched, puts back the state the forward pass wrote (BatchNorm statistics)
+and is counted in :attr:`TrainStep.bad_steps`. With a
+:class:`~tf_bng.training.loss_scaling.DynamicLossScale` (mixed_float16) the
+same decision also drives the loss scale.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import tensorflow as tf
 
 from tf_bng import distributed
 from tf_bng.losses import per_example_loss_fn
+from tf_bng.training import step_guard
 from tf_bng.training.loss_scaling import DynamicLossScale, all_finite
 from tf_bng.transforms import BlockTransform, TransformConfig
 
@@ -47,10 +53,13 @@ class TrainStep:
     transform (empty when ``report_norms`` is False and the transform does
     not compute norms anyway). ``loop`` returns the last step's pair.
 
-    ``running_loss`` averages the losses of every step since its last
+    ``running_loss`` averages the losses of the applied steps since its last
     ``reset()`` (a training log wants the mean over the logging window, not
-    the last batch). ``loss_scale`` turns on mixed_float16 loss scaling with
-    non-finite steps skipped (see the module docstring).
+    the last batch). ``skip_nonfinite`` (default on) skips steps with a
+    non-finite loss or gradient and counts them in ``bad_steps`` (a
+    :class:`~tf_bng.training.step_guard.BadStepCounter`, None when off);
+    ``loss_scale`` turns on mixed_float16 loss scaling, which always skips.
+    Train ``metrics`` are updated by applied steps only.
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class TrainStep:
         report_norms: bool = True,
         jit_compile: bool = False,
         loss_scale: Optional[DynamicLossScale] = None,
+        skip_nonfinite: bool = True,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -102,6 +112,9 @@ class TrainStep:
             if not optimizer.built:
                 optimizer.build(model.trainable_variables)
             self.running_loss = _RunningMean()
+            guarded = skip_nonfinite or loss_scale is not None
+            self.bad_steps = step_guard.BadStepCounter() if guarded else None
+        self._forward_state = step_guard.forward_state_variables(model)
         self.block_names = self.transform.partition(model.trainable_variables).names
         self.step = tf.function(self._distributed_step, jit_compile=jit_compile)
         self.loop = tf.function(self._distributed_loop)
@@ -119,8 +132,15 @@ class TrainStep:
         return loss, pred
 
     def _global_gradients(self, batch):
-        """Loss, then the transformed global gradient (divided for Keras's sum) and its norms."""
+        """The step up to the apply, in a replica.
+
+        Returns the loss, the block norms, the transformed global gradient
+        (divided for Keras's sum), whether the gradient is finite before and
+        after the transform, what the metrics need and the snapshot of the
+        forward-pass state taken before the forward pass.
+        """
         x, y, sample_weight = unpack_batch(batch)
+        before = step_guard.snapshot(self._forward_state)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss, pred = self.compute_loss(x, y, sample_weight)
@@ -129,21 +149,30 @@ class TrainStep:
         grads = distributed.sum_over_replicas(grads)
         if self.loss_scale is not None:
             grads = self.loss_scale.unscale(grads)
-        finite = all_finite(grads) if self.loss_scale is not None else None
+        finite = all_finite(grads)
         grads, norms = self.transform(grads, variables, with_norms=self.report_norms)
+        finite = tf.logical_and(finite, all_finite(grads))
         grads = distributed.divide_for_keras_sum(grads)
-        for metric in self.metrics:
-            metric.update_state(y, pred, sample_weight=sample_weight)
         if norms is None:
             norms = tf.zeros([0], tf.float32)
-        return loss, norms, grads, finite
+        return loss, norms, grads, finite, (y, pred, sample_weight), before
 
-    def _apply(self, grads):
+    def _update_metrics(self, y, pred, sample_weight):
+        for metric in self.metrics:
+            metric.update_state(y, pred, sample_weight=sample_weight)
+
+    def _apply(self, grads, outputs=None):
         self.optimizer.apply(grads, self.model.trainable_variables)
+        if outputs is not None:
+            self._update_metrics(*outputs)
+
+    def _restore_forward_state(self, values):
+        step_guard.restore(self._forward_state, values)
 
     def replica_step(self, batch):
-        loss, norms, grads, _ = self._global_gradients(batch)
-        self._apply(grads)
+        """The unguarded step: everything in one replica function."""
+        loss, norms, grads, _, outputs, _ = self._global_gradients(batch)
+        self._apply(grads, outputs)
         return loss, norms
 
     # -- compiled entry points ----------------------------------------------
@@ -154,20 +183,32 @@ class TrainStep:
         return loss, norms
 
     def _distributed_step(self, batch):
-        if self.loss_scale is None:
-            loss, norms = self.strategy.run(self.replica_step, args=(batch,))
-        else:
-            loss, norms = self._loss_scaled_step(batch)
-        loss, norms = self._reduce(loss, norms)
-        self.running_loss.update(loss)
-        return loss, norms
+        if self.bad_steps is None:
+            loss, norms = self._reduce(*self.strategy.run(self.replica_step, args=(batch,)))
+            self.running_loss.update(loss)
+            return loss, norms
+        return self._guarded_step(batch)
 
-    def _loss_scaled_step(self, batch):
-        loss, norms, grads, finite = self.strategy.run(self._global_gradients, args=(batch,))
-        # Every replica saw the same all-reduced gradient: its flag is everyone's.
-        finite = self.strategy.experimental_local_results(finite)[0]
-        tf.cond(finite, lambda: self.strategy.run(self._apply, args=(grads,)), lambda: None)
-        self.loss_scale.update(finite)
+    def _guarded_step(self, batch):
+        loss, norms, grads, finite, outputs, before = self.strategy.run(
+            self._global_gradients, args=(batch,)
+        )
+        loss, norms = self._reduce(loss, norms)
+        # Every replica saw the same all-reduced gradient, and the loss is
+        # summed over all of them: one decision for the whole cluster.
+        finite = tf.logical_and(
+            self.strategy.experimental_local_results(finite)[0], tf.math.is_finite(loss)
+        )
+
+        def skip():
+            if self._forward_state:
+                self.strategy.run(self._restore_forward_state, args=(before,))
+
+        tf.cond(finite, lambda: self.strategy.run(self._apply, args=(grads, outputs)), skip)
+        if self.loss_scale is not None:
+            self.loss_scale.update(finite)
+        self.bad_steps.record(finite)
+        self.running_loss.update(loss, counted=finite)
         return loss, norms
 
     def _distributed_loop(self, iterator, num_steps):
@@ -186,7 +227,7 @@ def to_float32(pred):
 
 
 class _RunningMean:
-    """Mean of the step losses since the last ``reset``: what a training log reports.
+    """Mean of the applied steps' losses since the last ``reset``: what a training log reports.
 
     Updated in cross-replica context with the already reduced loss, so its
     variables need no aggregation.
@@ -196,9 +237,11 @@ class _RunningMean:
         self.total = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="loss_total")
         self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_count")
 
-    def update(self, loss):
-        self.total.assign_add(tf.cast(loss, tf.float64))
-        self.count.assign_add(1)
+    def update(self, loss, counted=True):
+        """Add ``loss`` unless ``counted`` is False (a skipped step's loss may be NaN)."""
+        counted = tf.convert_to_tensor(counted)
+        self.total.assign_add(tf.where(counted, tf.cast(loss, tf.float64), 0.0))
+        self.count.assign_add(tf.cast(counted, tf.int64))
 
     def result(self) -> float:
         count = int(self.count.numpy())

@@ -89,6 +89,12 @@ def scale_gradient(grad, scale: tf.Tensor):
     return grad * tf.cast(scale, grad.dtype)
 
 
+def _stack_float32(norms: Sequence[tf.Tensor]) -> tf.Tensor:
+    if not norms:
+        return tf.zeros([0], tf.float32)
+    return tf.stack([tf.cast(n, tf.float32) for n in norms])
+
+
 def _read(variable) -> tf.Tensor:
     """Current value of a Keras variable (``.value`` property) or a tf.Variable."""
     # tf.Variable.value is a method, keras.Variable.value a property; both convert.
@@ -127,8 +133,8 @@ class BlockTransform:
     def block_norms(self, grads: Sequence[Any], variables: Sequence[Any]) -> tf.Tensor:
         """The norm of every block's gradient, as a 1-D float32 tensor."""
         part = self.partition(variables, grads)
-        norms = [tf.cast(self._norm([grads[i] for i in ix]), tf.float32) for ix in part.blocks]
-        return tf.stack(norms) if norms else tf.zeros([0], tf.float32)
+        with tf.name_scope("block_norms"):
+            return _stack_float32([self._norm([grads[i] for i in ix]) for ix in part.blocks])
 
     def _scale(self, n: tf.Tensor, block_vars: Sequence[Any]) -> tf.Tensor:
         cfg = self.config
@@ -158,14 +164,19 @@ class BlockTransform:
         part = self.partition(variables, grads)
         out = list(grads)
         norms = []
-        for ix in part.blocks:
-            n = self._norm([grads[i] for i in ix])
-            scale = self._scale(n, [variables[i] for i in ix])
-            for i in ix:
-                out[i] = scale_gradient(grads[i], scale)
-            norms.append(tf.cast(n, tf.float32))
-        stacked = tf.stack(norms) if norms else tf.zeros([0], tf.float32)
-        return out, (stacked if with_norms else None)
+        # Block by block, not one vectorized computation over all blocks: a
+        # block's update then waits only for its own gradients and overlaps the
+        # rest of backprop (vectorizing measured ~5% slower on the deep MLP).
+        with tf.name_scope("block_transform"):
+            for ix in part.blocks:
+                n = self._norm([grads[i] for i in ix])
+                scale = self._scale(n, [variables[i] for i in ix])
+                for i in ix:
+                    out[i] = scale_gradient(grads[i], scale)
+                norms.append(n)
+            if not with_norms:
+                return out, None
+            return out, _stack_float32(norms)
 
 
 def transform_gradients(

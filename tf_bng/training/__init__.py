@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["train_and_evaluate", "Trainer", "validate_config", "ConfigError"]
+__all__ = [
+    "train_and_evaluate",
+    "Trainer",
+    "validate_config",
+    "RunError",
+    "ConfigError",
+    "DataError",
+    "TrainingDiverged",
+    "CheckpointError",
+    "TrainingInterrupted",
+]
 
+_ERRORS = "tf_bng.training.errors"
 _LAZY = {
     "train_and_evaluate": "tf_bng.training.loop",
     "Trainer": "tf_bng.training.loop",
     "validate_config": "tf_bng.training.config_checks",
-    "ConfigError": "tf_bng.training.config_checks",
+    "RunError": _ERRORS,
+    "ConfigError": _ERRORS,
+    "DataError": _ERRORS,
+    "TrainingDiverged": _ERRORS,
+    "CheckpointError": _ERRORS,
+    "TrainingInterrupted": _ERRORS,
 }
 
 

@@ -1,4 +1,21 @@
-"""Checkpoints of a run: model, optimizer, step counter, loss scale.
+"""Checkpoints of a run that survive kills, damage and NaN: model, optimizer, counters.
+
+Layout of ``directory``: ``ckpt-<step>.index`` / ``.data-*`` and the
+``checkpoint`` state file that ``tf.train.latest_checkpoint`` reads.
+
+Why not ``tf.train.CheckpointManager``: it updates the state file right
+after writing and deletes the oldest checkpoint beyond ``max_to_keep``
+without reading the new one back, so a damaged new checkpoint can push out
+the last good one. Here a save (1) refuses state holding NaN/Inf, (2) writes
+the files, (3) reads every tensor back (TensorFlow checks each tensor's
+CRC), (4) only then points the state file at it, atomically (temp file +
+rename), and (5) only then deletes checkpoints beyond ``max_to_keep``. A
+kill at any moment leaves the state file naming a complete checkpoint; the
+leftovers of an interrupted write are overwritten by the next save.
+
+On restore the newest checkpoint that reads back completely wins; a damaged
+one (truncated file, bad checksum) is logged and moved to
+``directory/damaged/``, never deleted.
 
 The input position is the step counter: a distributed iterator is not
 trackable (``tf.train.Checkpoint`` rejects ``DistributedIterator``; only the
@@ -7,21 +24,39 @@ every checkpoint. The loop instead rebuilds the seeded pipeline and skips
 the batches already consumed (see :mod:`tf_bng.training.input_pipeline`).
 
 In a multi-worker run every worker must save (variables may need
-collectives); only the chief writes to ``workdir``, the others write to a
+collectives); only the chief writes to ``directory``, the others write to a
 scratch directory that is deleted right after (TF's documented pattern).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional
+import re
+from typing import Any, Iterable, Optional
 
 import tensorflow as tf
 from absl import logging
 
 from tf_bng.training import runtime
+from tf_bng.training.errors import CheckpointError
 
-__all__ = ["write_path", "remove_scratch", "Checkpointer"]
+__all__ = [
+    "write_path",
+    "remove_scratch",
+    "Checkpointer",
+    "checkpoint_step",
+    "verify_checkpoint",
+    "state_variables",
+    "DAMAGED_DIR",
+]
+
+PREFIX = "ckpt"
+STATE_FILE = "checkpoint"
+DAMAGED_DIR = "damaged"
+_STEP = re.compile(rf"{PREFIX}-(\d+)$")
+# What reading a damaged checkpoint raises: truncated or corrupted files are
+# DataLossError / OutOfRangeError, missing shards NotFoundError.
+_READ_ERRORS = (tf.errors.OpError, OSError, ValueError, RuntimeError)
 
 
 def write_path(path: str, strategy: Optional[tf.distribute.Strategy] = None) -> str:
@@ -40,8 +75,53 @@ def remove_scratch(path: str, strategy: Optional[tf.distribute.Strategy] = None)
             tf.io.gfile.rmtree(scratch)
 
 
+def checkpoint_step(prefix: str) -> Optional[int]:
+    """The step in ``.../ckpt-<step>``, or None for another name."""
+    match = _STEP.search(os.path.basename(prefix))
+    return int(match.group(1)) if match else None
+
+
+def verify_checkpoint(prefix: str) -> Optional[str]:
+    """None if every tensor of ``prefix`` reads back intact, else why not (one line)."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)
+    except _READ_ERRORS as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        return f"{type(e).__name__}: {lines[0] if lines else ''}"
+    return None
+
+
+def state_variables(trackables: Iterable[Any]) -> list:
+    """The distinct variables of models, optimizers, modules, lists and bare variables."""
+    found: dict[int, Any] = {}
+    for item in trackables:
+        if isinstance(item, (list, tuple)):
+            variables = list(item)
+        elif hasattr(item, "variables") and not isinstance(item, tf.Variable):
+            variables = list(item.variables)
+        else:
+            variables = [item]
+        for v in variables:
+            found.setdefault(id(v), v)
+    return list(found.values())
+
+
+def _is_float(variable: Any) -> bool:
+    return tf.as_dtype(variable.dtype).is_floating
+
+
+def _name(variable: Any) -> str:
+    return str(getattr(variable, "path", None) or variable.name)
+
+
+def _files_of(prefix: str) -> list[str]:
+    return tf.io.gfile.glob(prefix + ".*")
+
+
 class Checkpointer:
-    """A ``tf.train.CheckpointManager`` over ``directory`` with the chief/worker split."""
+    """Saves and restores ``trackables`` in ``directory`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -51,27 +131,153 @@ class Checkpointer:
         max_to_keep: int = 3,
         **trackables,
     ):
+        if max_to_keep < 1:
+            raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}.")
         self.directory = directory
         self.strategy = strategy
+        self.max_to_keep = int(max_to_keep)
+        self.is_chief = runtime.is_chief(strategy)
         self.checkpoint = tf.train.Checkpoint(**trackables)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint,
-            directory=write_path(directory, strategy),
-            max_to_keep=max_to_keep if runtime.is_chief(strategy) else 1,
-        )
+        self._float_variables = [v for v in state_variables(trackables.values()) if _is_float(v)]
+        self._all_finite = tf.function(self._compute_all_finite)
+
+    # -- listing ------------------------------------------------------------------
+    def _listed(self) -> list[str]:
+        """The state file's checkpoints, oldest first ([] if absent or unreadable)."""
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)
+        except _READ_ERRORS as e:
+            logging.warning("Ignoring the unreadable checkpoint state file: %s", e)
+            return []
+        if state is None:
+            return []
+        paths = list(state.all_model_checkpoint_paths)
+        if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+            paths.append(state.model_checkpoint_path)
+        return paths
+
+    def candidates(self) -> list[str]:
+        """Every checkpoint prefix of ``directory``, newest step first.
+
+        The state file's list plus any ``ckpt-<step>.index`` on disk (a write
+        that finished but was killed before the state file was updated).
+        """
+        prefixes = {os.path.join(self.directory, os.path.basename(p)) for p in self._listed()}
+        for index in tf.io.gfile.glob(os.path.join(self.directory, f"{PREFIX}-*.index")):
+            prefixes.add(index[: -len(".index")])
+        numbered = [(checkpoint_step(p), p) for p in prefixes if checkpoint_step(p) is not None]
+        return [p for _, p in sorted(numbered, reverse=True)]
 
     def latest(self) -> Optional[str]:
-        """The newest checkpoint of the chief's directory (every worker restores it)."""
+        """The state file's newest checkpoint (every worker restores the chief's)."""
         return tf.train.latest_checkpoint(self.directory)
 
+    # -- restore ------------------------------------------------------------------
     def restore_latest(self) -> Optional[str]:
-        path = self.latest()
-        if path is not None:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-            logging.info("Restored %s", path)
-        return path
+        """Restore the newest intact checkpoint; None when there is none (a fresh run).
+
+        Damaged ones are moved aside (by the chief) with a warning.
+        """
+        for prefix in self.candidates():
+            problem = verify_checkpoint(prefix)
+            if problem is None:
+                self._restore(prefix)
+                return prefix
+            logging.warning(
+                "Checkpoint %s is damaged (%s); falling back to the previous one.", prefix, problem
+            )
+            self._move_aside(prefix)
+        if self.candidates():
+            raise CheckpointError(f"No checkpoint in {self.directory} reads back intact.")
+        return None
+
+    def _restore(self, prefix: str) -> None:
+        try:
+            self.checkpoint.restore(prefix).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as e:
+            raise CheckpointError(
+                f"{prefix} does not match this run's model or optimizer (was the workdir used "
+                f"with another config?): {str(e).splitlines()[0]}"
+            ) from e
+        logging.info("Restored %s", prefix)
+
+    def _move_aside(self, prefix: str) -> None:
+        if not self.is_chief:
+            return
+        damaged = os.path.join(self.directory, DAMAGED_DIR)
+        tf.io.gfile.makedirs(damaged)
+        for path in _files_of(prefix):
+            target = os.path.join(damaged, os.path.basename(path))
+            suffix = 1
+            while tf.io.gfile.exists(target):
+                target = os.path.join(damaged, f"{os.path.basename(path)}.{suffix}")
+                suffix += 1
+            tf.io.gfile.rename(path, target)
+        kept = [p for p in self._listed() if os.path.basename(p) != os.path.basename(prefix)]
+        self._write_state(kept)
+        logging.warning("Moved the files of %s to %s.", prefix, damaged)
+
+    # -- save ---------------------------------------------------------------------
+    def _compute_all_finite(self) -> tf.Tensor:
+        checks = [tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))
+                  for v in self._float_variables]
+        return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+    def _non_finite_names(self) -> list[str]:
+        return [
+            _name(v) for v in self._float_variables
+            if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))
+        ]
 
     def save(self, step: int) -> str:
-        path = self.manager.save(checkpoint_number=int(step))
-        remove_scratch(self.directory, self.strategy)
-        return path
+        """Write ``ckpt-<step>`` (see the module docstring); returns its prefix.
+
+        Raises :class:`CheckpointError`, writing nothing, if any state holds
+        NaN or Inf (on any worker).
+        """
+        bad = runtime.any_worker(self.strategy, not bool(self._all_finite()))
+        if bad:
+            names = self._non_finite_names() or ["(on another worker)"]
+            raise CheckpointError(
+                f"Not saving step {step}: {', '.join(names[:5])} hold NaN or Inf; the last good "
+                f"checkpoint is {self.latest()}."
+            )
+        base = f"{PREFIX}-{int(step)}"
+        prefix = os.path.join(write_path(self.directory, self.strategy), base)
+        tf.io.gfile.makedirs(os.path.dirname(prefix))
+        self.checkpoint.write(prefix)
+        if not self.is_chief:
+            remove_scratch(self.directory, self.strategy)
+            return prefix
+        problem = verify_checkpoint(prefix)
+        if problem is not None:
+            raise CheckpointError(f"{prefix} did not read back after writing it: {problem}")
+        listed = [p for p in self._listed() if os.path.basename(p) != base] + [base]
+        self._write_state(listed)
+        self._prune(listed)
+        return prefix
+
+    def _write_state(self, prefixes: list[str]) -> None:
+        """Point the state file at ``prefixes`` (newest last), atomically."""
+        names = [os.path.basename(p) for p in prefixes]
+        path = os.path.join(self.directory, STATE_FILE)
+        if not names:
+            if tf.io.gfile.exists(path):
+                tf.io.gfile.remove(path)
+            return
+        lines = [f'model_checkpoint_path: "{names[-1]}"']
+        lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+        temporary = path + ".tmp"
+        with tf.io.gfile.GFile(temporary, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+
+    def _prune(self, listed: list[str]) -> None:
+        """Delete the oldest listed checkpoints beyond ``max_to_keep`` (the newest is verified)."""
+        excess = listed[: -self.max_to_keep]
+        if not excess:
+            return
+        self._write_state(listed[-self.max_to_keep:])
+        for name in excess:
+            for path in _files_of(os.path.join(self.directory, os.path.basename(name))):
+                tf.io.gfile.remove(path)

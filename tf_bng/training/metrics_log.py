@@ -1,5 +1,9 @@
 """What a run reports: ``metrics.jsonl`` lines and TensorBoard scalars.
 
+A run that resumes from a checkpoint first drops the records after that
+checkpoint's step (:meth:`MetricsLog.rewind`): they describe steps that
+will be trained again. A line cut short by a kill is skipped when reading.
+
 One record per logged event, ``{"step", "epoch", "split", "loss", ...}``,
 written both as a JSON line and as scalars of a per-split summary writer
 (``summaries/train``, ``summaries/eval``: TensorBoard overlays the two under
@@ -96,10 +100,39 @@ class MetricsLog:
         self._writers[split].flush()
         return record
 
+    def rewind(self, step: int) -> int:
+        """Keep only the records of steps <= ``step`` (atomically); returns how many were dropped."""
+        if not self.enabled or not tf.io.gfile.exists(self.path):
+            return 0
+        with tf.io.gfile.GFile(self.path) as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
+        if len(kept) == len(lines):
+            return 0
+        temporary = self.path + ".tmp"
+        with tf.io.gfile.GFile(temporary, "w") as f:
+            f.write("".join(line + "\n" for line in kept))
+        tf.io.gfile.rename(temporary, self.path, overwrite=True)
+        return len(lines) - len(kept)
+
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
+
+
+def _parse(line: str) -> Optional[dict]:
+    """The record of one line, or None for a line cut short (a kill while appending)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _step_of(line: str) -> Optional[int]:
+    record = _parse(line)
+    return None if record is None or "step" not in record else int(record["step"])
 
 
 def read_records(workdir: str, split: Optional[str] = None) -> list[dict]:
@@ -108,5 +141,5 @@ def read_records(workdir: str, split: Optional[str] = None) -> list[dict]:
     if not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    return [r for r in records if split is None or r.get("split") == split]
+        records = [_parse(line) for line in f if line.strip()]
+    return [r for r in records if r is not None and (split is None or r.get("split") == split)]

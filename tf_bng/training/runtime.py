@@ -26,6 +26,7 @@ __all__ = [
     "set_determinism",
     "is_chief",
     "task_id",
+    "any_worker",
 ]
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -185,3 +186,18 @@ def is_chief(strategy: Optional[tf.distribute.Strategy] = None) -> bool:
     if task_type is None or task_type == "chief":
         return True
     return task_type == "worker" and index == 0 and "chief" not in cluster
+
+
+def any_worker(strategy: Optional[tf.distribute.Strategy], flag: bool) -> bool:
+    """Whether ``flag`` is set on any worker of a multi-worker run (``flag`` itself otherwise).
+
+    Decisions that change what a worker does next (stop on a signal, refuse
+    to save) must be the same on every worker, or the others hang in their
+    next collective. One scalar all-reduce; every worker must call it at the
+    same point of the loop.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return bool(flag)
+    value = tf.constant(1.0 if flag else 0.0)
+    votes = strategy.run(lambda: tf.identity(value))
+    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None).numpy() > 0)

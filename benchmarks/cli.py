@@ -1,0 +1,39 @@
+"""Command-line plumbing shared by the benchmark scripts.
+
+Every script takes ``--rounds`` / ``--repeats`` and ``--smoke`` (one round on a
+tiny model: the test suite runs this to check the script still works; its
+numbers mean nothing), prints the machine load first, one table, and a last
+summary line that other tools can parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Optional, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from benchmarks.timing import machine_load  # noqa: E402
+
+
+def parser(doc: str, *, rounds: int, repeats: int = 1) -> argparse.ArgumentParser:
+    """An argument parser described by the first line of ``doc``, with the shared options."""
+    p = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    p.add_argument("--rounds", type=int, default=rounds, help="interleaved timing rounds")
+    p.add_argument("--repeats", type=int, default=repeats, help="calls per candidate per round")
+    p.add_argument("--smoke", action="store_true", help="one round on a tiny model (for tests)")
+    return p
+
+
+def parse(p: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Parse ``argv``; ``--smoke`` forces one round of one call."""
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.repeats = 1, 1
+    print(machine_load())
+    return args
+
+
+def names(csv: str) -> list[str]:
+    return [s for s in csv.split(",") if s]

@@ -1,0 +1,117 @@
+"""The whole report: run every section, draw the figures, write RESULTS.md and results.json."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+from typing import Callable, Optional
+
+from tf_bng.reporting import plots
+from tf_bng.reporting.document import ReportInputs, render
+from tf_bng.reporting.experiments import SCALES, Section, build_sections, unique_variants
+from tf_bng.reporting.runs import RunResult, run_variants
+
+__all__ = ["markdown_path_for", "generate_report"]
+
+
+def markdown_path_for(out_dir: str) -> str:
+    """The rule: RESULTS.md goes next to the figures' directory (docs/results -> docs/RESULTS.md)."""
+    return os.path.join(os.path.dirname(os.path.abspath(out_dir)), "RESULTS.md")
+
+
+def _environment() -> str:
+    import keras
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPU cores, {gpus or 'no'} GPU; load average {load} at the end "
+        f"(the machine may be shared); {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def _by_key(sections: tuple[Section, ...], key: str) -> Section:
+    return next(s for s in sections if s.key == key)
+
+
+def _draw_figures(sections, results, out_dir: str) -> dict[str, str]:
+    """All PNGs; returns {figure key: absolute path}."""
+    paths = {k: os.path.join(out_dir, f"{k}.png")
+             for k in ("figure1", "gradient_norms", "quadratic", "deep_mlp", "adaptive")}
+    figure1 = _by_key(sections, "figure1")
+    plots.plot_figure1(figure1, results, paths["figure1"],
+                       "Sigmoid MLP on MNIST-5k: plain (dashed) vs NG (solid)")
+    plots.plot_gradient_norms(figure1, results, paths["gradient_norms"],
+                              "Layer gradient norms at the first log, plain Adam")
+    plots.plot_quadratic(_by_key(sections, "quadratic"), results, paths["quadratic"],
+                         "Convex quadratic: f − f* vs iteration")
+    deep = _by_key(sections, "deep_mlp")
+    plots.plot_losses([("", deep.variants)], results, paths["deep_mlp"], "Deep MLP on MNIST-5k")
+    adaptive = _by_key(sections, "adaptive")
+    optimizers = list(dict.fromkeys(v.optimizer for v in adaptive.variants))
+    plots.plot_losses(
+        [(o, [v for v in adaptive.variants if v.optimizer == o]) for o in optimizers],
+        results, paths["adaptive"], adaptive.title,
+    )
+    return paths
+
+
+def generate_report(
+    out_dir: str,
+    *,
+    scale: str = "full",
+    workdir: str = "runs/report",
+    markdown_path: Optional[str] = None,
+    reuse: bool = False,
+    command: Optional[str] = None,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Run everything for ``scale`` and write the report; returns paths and timings.
+
+    ``out_dir`` gets the PNGs and ``results.json``; the markdown goes to
+    ``markdown_path`` (default :func:`markdown_path_for`). ``workdir`` holds
+    the run directories.
+    """
+    started = time.perf_counter()
+    sections = build_sections(SCALES[scale])
+    variants = unique_variants(sections)
+    progress(f"Report scale {scale!r}: {len(variants)} runs into {workdir}.")
+    results: dict[str, RunResult] = run_variants(variants, workdir, reuse=reuse, progress=progress)
+
+    os.makedirs(out_dir, exist_ok=True)
+    markdown_path = markdown_path or markdown_path_for(out_dir)
+    figures = _draw_figures(sections, results, out_dir)
+    markdown_dir = os.path.dirname(os.path.abspath(markdown_path))
+    wall = time.perf_counter() - started
+    inputs = ReportInputs(
+        scale=SCALES[scale],
+        sections=sections,
+        results=results,
+        figures={k: os.path.relpath(p, markdown_dir) for k, p in figures.items()},
+        runs_root=workdir,
+        command=command or f"python -m trainers.report --out={out_dir}",
+        wall_seconds=wall,
+        environment=_environment(),
+    )
+    os.makedirs(markdown_dir, exist_ok=True)
+    with open(markdown_path, "w") as f:
+        f.write(render(inputs))
+    summary = {
+        "scale": scale,
+        "wall_seconds": wall,
+        "runs": {
+            name: {"final": r.final, "seconds": r.seconds, "error": r.error,
+                   "command": r.variant.command(workdir)}
+            for name, r in results.items()
+        },
+    }
+    results_json = os.path.join(out_dir, "results.json")
+    with open(results_json, "w") as f:
+        json.dump(summary, f, indent=1, sort_keys=True)
+    return dict(markdown=markdown_path, figures=figures, results_json=results_json,
+                wall_seconds=wall, failed=[n for n, r in results.items() if not r.ok])

@@ -1,0 +1,115 @@
+"""The report's PNG figures (matplotlib's object API: no pyplot, no global backend switch).
+
+Colour = base optimizer (or learning rate in the quadratic sweep), line
+style = transform: dashed plain, solid NG, dash-dot NGadap, dotted CLIP.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from tf_bng.reporting.experiments import Section, Variant
+from tf_bng.reporting.findings import CHANCE_LOSS, first_block_norms, quadratic_gaps
+from tf_bng.reporting.runs import RunResult, curve
+
+__all__ = ["plot_losses", "plot_figure1", "plot_quadratic", "plot_gradient_norms"]
+
+_OPTIMIZER_COLORS = {"momentum": "tab:red", "nesterov": "tab:red", "adagrad": "tab:green", "adam": "tab:blue"}
+_TRANSFORM_STYLES = {"none": "--", "ng": "-", "ng_adap": "-.", "clip": ":"}
+_SPLITS = (("train", "train loss"), ("eval", "test loss"))
+
+
+def _figure(rows: int, cols: int, *, width: float = 4.2, height: float = 3.2, **kwargs):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * cols, height * rows))
+    return fig, fig.subplots(rows, cols, squeeze=False, **kwargs)
+
+
+def _save(fig, path: str, title: str) -> None:
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def plot_losses(
+    columns: Sequence[tuple[str, Sequence[Variant]]],
+    results: Mapping[str, RunResult],
+    path: str,
+    title: str,
+) -> None:
+    """Rows train / test loss vs epoch; one column per ``(title, variants)`` (any classifier runs)."""
+    fig, axes = _figure(2, len(columns), sharex="col", sharey="row")
+    for col, (column_title, variants) in enumerate(columns):
+        for row, (split, ylabel) in enumerate(_SPLITS):
+            ax = axes[row][col]
+            for variant in variants:
+                xs, ys = curve(results[variant.name], split, "loss")
+                ax.plot(xs, ys, label=variant.label,
+                        color=_OPTIMIZER_COLORS.get(variant.optimizer, "tab:gray"),
+                        linestyle=_TRANSFORM_STYLES.get(variant.transform, "-"))
+            ax.axhline(CHANCE_LOSS, color="0.6", linewidth=0.8, linestyle=":")
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(column_title)
+            else:
+                ax.set_xlabel("epoch")
+            if col == 0:
+                ax.set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=8)
+    _save(fig, path, title)
+
+
+def plot_figure1(section: Section, results: Mapping[str, RunResult], path: str, title: str) -> None:
+    """The paper's Figure 1 layout: one column per depth, train on top, test below."""
+    depths = sorted({v.value("depth") for v in section.variants})
+    columns = [
+        (f"depth {d}", [v for v in section.variants if v.value("depth") == d]) for d in depths
+    ]
+    plot_losses(columns, results, path, title)
+
+
+def plot_quadratic(section: Section, results: Mapping[str, RunResult], path: str, title: str) -> None:
+    """f − f* vs iteration, log scale; one panel per method, one line per learning rate."""
+    methods = list(dict.fromkeys(v.label for v in section.variants))
+    rates = sorted({v.value("optimizer.learning_rate") for v in section.variants})
+    from matplotlib import colormaps
+
+    colors = colormaps["viridis"](np.linspace(0.0, 0.9, len(rates)))
+    fig, axes = _figure(1, len(methods), sharey="row", height=3.6)
+    for ax, method in zip(axes[0], methods):
+        for variant in (v for v in section.variants if v.label == method):
+            steps, gaps = quadratic_gaps(results[variant.name])
+            lr = variant.value("optimizer.learning_rate")
+            shown = np.where(gaps > 0, gaps, np.nan)  # float32 noise can reach <= 0 at the optimum
+            ax.plot(steps, shown, color=colors[rates.index(lr)], label=f"lr {lr:g}")
+        ax.set_yscale("log")
+        ax.set_title(method)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("f − f*")
+    axes[0][-1].legend(fontsize=8)
+    _save(fig, path, title)
+
+
+def plot_gradient_norms(section: Section, results: Mapping[str, RunResult], path: str, title: str,
+                        optimizer: str = "adam") -> None:
+    """Block gradient norm (before the transform) vs layer, first logged step, plain optimizer."""
+    fig, axes = _figure(1, 1, width=6.0, height=3.6)
+    ax = axes[0][0]
+    for variant in section.variants:
+        if variant.optimizer != optimizer or variant.transform != "none":
+            continue
+        _, norms = first_block_norms(results[variant.name])
+        if not norms.size:
+            continue
+        ax.plot(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan), marker="o",
+                markersize=3, label=f"depth {variant.value('depth')}")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (1 = input layer, last = output layer)")
+    ax.set_ylabel("‖gradient of the layer‖₂")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    _save(fig, path, title)
