@@ -9,7 +9,7 @@ All candidates of a model are timed interleaved (see benchmarks/timing.py);
 the figure is the median per-round ratio to ``none``, with the interquartile
 range of those ratios as its noise band. Without --transforms/--blocks, the
 deep MLP (many small layers: the worst case for per-block ops) runs every
-transform x blocks mode and ResNet-20 runs ``ng`` in the three block modes.
+transform x blocks mode and ResNet-20 runs the headline ``ng``/layer only.
 Last line: ``overhead deep_mlp=<r> resnet20=<r>`` (ng, layer blocks, l2);
 targets <= 1.10 and <= 1.03.
 """
@@ -19,13 +19,14 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from benchmarks import cli, workloads
-from benchmarks.timing import interleaved, median_ms, median_ratio, ratio_quartiles
+from benchmarks.timing import HEADER_CELLS, interleaved, ratio_rows
 
 ALL_TRANSFORMS = "ng,ng_adap,clip,global_clip"
 ALL_BLOCKS = "layer,variable,global"
-DEFAULT_PLAN = {"deep_mlp": (ALL_TRANSFORMS, ALL_BLOCKS), "resnet20": ("ng", ALL_BLOCKS)}
-# (rounds, repeats): a deep-MLP step takes ~20 ms, a ResNet-20 step ~0.4-0.6 s.
-DEFAULT_ROUNDS = {"deep_mlp": (100, 2), "resnet20": (25, 1)}
+DEFAULT_PLAN = {"deep_mlp": (ALL_TRANSFORMS, ALL_BLOCKS), "resnet20": ("ng", "layer")}
+# (rounds, repeats): a deep-MLP step takes ~20-30 ms, a ResNet-20 step ~0.35-0.7 s
+# (unloaded / load 4). The default run takes ~2.5 minutes.
+DEFAULT_ROUNDS = {"deep_mlp": (50, 2), "resnet20": (40, 1)}
 HEADLINE = ("ng", "layer")
 
 
@@ -40,19 +41,14 @@ def candidates_for(transforms: Sequence[str], blocks: Sequence[str]) -> list[tup
 
 
 def measure(workload: workloads.Workload, pairs, *, rounds: int, repeats: int) -> dict:
-    """{(transform, blocks): (ms, none ms, median ratio, q25, q75)} from one interleaved run."""
-    calls = {("none", "layer"): workloads.step_call(workload)}
+    """{(transform, blocks): Row against ``none``} from one interleaved run."""
+    calls = {"none": workloads.step_call(workload)}
     for transform, blocks in pairs:
-        calls[(transform, blocks)] = workloads.step_call(workload, transform=transform, blocks=blocks)
-    named = {f"{t}/{b}": fn for (t, b), fn in calls.items()}
-    times = interleaved(named, rounds=rounds, repeats=repeats)
-    base = times["none/layer"]
-    return {
-        pair: (median_ms(times[f"{pair[0]}/{pair[1]}"]), median_ms(base),
-               median_ratio(times[f"{pair[0]}/{pair[1]}"], base),
-               *ratio_quartiles(times[f"{pair[0]}/{pair[1]}"], base))
-        for pair in pairs
-    }
+        calls[f"{transform}/{blocks}"] = workloads.step_call(
+            workload, transform=transform, blocks=blocks
+        )
+    rows = ratio_rows(interleaved(calls, rounds=rounds, repeats=repeats), "none")
+    return {"none": rows.pop("none"), **{tuple(k.split("/")): row for k, row in rows.items()}}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -63,8 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = cli.parse(p, argv)
 
     headline = {}
-    print(f"{'model':<9} {'transform':<12} {'blocks':<9} {'ms/step':>9} {'none ms':>9} "
-          f"{'ratio':>7}  {'q25-q75':>11}")
+    print(f"{'model':<9} {'transform':<12} {'blocks':<9} {'none ms':>9} {HEADER_CELLS}")
     for name in cli.names(args.models):
         plan_t, plan_b = DEFAULT_PLAN.get(name, (ALL_TRANSFORMS, ALL_BLOCKS))
         pairs = candidates_for(cli.names(args.transforms or plan_t), cli.names(args.blocks or plan_b))
@@ -73,11 +68,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             workloads.build(name, smoke=args.smoke), pairs,
             rounds=args.rounds or rounds, repeats=args.repeats or repeats,
         )
-        for (transform, blocks), (ms, base, ratio, q25, q75) in results.items():
-            print(f"{name:<9} {transform:<12} {blocks:<9} {ms:9.2f} {base:9.2f} {ratio:7.3f}"
-                  f"  {q25:5.3f}-{q75:5.3f}")
+        base = results.pop("none")
+        for (transform, blocks), row in results.items():
+            print(f"{name:<9} {transform:<12} {blocks:<9} {base.ms:9.2f} {row.cells()}")
             if (transform, blocks) == HEADLINE:
-                headline[name] = ratio
+                headline[name] = row.ratio
     print("overhead " + " ".join(f"{k}={v:.3f}" for k, v in headline.items()))
     return headline
 

@@ -11,6 +11,7 @@ and its median to within ~1.5%. The order is reversed every other round
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -65,3 +66,28 @@ def machine_load() -> str:
     """``uptime``-style load averages, printed with every table (the box is shared)."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One candidate's median time and its per-round ratio to the reference."""
+
+    ms: float
+    ratio: float
+    q25: float
+    q75: float
+
+    def cells(self) -> str:
+        return f"{self.ms:9.2f} {self.ratio:7.3f}  {self.q25:5.3f}-{self.q75:5.3f}"
+
+
+HEADER_CELLS = f"{'ms':>9} {'ratio':>7}  {'q25-q75':>11}"
+
+
+def ratio_rows(times: Dict[str, list[float]], reference: str) -> Dict[str, Row]:
+    """Every candidate of an :func:`interleaved` run against ``reference``."""
+    base = times[reference]
+    return {
+        name: Row(median_ms(t), median_ratio(t, base), *ratio_quartiles(t, base))
+        for name, t in times.items()
+    }

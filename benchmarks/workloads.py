@@ -115,3 +115,23 @@ def step_call(workload: Workload, **kwargs) -> Callable[[], float]:
     step = train_step(workload, **kwargs)
     batch = workload.tensors()
     return lambda: float(step.step(batch)[0])
+
+
+def tape_step_call(workload: Workload, optimizer: keras.optimizers.Optimizer) -> Callable[[], float]:
+    """The textbook custom step: tape, mean loss + layer losses, ``optimizer.apply``."""
+    model = fresh_model(workload)
+    loss_fn = loss()
+    optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            value = loss_fn(y, model(x, training=True))
+            if model.losses:
+                value += tf.add_n(model.losses)
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return value
+
+    x, y = workload.tensors()
+    return lambda: float(step(x, y))

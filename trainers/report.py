@@ -43,7 +43,7 @@ def main(argv) -> None:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     if _QUICK.value and _SMOKE.value:
         raise app.UsageError("--quick and --smoke are exclusive.")
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.ERROR)  # one progress line per run instead of TF's retrace notes
     from tf_bng.reporting import generate_report
 
     scale = "smoke" if _SMOKE.value else "quick" if _QUICK.value else "full"

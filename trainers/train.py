@@ -4,6 +4,12 @@ Any config key can be overridden with ``--config.<section>.<key>=value``
 (the config is locked: an unknown key is an error). Running again with the
 same ``--workdir`` resumes from the last checkpoint. Installed as the
 console script ``tf-bng-train``.
+
+Exit codes: 0 done; 1 a bad command line; 2 a bad config, workdir or
+replica count, or data not available offline; 3 bad data; 4 diverged
+(``train.max_bad_steps`` non-finite steps in a row); 5 a checkpoint problem;
+128 + signal (143 SIGTERM, 130 SIGINT) interrupted after saving a
+checkpoint. Every one of them prints a single line to stderr.
 """
 
 from __future__ import annotations
@@ -16,11 +22,35 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. configs/mnist_mlp.py:depth=18.", lock_config=True
-)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and exports.")
-flags.mark_flags_as_required(["config", "workdir"])
+_FLAG_ERRORS = (flags.Error, AttributeError, KeyError, ValueError, TypeError)
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS, argv=None):
+    """``--config`` and ``--workdir`` on ``flag_values``; returns their holders.
+
+    ``argv`` (default ``sys.argv``) is where ml_collections looks for the
+    ``--config.*`` overrides to define.
+    """
+    config = config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "Experiment config file, e.g. configs/mnist_mlp.py:depth=18.",
+        flag_values=flag_values,
+        lock_config=True,
+        sys_argv=argv,
+    )
+    workdir = flags.DEFINE_string(
+        "workdir", None, "Directory for checkpoints, logs and exports.", flag_values=flag_values
+    )
+    flags.mark_flags_as_required(["config", "workdir"], flag_values=flag_values)
+    return config, workdir
+
+
+_CONFIG, _WORKDIR = define_flags()
+
+
+class CommandLineError(ValueError):
+    """A flag the binary cannot parse; the message is the one line it prints."""
 
 
 def _innermost_message(error: BaseException) -> str:
@@ -42,26 +72,82 @@ def describe_flag_error(error: BaseException, argv: list[str]) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
+def parse_config(argv: list[str]):
+    """``(config, workdir)`` from a command line, on fresh flags (tests, notebooks).
+
+    Raises :class:`CommandLineError` with the line the binary would print.
+    """
+    flag_values = flags.FlagValues()
+    config, workdir = define_flags(flag_values, argv)
+    try:
+        flag_values(argv)
+    except _FLAG_ERRORS as e:
+        raise CommandLineError(describe_flag_error(e, argv)) from None
+    return config.value, workdir.value
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
-    except (flags.Error, AttributeError, KeyError, ValueError, TypeError) as e:
+    except _FLAG_ERRORS as e:
         sys.exit(f"error: {describe_flag_error(e, argv)}")
+
+
+def keep_caches_in(workdir: str) -> None:
+    """Point Keras's and matplotlib's first-import files into ``workdir/.cache``.
+
+    Importing Keras writes ``~/.keras/keras.json`` and builds matplotlib's
+    font cache under ``~/.cache`` when they are missing; a run must write
+    nothing outside its workdir. Settings the user made (``KERAS_HOME``,
+    ``MPLCONFIGDIR``, an existing ``~/.keras/keras.json``) win. Must run
+    before Keras is imported.
+    """
+    if "://" in workdir:  # a remote workdir cannot hold local caches
+        return
+    cache = os.path.join(os.path.abspath(workdir), ".cache")
+    try:
+        os.makedirs(cache, exist_ok=True)
+    except OSError:
+        return  # the workdir check reports it
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(cache, "matplotlib"))
+    user_keras = os.path.join(os.path.expanduser("~"), ".keras", "keras.json")
+    if "KERAS_HOME" not in os.environ and not os.path.exists(user_keras):
+        os.environ["KERAS_HOME"] = os.path.join(cache, "keras")
+
+
+def run_experiment(config, workdir: str) -> int:
+    """Train (or resume) ``config`` in ``workdir``; returns the exit code.
+
+    A run that refuses to start or stops early prints one line to stderr
+    (``error: ...`` or ``interrupted by ...``); other exceptions are bugs and
+    propagate with their traceback.
+    """
+    keep_caches_in(workdir)
+    from tf_bng.data import DataUnavailableError
+    from tf_bng.training import ConfigError, RunError, TrainingInterrupted, train_and_evaluate
+    from tf_bng.training.errors import one_line
+
+    try:
+        results = train_and_evaluate(config, workdir)
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        return e.exit_code
+    except RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except DataUnavailableError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return ConfigError.exit_code
+    logging.info("Final metrics: %s", results)
+    return 0
 
 
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    from tf_bng.data import DataUnavailableError
-    from tf_bng.training import ConfigError, train_and_evaluate, validate_config
-
-    config = _CONFIG.value
-    try:
-        validate_config(config)
-        results = train_and_evaluate(config, _WORKDIR.value)
-    except (ConfigError, DataUnavailableError) as e:
-        sys.exit(f"error: {e}")
-    logging.info("Final metrics: %s", results)
+    code = run_experiment(_CONFIG.value, _WORKDIR.value)
+    if code:
+        sys.exit(code)
 
 
 def run() -> None:

@@ -47,7 +47,9 @@ def _commands_md(inputs: ReportInputs, section: Section) -> str:
 
 
 def _status(result: RunResult, text: str) -> str:
-    return text if result.ok else f"failed ({result.error})"
+    if result.diverged:
+        return "diverged"
+    return f"failed ({result.error})" if result.failed else text
 
 
 def _classifier_setup(variant: Variant) -> str:
@@ -163,7 +165,7 @@ def _quadratic_md(inputs: ReportInputs) -> str:
             result = inputs.results[variant.name]
             _, gaps = F.quadratic_gaps(result)
             last = float(gaps[-1]) if gaps.size else math.nan
-            row.append(_status(result, number(last, 3, missing="diverged")))
+            row.append(_status(result, number(last, 3, missing="not finite")))
         rows.append(row)
     sgd = next(v for v in section.variants if v.optimizer == "nesterov").build_config().optimizer
     parts = [
@@ -179,7 +181,7 @@ def _quadratic_md(inputs: ReportInputs) -> str:
         "float32, so values below ~1e-4 are rounding noise).",
         _image(inputs, "quadratic", "Quadratic: f - f* vs iteration"),
         f"Final f − f* after {int(first.train.steps)} iterations, by learning rate "
-        "(\"diverged\": not finite):",
+        "(\"diverged\": stopped by the loop after consecutive non-finite steps):",
         table(["method"] + [f"lr {lr:g}" for lr in rates], rows),
         "**Observations** (\"decreases\": finite and below its first logged value):",
         _findings_md(F.quadratic_findings(section, inputs.results)),
@@ -258,7 +260,7 @@ def _timing_md(inputs: ReportInputs) -> str:
         counted.update(names)
         seconds = sum(inputs.results[n].seconds for n in names)
         rows.append([section.title, len(section.variants), len(names), number(seconds, 3)])
-    failed = [r for r in inputs.results.values() if not r.ok]
+    failed = [r for r in inputs.results.values() if r.failed]
     parts = [
         "## Run times",
         f"Wall time of the whole report: {inputs.wall_seconds / 60:.1f} min ({inputs.environment}).",

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from tf_bng.reporting.experiments import Section, Variant
-from tf_bng.reporting.runs import RunResult, curve
+from tf_bng.reporting.runs import RunResult, curve, is_finite_number
 
 __all__ = [
     "Finding",
@@ -239,7 +239,7 @@ def first_block_norms(result: RunResult) -> tuple[float, np.ndarray]:
     for record in result.records:
         if record.get("split") == "train" and record.get("grad_norm"):
             values = record["grad_norm"].values()
-            return float(record["epoch"]), np.array([v if _finite(v) else np.nan for v in values])
+            return float(record["epoch"]), np.array([v if is_finite_number(v) else np.nan for v in values])
     return math.nan, np.array([])
 
 
@@ -261,7 +261,3 @@ def gradient_norm_rows(
                 first=float(norms[0]), last=float(norms[-1]), smallest=float(np.nanmin(norms)),
             ))
     return rows
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

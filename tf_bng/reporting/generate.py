@@ -105,7 +105,7 @@ def generate_report(
         "scale": scale,
         "wall_seconds": wall,
         "runs": {
-            name: {"final": r.final, "seconds": r.seconds, "error": r.error,
+            name: {"final": r.final, "seconds": r.seconds, "error": r.error, "diverged": r.diverged,
                    "command": r.variant.command(workdir)}
             for name, r in results.items()
         },
@@ -114,4 +114,4 @@ def generate_report(
     with open(results_json, "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
     return dict(markdown=markdown_path, figures=figures, results_json=results_json,
-                wall_seconds=wall, failed=[n for n, r in results.items() if not r.ok])
+                wall_seconds=wall, failed=[n for n, r in results.items() if r.failed])

@@ -21,16 +21,18 @@ _TRANSFORM_STYLES = {"none": "--", "ng": "-", "ng_adap": "-.", "clip": ":"}
 _SPLITS = (("train", "train loss"), ("eval", "test loss"))
 
 
-def _figure(rows: int, cols: int, *, width: float = 4.2, height: float = 3.2, **kwargs):
+def _figure(rows: int, cols: int, *, width: float = 4.0, height: float = 3.0, **kwargs):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * cols, height * rows))
+    fig = Figure(figsize=(width * cols + 1.6, height * rows + 0.4), layout="constrained")
     return fig, fig.subplots(rows, cols, squeeze=False, **kwargs)
 
 
-def _save(fig, path: str, title: str) -> None:
+def _save(fig, ax, path: str, title: str) -> None:
+    """Title, one legend for the figure (from ``ax``'s lines) outside on the right, PNG."""
     fig.suptitle(title)
-    fig.tight_layout()
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8)
     fig.savefig(path, dpi=100)
 
 
@@ -58,8 +60,7 @@ def plot_losses(
                 ax.set_xlabel("epoch")
             if col == 0:
                 ax.set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=8)
-    _save(fig, path, title)
+    _save(fig, axes[0][-1], path, title)
 
 
 def plot_figure1(section: Section, results: Mapping[str, RunResult], path: str, title: str) -> None:
@@ -72,26 +73,43 @@ def plot_figure1(section: Section, results: Mapping[str, RunResult], path: str, 
 
 
 def plot_quadratic(section: Section, results: Mapping[str, RunResult], path: str, title: str) -> None:
-    """f − f* vs iteration, log scale; one panel per method, one line per learning rate."""
+    """f − f* vs iteration, log scale; one panel per method, one line per learning rate.
+
+    The y axis stops at 10 × the starting gap, so a diverging run (drawn
+    dotted) does not flatten the others.
+    """
     methods = list(dict.fromkeys(v.label for v in section.variants))
     rates = sorted({v.value("optimizer.learning_rate") for v in section.variants})
     from matplotlib import colormaps
 
     colors = colormaps["viridis"](np.linspace(0.0, 0.9, len(rates)))
-    fig, axes = _figure(1, len(methods), sharey="row", height=3.6)
-    for ax, method in zip(axes[0], methods):
+    cols = 2 if len(methods) > 2 else len(methods)
+    rows = -(-len(methods) // cols)
+    fig, axes = _figure(rows, cols, sharex=True, sharey=True, height=3.2)
+    start = []
+    for ax, method in zip(axes.flat, methods):
         for variant in (v for v in section.variants if v.label == method):
-            steps, gaps = quadratic_gaps(results[variant.name])
+            result = results[variant.name]
+            steps, gaps = quadratic_gaps(result)
+            if gaps.size and np.isfinite(gaps[0]):
+                start.append(gaps[0])
             lr = variant.value("optimizer.learning_rate")
+            diverged = not result.ok or not gaps.size or not np.isfinite(gaps[-1])
             shown = np.where(gaps > 0, gaps, np.nan)  # float32 noise can reach <= 0 at the optimum
-            ax.plot(steps, shown, color=colors[rates.index(lr)], label=f"lr {lr:g}")
+            ax.plot(steps, shown, color=colors[rates.index(lr)], linestyle=":" if diverged else "-",
+                    label=f"lr {lr:g}")
         ax.set_yscale("log")
         ax.set_title(method)
-        ax.set_xlabel("iteration")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel("f − f*")
-    axes[0][-1].legend(fontsize=8)
-    _save(fig, path, title)
+    if start:
+        axes.flat[0].set_ylim(top=10 * max(start))
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration")
+    for row in axes:
+        row[0].set_ylabel("f − f*")
+    for ax in list(axes.flat)[len(methods):]:
+        ax.set_visible(False)
+    _save(fig, axes.flat[0], path, title + " (dotted: diverged)")
 
 
 def plot_gradient_norms(section: Section, results: Mapping[str, RunResult], path: str, title: str,
@@ -111,5 +129,4 @@ def plot_gradient_norms(section: Section, results: Mapping[str, RunResult], path
     ax.set_xlabel("layer (1 = input layer, last = output layer)")
     ax.set_ylabel("‖gradient of the layer‖₂")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    _save(fig, path, title)
+    _save(fig, ax, path, title)

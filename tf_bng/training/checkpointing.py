@@ -54,9 +54,10 @@ PREFIX = "ckpt"
 STATE_FILE = "checkpoint"
 DAMAGED_DIR = "damaged"
 _STEP = re.compile(rf"{PREFIX}-(\d+)$")
-# What reading a damaged checkpoint raises: truncated or corrupted files are
-# DataLossError / OutOfRangeError, missing shards NotFoundError.
-_READ_ERRORS = (tf.errors.OpError, OSError, ValueError, RuntimeError)
+# What reading a damaged checkpoint raises: DataLossError (bad checksum),
+# NotFoundError (missing shard), IndexError (truncated data file, from the
+# pybind reader), ...: any failure to read back counts as damage.
+_READ_ERRORS = (tf.errors.OpError, OSError, ValueError, RuntimeError, IndexError)
 
 
 def write_path(path: str, strategy: Optional[tf.distribute.Strategy] = None) -> str:
@@ -138,6 +139,9 @@ class Checkpointer:
         self.max_to_keep = int(max_to_keep)
         self.is_chief = runtime.is_chief(strategy)
         self.checkpoint = tf.train.Checkpoint(**trackables)
+        # ``write`` (unlike ``save``) does not create the save counter, and a
+        # restore would then find it unmatched: create it up front.
+        _ = self.checkpoint.save_counter
         self._float_variables = [v for v in state_variables(trackables.values()) if _is_float(v)]
         self._all_finite = tf.function(self._compute_all_finite)
 
@@ -176,19 +180,28 @@ class Checkpointer:
     def restore_latest(self) -> Optional[str]:
         """Restore the newest intact checkpoint; None when there is none (a fresh run).
 
-        Damaged ones are moved aside (by the chief) with a warning.
+        Newer damaged ones are moved aside (by the chief) with a warning.
+        When checkpoints exist but none is intact, nothing is moved and
+        :class:`CheckpointError` is raised: starting over is the user's call.
         """
+        damaged: list[tuple[str, str]] = []
         for prefix in self.candidates():
             problem = verify_checkpoint(prefix)
-            if problem is None:
-                self._restore(prefix)
-                return prefix
-            logging.warning(
-                "Checkpoint %s is damaged (%s); falling back to the previous one.", prefix, problem
+            if problem is not None:
+                logging.warning("Checkpoint %s is damaged: %s", prefix, problem)
+                damaged.append((prefix, problem))
+                continue
+            for bad, _ in damaged:
+                self._move_aside(bad)
+            if damaged:
+                logging.warning("Falling back to %s.", prefix)
+            self._restore(prefix)
+            return prefix
+        if damaged:
+            raise CheckpointError(
+                f"No checkpoint in {self.directory} reads back intact ({damaged[0][0]}: "
+                f"{damaged[0][1]}); move the workdir away to start over."
             )
-            self._move_aside(prefix)
-        if self.candidates():
-            raise CheckpointError(f"No checkpoint in {self.directory} reads back intact.")
         return None
 
     def _restore(self, prefix: str) -> None:

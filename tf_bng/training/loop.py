@@ -6,15 +6,27 @@ inner loops up to the next event (log, evaluation, checkpoint) and handles
 the event. Running it again on the same ``workdir`` resumes from the last
 checkpoint, with the same training stream (see ``input_pipeline``).
 
-What a run leaves in ``workdir``: ``config.json``, ``metrics.jsonl``,
-``summaries/{train,eval}`` (TensorBoard), ``checkpoints/``, and ``export/``
-when ``config.export`` is set.
+What a run leaves in ``workdir`` (and nothing anywhere else):
+``config.json``, ``metrics.jsonl``, ``summaries/{train,eval}``
+(TensorBoard), ``checkpoints/``, and ``export/`` when ``config.export`` is
+set.
+
+Reliability (see also :mod:`~tf_bng.training.checkpointing`): the config,
+the workdir, the replicas and the first batches are checked before anything
+trains (:class:`~tf_bng.training.errors.ConfigError`,
+:class:`~tf_bng.training.errors.DataError`); steps with a non-finite loss or
+gradient are skipped and logged as ``bad_steps``, and ``train.max_bad_steps``
+of them in a row stop the run (:class:`~tf_bng.training.errors.TrainingDiverged`)
+without writing a checkpoint; SIGTERM/SIGINT save a checkpoint at the end of
+the current inner loop and raise
+:class:`~tf_bng.training.errors.TrainingInterrupted`.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import signal
 import time
 from typing import Any
 
@@ -25,10 +37,12 @@ from absl import logging
 from tf_bng import data as data_lib
 from tf_bng import models as models_lib
 from tf_bng.train_step import TrainStep
-from tf_bng.training import config_checks, input_pipeline, optimizers, runtime
+from tf_bng.training import config_checks, data_checks, input_pipeline, optimizers, runtime
 from tf_bng.training.checkpointing import Checkpointer
+from tf_bng.training.errors import TrainingDiverged, TrainingInterrupted
 from tf_bng.training.eval_step import EvalStep
 from tf_bng.training.export import export_saved_model, serving_spec
+from tf_bng.training.interruption import StopRequest
 from tf_bng.training.loss_scaling import DynamicLossScale
 from tf_bng.training.metrics_log import MetricsLog
 
@@ -57,6 +71,7 @@ class Trainer:
 
     def __init__(self, config: Any, workdir: str):
         config_checks.validate_config(config)
+        config_checks.check_workdir(workdir)
         self.config = config
         self.workdir = workdir
         rt = config.runtime
@@ -67,31 +82,37 @@ class Trainer:
             "Strategy %s: %d replicas in sync%s.", type(self.strategy).__name__,
             self.strategy.num_replicas_in_sync, "" if self.is_chief else " (not the chief)",
         )
+        batch = int(config.data.batch_size)
+        config_checks.check_replicas(batch, self.strategy)
         self.seed = int(config.train.seed)
         runtime.set_determinism(self.seed, bool(rt.deterministic))
 
-        self.spec = data_lib.get_spec(config.data)
-        batch = int(config.data.batch_size)
+        with config_checks.config_errors("data"):
+            self.spec = data_lib.get_spec(config.data)
+        config_checks.check_batch_fits(batch, self.spec)
         self.steps_per_epoch = self.spec.steps_per_epoch(batch)
         train = config.train
         self.total_steps = int(train.steps) or max(1, round(train.epochs * self.steps_per_epoch))
         self.log_every = int(train.log_every) or self.steps_per_epoch
         self.eval_every = int(train.eval_every) or self.steps_per_epoch
         self.checkpoint_every = int(train.checkpoint_every) or self.steps_per_epoch
+        self.max_bad_steps = int(train.get("max_bad_steps", 0) or 0)
 
         with self.strategy.scope():
             self._build_model_and_optimizer()
-        self.train_step = TrainStep(
-            model=self.model,
-            loss=models_lib.default_loss(self.spec),
-            optimizer=self.optimizer,
-            transform=config_checks.transform_config(config.transform),
-            global_batch_size=batch,
-            strategy=self.strategy,
-            metrics=self.train_metrics,
-            jit_compile=bool(rt.jit_compile),
-            loss_scale=self.loss_scale,
-        )
+        with config_checks.config_errors("train step"):
+            self.train_step = TrainStep(
+                model=self.model,
+                loss=models_lib.default_loss(self.spec),
+                optimizer=self.optimizer,
+                transform=config_checks.transform_config(config.transform),
+                global_batch_size=batch,
+                strategy=self.strategy,
+                metrics=self.train_metrics,
+                jit_compile=bool(rt.jit_compile),
+                loss_scale=self.loss_scale,
+                skip_nonfinite=True,
+            )
         self.eval_step = EvalStep(self.train_step, task=self.spec.task)
         self.checkpointer = self._make_checkpointer()
         self.log = MetricsLog(workdir, enabled=self.is_chief, block_names=self.train_step.block_names)
@@ -100,17 +121,18 @@ class Trainer:
     def _build_model_and_optimizer(self) -> None:
         """Everything that holds variables; called inside ``strategy.scope()``."""
         config, rt = self.config, self.config.runtime
-        with runtime.precision_scope(rt.mixed_precision):
+        with runtime.precision_scope(rt.mixed_precision), config_checks.config_errors("model"):
             self.model = models_lib.build_model(config.model, spec=self.spec)
-        learning_rate = optimizers.build_schedule(
-            config.schedule,
-            config.optimizer.learning_rate,
-            steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps,
-        )
-        self.optimizer = optimizers.build_optimizer(
-            config.optimizer, learning_rate=learning_rate, transform=config.transform
-        )
+        with config_checks.config_errors("optimizer"):
+            learning_rate = optimizers.build_schedule(
+                config.schedule,
+                config.optimizer.learning_rate,
+                steps_per_epoch=self.steps_per_epoch,
+                total_steps=self.total_steps,
+            )
+            self.optimizer = optimizers.build_optimizer(
+                config.optimizer, learning_rate=learning_rate, transform=config.transform
+            )
         self.loss_scale = None
         if rt.mixed_precision == "mixed_float16":
             self.loss_scale = DynamicLossScale(
@@ -137,8 +159,13 @@ class Trainer:
         )
         if self.loss_scale is not None:
             trackables["loss_scale"] = self.loss_scale
+        if self.train_step.bad_steps is not None:
+            trackables["bad_steps"] = self.train_step.bad_steps
         return Checkpointer(
-            os.path.join(self.workdir, "checkpoints"), strategy=self.strategy, **trackables
+            os.path.join(self.workdir, "checkpoints"),
+            strategy=self.strategy,
+            max_to_keep=int(self.config.train.get("keep_checkpoints", 3)),
+            **trackables,
         )
 
     # -- events ---------------------------------------------------------------
@@ -173,9 +200,14 @@ class Trainer:
         logging.info("eval  step %d: %s", step, _format(results))
         return results
 
-    def _log_train(self, step: int, norms, steps_per_second: float) -> dict:
+    def _bad_steps(self) -> tuple[int, int]:
+        """``(total, consecutive)`` skipped steps so far."""
+        counter = self.train_step.bad_steps
+        return counter.counts() if counter is not None else (0, 0)
+
+    def _log_train(self, step: int, norms, steps_per_second: float, bad_steps: int) -> dict:
         loss = self.train_step.running_loss.result()
-        scalars = {"epoch": self._epoch(step), "loss": loss}
+        scalars = {"epoch": self._epoch(step), "loss": loss, "bad_steps": bad_steps}
         for metric in self.train_metrics:
             scalars[metric.name] = float(metric.result())
             metric.reset_state()
@@ -213,11 +245,53 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------
     def run(self) -> dict:
         """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export."""
-        self._write_config()
+        try:
+            with StopRequest() as stop:
+                return self._run(stop)
+        finally:
+            self.log.close()
+
+    def _resume(self) -> tuple[int, bool]:
         restored = self.checkpointer.restore_latest()
         start = self.step
         if restored:
             logging.info("Resuming at step %d of %d.", start, self.total_steps)
+        dropped = self.log.rewind(start)
+        if dropped:
+            logging.info("Dropped %d metrics records after step %d: those steps run again.",
+                         dropped, start)
+        return start, restored is not None
+
+    def _check_data(self) -> None:
+        data_checks.check_first_batches(
+            self.config.data,
+            spec=self.spec,
+            input_shape=data_checks.model_input_shape(self.model, self.spec),
+            seed=self.seed,
+        )
+
+    def _diverged(self, step: int, consecutive: int) -> TrainingDiverged:
+        latest = self.checkpointer.latest()
+        where = f"the last good checkpoint, {latest}, is intact" if latest else "no checkpoint yet"
+        return TrainingDiverged(
+            f"{consecutive} steps in a row (up to step {step}) had a non-finite loss or gradient "
+            f"(train.max_bad_steps={self.max_bad_steps}): stopped; {where}. Lower "
+            "optimizer.learning_rate or use a normalizing transform (ng, clip), then rerun."
+        )
+
+    def _interrupted(self, stop: StopRequest, step: int) -> TrainingInterrupted:
+        name = stop.name or "another worker's signal"
+        return TrainingInterrupted(
+            f"interrupted by {name} at step {step} of {self.total_steps}: checkpoint saved; "
+            "rerun the same command to resume.",
+            signum=stop.signum or signal.SIGTERM,
+            step=step,
+        )
+
+    def _run(self, stop: StopRequest) -> dict:
+        self._write_config()
+        start, restored = self._resume()
+        self._check_data()
         iterator = input_pipeline.train_iterator(
             self.strategy,
             self.config.data,
@@ -228,6 +302,7 @@ class Trainer:
         final: dict[str, float] = {}
         step, saved_step = start, start if restored else -1
         window_steps, window_seconds = 0, 0.0
+        window_bad_start = self._bad_steps()[0]
         steps_per_loop = int(self.config.train.steps_per_loop)
         while step < self.total_steps:
             target = _next_event(
@@ -242,24 +317,31 @@ class Trainer:
             step += num_steps
             self.step_counter.assign(step)
             last = step == self.total_steps
-            if last or _is_due(step, self.log_every):
+            bad_total, consecutive = self._bad_steps()
+            diverged = 0 < self.max_bad_steps <= consecutive
+            if last or diverged or _is_due(step, self.log_every):
                 rate = window_steps / window_seconds if window_seconds else 0.0
-                train = self._log_train(step, norms, rate)
+                train = self._log_train(step, norms, rate, bad_total - window_bad_start)
                 final.update({f"train_{k}": v for k, v in train.items()})
-                window_steps, window_seconds = 0, 0.0
+                window_steps, window_seconds, window_bad_start = 0, 0.0, bad_total
+            if diverged:
+                raise self._diverged(step, consecutive)
             if last or _is_due(step, self.eval_every):
                 final.update({f"eval_{k}": v for k, v in self.evaluate().items()})
             if last or _is_due(step, self.checkpoint_every):
                 self.checkpointer.save(step)
                 saved_step = step
+            if runtime.any_worker(self.strategy, stop.signum is not None):
+                if saved_step != step:
+                    self.checkpointer.save(step)
+                raise self._interrupted(stop, step)
         if not any(k.startswith("eval_") for k in final):
             final.update({f"eval_{k}": v for k, v in self.evaluate().items()})
         if saved_step != step:
             self.checkpointer.save(step)
         if self.config.export:
             self.export()
-        self.log.close()
-        final.update(step=step, epoch=self._epoch(step))
+        final.update(step=step, epoch=self._epoch(step), bad_steps_total=self._bad_steps()[0])
         return final
 
 
@@ -270,7 +352,9 @@ def _format(results: dict) -> str:
 def train_and_evaluate(config: Any, workdir: str) -> dict:
     """Run (or resume) the experiment ``config`` in ``workdir``; returns the final metrics.
 
-    Keys: ``step``, ``epoch``, ``train_<metric>`` (last logging window),
-    ``eval_<metric>`` (last evaluation).
+    Keys: ``step``, ``epoch``, ``bad_steps_total``, ``train_<metric>`` (last
+    logging window, with ``train_bad_steps``), ``eval_<metric>`` (last
+    evaluation). Raises a :class:`~tf_bng.training.errors.RunError` subclass
+    when the run refuses to start or stops early (see the module docstring).
     """
     return Trainer(config, workdir).run()
