@@ -41,7 +41,7 @@ def fit_call(
         optimizer = NormalizedOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=workloads.loss(), steps_per_execution=steps_per_execution)
     dataset = workload.dataset()
-    return lambda: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
+    return lambda: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

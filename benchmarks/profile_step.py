@@ -32,7 +32,7 @@ from benchmarks import cli, workloads
 PARTS = ("forward", "backprop", "block_transform", "optimizer", "other")
 
 
-def part_of(op_name: str, model_name: str) -> str:
+def part_of(op_name: str, model_name: str, optimizer_name: str) -> str:
     """Which part of the step an op belongs to, from its name scope."""
     if "block_transform/" in op_name:
         return "block_transform"
@@ -40,7 +40,7 @@ def part_of(op_name: str, model_name: str) -> str:
         return "backprop"
     if op_name.startswith(model_name):
         return "forward"
-    if "/sgd/" in op_name or op_name.startswith("sgd/"):
+    if f"/{optimizer_name}/" in op_name or op_name.startswith(f"{optimizer_name}/"):
         return "optimizer"
     return "other"
 
@@ -75,7 +75,7 @@ def profile(workload: workloads.Workload, transform: str, blocks: str, steps: in
     seconds, counts = collections.Counter(), collections.Counter()
     transform_types = collections.Counter()
     for op_name, op_type, s in op_times(logdir):
-        part = part_of(op_name, step.model.name)
+        part = part_of(op_name, step.model.name, step.optimizer.name)
         seconds[part] += s / steps
         counts[part] += 1 / steps
         if part == "block_transform":

@@ -3,7 +3,7 @@
     python -m benchmarks.transform_bandwidth [--rounds 15] [--repeats 2] [--smoke]
 
 The gradients are random tensors shaped like ResNet-50's trainable variables
-(``keras.applications.ResNet50(weights=None)``: 161 tensors, 25.6M float32,
+(``keras.applications.ResNet50(weights=None)``: 214 tensors, 25.6M float32,
 102 MB). The reference ``g * 2`` is one multiply per tensor: every byte read
 once and written once, the least any transform must do. ``ng`` (l2) reads every
 gradient twice (the norm, then the scaling) and writes it once, so ~1.5x is the

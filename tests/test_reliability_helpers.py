@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from typing import Optional
 
 import numpy as np
@@ -84,10 +85,11 @@ def error_lines(stderr: str) -> list[str]:
 
 @contextlib.contextmanager
 def preserved_environ():
-    """Undo the environment changes of an in-process binary run (it points caches at its workdir)."""
-    saved = dict(os.environ)
+    """Undo what an in-process binary run changes: it points caches and temp files at its workdir."""
+    saved, saved_tempdir = dict(os.environ), tempfile.tempdir
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        tempfile.tempdir = saved_tempdir

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
@@ -93,22 +94,27 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(f"error: {describe_flag_error(e, argv)}")
 
 
-def keep_caches_in(workdir: str) -> None:
-    """Point Keras's and matplotlib's first-import files into ``workdir/.cache``.
+def keep_files_in_workdir(workdir: str) -> None:
+    """Point Keras's, matplotlib's and the temp files of this process into ``workdir/.cache``.
 
     Importing Keras writes ``~/.keras/keras.json`` and builds matplotlib's
-    font cache under ``~/.cache`` when they are missing; a run must write
-    nothing outside its workdir. Settings the user made (``KERAS_HOME``,
-    ``MPLCONFIGDIR``, an existing ``~/.keras/keras.json``) win. Must run
-    before Keras is imported.
+    font cache under ``~/.cache`` when they are missing, and AutoGraph writes
+    one temp file per converted function (removed at exit, so a killed run
+    leaves them behind); a run must write nothing outside its workdir.
+    Settings the user made (``KERAS_HOME``, ``MPLCONFIGDIR``, an existing
+    ``~/.keras/keras.json``) win; temp files always go to
+    ``workdir/.cache/tmp``. Must run before Keras is imported.
     """
-    if "://" in workdir:  # a remote workdir cannot hold local caches
+    if "://" in workdir:  # a remote workdir cannot hold local files
         return
     cache = os.path.join(os.path.abspath(workdir), ".cache")
+    temporary = os.path.join(cache, "tmp")
     try:
-        os.makedirs(cache, exist_ok=True)
+        os.makedirs(temporary, exist_ok=True)
     except OSError:
         return  # the workdir check reports it
+    os.environ["TMPDIR"] = temporary
+    tempfile.tempdir = temporary
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(cache, "matplotlib"))
     user_keras = os.path.join(os.path.expanduser("~"), ".keras", "keras.json")
     if "KERAS_HOME" not in os.environ and not os.path.exists(user_keras):
@@ -122,7 +128,7 @@ def run_experiment(config, workdir: str) -> int:
     (``error: ...`` or ``interrupted by ...``); other exceptions are bugs and
     propagate with their traceback.
     """
-    keep_caches_in(workdir)
+    keep_files_in_workdir(workdir)
     from tf_bng.data import DataUnavailableError
     from tf_bng.training import ConfigError, RunError, TrainingInterrupted, train_and_evaluate
     from tf_bng.training.errors import one_line

@@ -261,9 +261,14 @@ def _timing_md(inputs: ReportInputs) -> str:
         seconds = sum(inputs.results[n].seconds for n in names)
         rows.append([section.title, len(section.variants), len(names), number(seconds, 3)])
     failed = [r for r in inputs.results.values() if r.failed]
+    reused = sum(r.reused for r in inputs.results.values())
+    total = sum(r.seconds for r in inputs.results.values())
     parts = [
         "## Run times",
-        f"Wall time of the whole report: {inputs.wall_seconds / 60:.1f} min ({inputs.environment}).",
+        f"Wall time of the whole report: {inputs.wall_seconds / 60:.1f} min; the runs' own training "
+        f"time (set-up, tracing, training, evaluation) sums to {total / 60:.1f} min"
+        + (f" ({reused} runs were reused from an earlier report run, `--reuse`)" if reused else "")
+        + f". {inputs.environment}.",
         table(("section", "variants", "new runs", "training seconds"), rows),
     ]
     if failed:
@@ -295,9 +300,14 @@ def render(inputs: ReportInputs) -> str:
         "## Summary",
         _summary_md(inputs),
     ]
+    settings = ", ".join(
+        f"{k} {'/'.join(map(str, v)) if isinstance(v, tuple) else v}"
+        for k, v in dataclasses.asdict(scale).items() if k != "name" and v is not None
+    )
+    header.insert(2, f"Scale `{scale.name}` ({settings}).")
     if scale.name != "full":
-        header.insert(2, f"**Scale `{scale.name}`: reduced epochs and iterations; the verdicts are "
-                         "about these short runs, not the paper's.**")
+        header.insert(3, f"**Scale `{scale.name}`: reduced variants, epochs and iterations; the "
+                         "verdicts are about these short runs, not the paper's.**")
     body = [_figure1_md(inputs), _quadratic_md(inputs), _deep_mlp_md(inputs), _adaptive_md(inputs),
             _paper_md(), _timing_md(inputs)]
     return "\n\n".join(header + body) + "\n"

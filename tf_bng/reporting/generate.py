@@ -11,7 +11,9 @@ from typing import Callable, Optional
 
 from tf_bng.reporting import plots
 from tf_bng.reporting.document import ReportInputs, render
-from tf_bng.reporting.experiments import SCALES, Section, build_sections, unique_variants
+from tf_bng.reporting.experiments import (
+    OPTIMIZER_LABELS, SCALES, Section, build_sections, unique_variants,
+)
 from tf_bng.reporting.runs import RunResult, run_variants
 
 __all__ = ["markdown_path_for", "generate_report"]
@@ -55,8 +57,9 @@ def _draw_figures(sections, results, out_dir: str) -> dict[str, str]:
     adaptive = _by_key(sections, "adaptive")
     optimizers = list(dict.fromkeys(v.optimizer for v in adaptive.variants))
     plots.plot_losses(
-        [(o, [v for v in adaptive.variants if v.optimizer == o]) for o in optimizers],
-        results, paths["adaptive"], adaptive.title,
+        [(OPTIMIZER_LABELS.get(o, o), [v for v in adaptive.variants if v.optimizer == o])
+         for o in optimizers],
+        results, paths["adaptive"], adaptive.title, color_by="transform",
     )
     return paths
 

@@ -18,6 +18,7 @@ __all__ = ["plot_losses", "plot_figure1", "plot_quadratic", "plot_gradient_norms
 
 _OPTIMIZER_COLORS = {"momentum": "tab:red", "nesterov": "tab:red", "adagrad": "tab:green", "adam": "tab:blue"}
 _TRANSFORM_STYLES = {"none": "--", "ng": "-", "ng_adap": "-.", "clip": ":"}
+_TRANSFORM_COLORS = {"none": "0.45", "ng": "tab:blue", "ng_adap": "tab:orange", "clip": "tab:purple"}
 _SPLITS = (("train", "train loss"), ("eval", "test loss"))
 
 
@@ -41,8 +42,14 @@ def plot_losses(
     results: Mapping[str, RunResult],
     path: str,
     title: str,
+    *,
+    color_by: str = "optimizer",
 ) -> None:
-    """Rows train / test loss vs epoch; one column per ``(title, variants)`` (any classifier runs)."""
+    """Rows train / test loss vs epoch; one column per ``(title, variants)`` (any classifier runs).
+
+    ``color_by="transform"`` colours by transform (for columns of one optimizer each).
+    """
+    palette = _TRANSFORM_COLORS if color_by == "transform" else _OPTIMIZER_COLORS
     fig, axes = _figure(2, len(columns), sharex="col", sharey="row")
     for col, (column_title, variants) in enumerate(columns):
         for row, (split, ylabel) in enumerate(_SPLITS):
@@ -50,7 +57,7 @@ def plot_losses(
             for variant in variants:
                 xs, ys = curve(results[variant.name], split, "loss")
                 ax.plot(xs, ys, label=variant.label,
-                        color=_OPTIMIZER_COLORS.get(variant.optimizer, "tab:gray"),
+                        color=palette.get(variant.value(color_by), "tab:gray"),
                         linestyle=_TRANSFORM_STYLES.get(variant.transform, "-"))
             ax.axhline(CHANCE_LOSS, color="0.6", linewidth=0.8, linestyle=":")
             ax.grid(alpha=0.3)

@@ -1,0 +1,75 @@
+"""Every benchmark script still runs: ``--smoke`` (one round, tiny models) prints its table
+and its summary line. No timing is asserted: smoke numbers mean nothing."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python -m pytest` from the root has it; plain `pytest` may not
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import (  # noqa: E402
+    clip_vs_keras,
+    loop_vs_fit,
+    profile_step,
+    step_overhead,
+    transform_bandwidth,
+    wrapper_vs_step,
+)
+
+RATIO = r"\d+\.\d{3}"
+
+
+def _last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_step_overhead_command_line_ends_with_the_headline():
+    """The exact command the README and BUILD_NOTES quote, in a fresh process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.step_overhead", "--smoke",
+         "--transforms", "ng", "--blocks", "layer,global"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("load average")
+    assert re.fullmatch(rf"overhead deep_mlp={RATIO} resnet20={RATIO}", lines[-1])
+    assert any(re.match(r"resnet20\s+ng\s+global\s", line) for line in lines)
+
+
+def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
+    pairs = step_overhead.candidates_for(["ng", "global_clip"], ["layer", "variable"])
+    assert pairs == [("ng", "layer"), ("ng", "variable"), ("global_clip", "global")]
+
+
+@pytest.mark.parametrize(
+    "module, argv, pattern",
+    [
+        (transform_bandwidth, [], rf"bandwidth ng_layer={RATIO} params=\d+\.\dM"),
+        (loop_vs_fit, [], rf"loop_vs_fit deep_mlp: none={RATIO} ng={RATIO}"),
+        (wrapper_vs_step, ["--models", "deep_mlp"], rf"wrapper_vs_step deep_mlp={RATIO}"),
+        (clip_vs_keras, ["--models", "resnet20"], rf"clip_vs_keras resnet20={RATIO}"),
+        (profile_step, [], r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "").rpartition(".")[2] or None,
+)
+def test_benchmark_prints_its_summary_line(module, argv, pattern, capsys):
+    module.main(["--smoke", *argv])
+    out = capsys.readouterr().out
+    assert re.fullmatch(pattern, _last_line(out)), out
+
+
+def test_profile_attributes_ops_to_the_part_of_the_step_they_come_from():
+    part = lambda name: profile_step.part_of(name, "cifar_resnet20", "sgd_1")  # noqa: E731
+    assert part("block_transform/L2Loss_3") == "block_transform"
+    assert part("gradient_tape/cifar_resnet20/conv/Conv2DBackpropFilter") == "backprop"
+    assert part("cifar_resnet20/conv/Conv2D") == "forward"
+    assert part("cond/then/_0/cond/sgd_1/Mul_4") == "optimizer"
+    assert part("cond/then/_0/cond/sgd/Mul_4") == "other"  # another optimizer's op

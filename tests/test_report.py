@@ -1,0 +1,252 @@
+"""The reproduction report (issue 5): a smoke-scale end-to-end run, its commands, its verdict rules.
+
+The end-to-end test checks that the files, tables and commands are produced,
+not what the numbers are (the smoke scale trains 1- and 2-layer nets for two
+epochs on 200 digits). The verdict rules are checked on hand-made curves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+
+import numpy as np
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from tf_bng.reporting import SCALES, build_sections, generate_report, markdown_path_for
+from tf_bng.reporting import findings as F
+from tf_bng.reporting import paper
+from tf_bng.reporting.experiments import Section, mlp_variant, quadratic_variant, unique_variants
+from tf_bng.reporting.markdown import number, table
+from tf_bng.reporting.runs import RunResult
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = ("figure1", "gradient_norms", "quadratic", "deep_mlp", "adaptive")
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    out, runs = str(root / "results"), str(root / "runs")
+    lines: list[str] = []
+    report = generate_report(out, scale="smoke", workdir=runs, progress=lines.append)
+    with open(report["markdown"]) as f:
+        markdown = f.read()
+    return dict(root=root, out=out, runs=runs, report=report, markdown=markdown, lines=lines)
+
+
+def test_markdown_goes_next_to_the_results_directory(smoke_report):
+    root = smoke_report["root"]
+    assert smoke_report["report"]["markdown"] == str(root / "RESULTS.md")
+    assert markdown_path_for("docs/results") == os.path.abspath("docs/RESULTS.md")
+
+
+def test_every_run_finishes_and_is_recorded(smoke_report):
+    expected = unique_variants(build_sections(SCALES["smoke"]))
+    assert smoke_report["report"]["failed"] == []
+    with open(smoke_report["report"]["results_json"]) as f:
+        summary = json.load(f)
+    assert set(summary["runs"]) == {v.name for v in expected}
+    for name, run in summary["runs"].items():
+        assert run["error"] is None, name
+        assert "eval_loss" in run["final"], name
+        assert os.path.isfile(os.path.join(smoke_report["runs"], name, "metrics.jsonl"))
+    assert len(smoke_report["lines"]) == len(expected) + 1  # a header, then one line per run
+
+
+def test_figures_are_pngs_linked_from_the_markdown(smoke_report):
+    markdown_dir = os.path.dirname(smoke_report["report"]["markdown"])
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", smoke_report["markdown"])
+    assert len(links) == len(FIGURES)
+    for key in FIGURES:
+        path = os.path.join(smoke_report["out"], f"{key}.png")
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_MAGIC
+        assert os.path.getsize(path) > 5_000
+        assert os.path.relpath(path, markdown_dir) in links
+
+
+def test_markdown_has_every_section_table_and_verdict(smoke_report):
+    text = smoke_report["markdown"]
+    for heading in ("## Summary", "## 1. Paper Figure 1", "## 2. The keras seed's convex quadratic",
+                    "## 3. The keras seed's deep MLP", "## 4. NGadap and CLIP against NG",
+                    "## 5. GPU-scale experiments — not run here", "## Run times"):
+        assert heading in text
+    assert "| depth | variant | final train loss |" in text
+    assert "| method | lr 0.01 |" in text
+    assert "| depth | blocks | epoch | input layer ‖g‖ |" in text
+    verdicts = re.findall(r"^- \*\*(holds|partly holds|does not hold|undecided|observed)\*\* — ", text, re.M)
+    # Summary (3 Figure 1 + 2 adaptive claims with 2 depths) + the same in sections + 4 quadratic + 2 ranking.
+    assert len(verdicts) == 5 + 5 + 4 + 2
+    assert text.count("not run here") == 1 + len(paper.PAPER_TABLES) + 1
+    assert "failed (" not in text
+
+
+def test_markdown_lists_a_command_for_every_run(smoke_report):
+    text = smoke_report["markdown"]
+    for variant in unique_variants(build_sections(SCALES["smoke"])):
+        assert variant.command(smoke_report["runs"]) in text
+
+
+def test_reuse_rerenders_without_training(smoke_report):
+    lines: list[str] = []
+    report = generate_report(smoke_report["out"], scale="smoke", workdir=smoke_report["runs"],
+                             reuse=True, progress=lines.append)
+    assert all(line.endswith(": reused") for line in lines[1:])
+    assert report["wall_seconds"] < 30
+    with open(report["markdown"]) as f:
+        assert "were reused from an earlier report run" in f.read()
+
+
+def _parse_command(command: str, monkeypatch):
+    """Parse a printed ``trainers.train`` command with that binary's flag definitions."""
+    monkeypatch.chdir(REPO)
+    args = shlex.split(command)
+    assert args[:3] == ["python", "-m", "trainers.train"]
+    argv = ["train"] + args[3:]
+    flag_values = flags.FlagValues()
+    # Override flags (--config.x.y) are found in sys_argv when the config flag is defined.
+    config_flags.DEFINE_config_file(
+        "config", None, "", flag_values=flag_values, lock_config=True, sys_argv=argv
+    )
+    flags.DEFINE_string("workdir", None, "", flag_values=flag_values)
+    flag_values(argv)
+    return flag_values
+
+
+@pytest.mark.parametrize("scale", ["full", "quick"])
+def test_printed_commands_rebuild_the_same_config(scale, monkeypatch):
+    sections = build_sections(SCALES[scale])
+    samples = [section.variants[-1] for section in sections]
+    for variant in samples:
+        parsed = _parse_command(variant.command("runs/report"), monkeypatch)
+        assert parsed.workdir == f"runs/report/{variant.name}"
+        built = variant.build_config().to_json_best_effort(sort_keys=True)
+        assert parsed.config.to_json_best_effort(sort_keys=True) == built
+
+
+def test_full_scale_runs_the_issue_grid():
+    sections = {s.key: s for s in build_sections(SCALES["full"])}
+    figure1 = sections["figure1"].variants
+    assert {(v.value("depth"), v.optimizer, v.transform) for v in figure1} == {
+        (d, o, t) for d in (6, 12, 18) for o in ("momentum", "adagrad", "adam") for t in ("none", "ng")
+    }
+    rates = {v.value("optimizer.learning_rate") for v in sections["quadratic"].variants}
+    assert rates == {0.001, 0.005, 0.01, 0.03, 0.05, 0.1}
+    assert {v.label for v in sections["quadratic"].variants} == {"NSGD", "NAdam", "SGDM", "Adam"}
+    assert {v.optimizer for v in sections["quadratic"].variants if v.label == "NAdam"} == {"adam"}
+    assert {(v.label, v.value("depth")) for v in sections["deep_mlp"].variants} == {
+        ("NSGD", 30), ("NAdam", 30), ("Adam", 30)
+    }
+    assert {(v.value("depth"), v.transform) for v in sections["adaptive"].variants} == {
+        (18, t) for t in ("none", "ng", "ng_adap", "clip")
+    }
+    config = figure1[0].build_config()
+    assert config.transform.epsilon == 0.0 and config.train.epochs == 50.0
+
+
+def test_paper_commands_name_valid_config_variants(monkeypatch):
+    monkeypatch.chdir(REPO)
+    lines = [line for t in paper.PAPER_TABLES for line in paper.table_commands(t)] + paper.ptb_commands()
+    assert len(lines) == 8 + 8 + 4 + 6 + 6  # rows with a variant (not He et al.'s), PTB
+    for line in lines:
+        loop = re.match(r"for (\w+) in ([\w ]+); do (.*); done$", line)
+        expanded = (
+            [loop.group(3).replace(f"${loop.group(1)}", value) for value in loop.group(2).split()]
+            if loop else [line]
+        )
+        for command in expanded:
+            parsed = _parse_command(command, monkeypatch)
+            assert parsed.config.data.download is True
+
+
+# -- verdict rules on hand-made runs (no training) -------------------------------------------
+
+def _fake(variant, train_losses, eval_accuracy=0.5):
+    records = [
+        {"split": "train", "step": 40 * (i + 1), "epoch": float(i + 1), "loss": loss}
+        for i, loss in enumerate(train_losses)
+    ]
+    final = {"train_loss": train_losses[-1], "eval_accuracy": eval_accuracy, "eval_loss": 1.0}
+    return RunResult(variant, final, records, seconds=1.0)
+
+
+def _figure1_section(curves):
+    """``curves[(depth, optimizer, transform)] = per-epoch train losses``."""
+    scale = SCALES["full"]
+    variants = tuple(mlp_variant(scale, d, o, t) for (d, o, t) in curves)
+    results = {v.name: _fake(v, curves[(v.value("depth"), v.optimizer, v.transform)]) for v in variants}
+    return Section("figure1", "t", variants), results
+
+
+def test_figure1_rules_match_hand_computed_numbers():
+    stuck, learns = [2.31, 2.305, 2.303], [2.0, 0.9, 0.4]
+    curves = {
+        (6, "adam", "none"): [1.0, 0.5, 0.2], (6, "adam", "ng"): [1.1, 0.5, 0.25],
+        (18, "adam", "none"): stuck, (18, "adam", "ng"): learns,
+    }
+    section, results = _figure1_section(curves)
+    claims = {f.claim.split(" (")[0]: f for f in F.figure1_findings(section, results)}
+    assert claims["At depth 18, Adam is stuck while Adam+NG converges."].verdict == "holds"
+    gain = claims["NG's gain grows with depth"]
+    expected = [np.mean(curves[(d, "adam", "none")]) - np.mean(curves[(d, "adam", "ng")]) for d in (6, 18)]
+    assert expected[1] > expected[0]
+    assert gain.verdict == "holds"
+    assert f"{expected[0]:.3g}, {expected[1]:.3g}" in gain.evidence
+    best = claims["Adam+NG is the best algorithm at every depth"]
+    assert best.verdict == "partly holds"  # plain Adam wins at depth 6 (0.2 < 0.25)
+
+
+def test_figure1_rules_when_adam_is_not_stuck():
+    curves = {
+        (6, "adam", "none"): [1.0, 0.5], (6, "adam", "ng"): [1.0, 0.4],
+        (18, "adam", "none"): [2.0, 1.0], (18, "adam", "ng"): [2.0, 1.2],
+    }
+    section, results = _figure1_section(curves)
+    verdicts = [f.verdict for f in F.figure1_findings(section, results)]
+    assert verdicts == ["does not hold", "does not hold", "partly holds"]
+
+
+def test_adaptive_rules_skip_ties():
+    scale = SCALES["full"]
+    accuracies = {("momentum", "ng"): 0.80, ("momentum", "ng_adap"): 0.85, ("momentum", "clip"): 0.60,
+                  ("adam", "ng"): 0.1, ("adam", "ng_adap"): 0.1, ("adam", "clip"): 0.1}
+    variants = tuple(mlp_variant(scale, 18, o, t) for (o, t) in accuracies)
+    results = {v.name: _fake(v, [1.0], accuracies[(v.optimizer, v.transform)]) for v in variants}
+    best, worst = F.adaptive_findings(Section("adaptive", "a", variants), results)
+    assert (best.verdict, worst.verdict) == ("holds", "holds")  # Adam's three-way tie is not counted
+    assert "1 of 2" in best.evidence
+    results = {v.name: _fake(v, [1.0], 0.1) for v in variants}
+    assert [f.verdict for f in F.adaptive_findings(Section("adaptive", "a", variants), results)] == [
+        "undecided", "undecided"
+    ]
+
+
+def test_quadratic_rule_counts_divergence():
+    scale = SCALES["full"]
+    variants = (quadratic_variant(scale, "nesterov", "none", 0.01), quadratic_variant(scale, "nesterov", "none", 0.1))
+
+    def run(variant, gaps):
+        records = [{"split": "train", "step": k + 1, "epoch": k + 1.0, "loss": g, "suboptimality": g}
+                   for k, g in enumerate(gaps)]
+        return RunResult(variant, {}, records, 1.0)
+
+    results = {variants[0].name: run(variants[0], [500.0, 300.0, 100.0]),
+               variants[1].name: run(variants[1], [500.0, 1e30, None])}
+    (finding,) = F.quadratic_findings(Section("quadratic", "q", variants), results)
+    assert finding.verdict == "partly holds"
+    assert "decreasing at lr 0.01; diverged or not decreasing at lr 0.1; best final f − f* 100 at lr 0.01" in finding.evidence
+
+
+def test_markdown_helpers():
+    assert table(("a", "b"), [[1, "x|y"]]).splitlines() == ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
+    with pytest.raises(ValueError):
+        table(("a", "b"), [[1]])
+    assert number(math.nan) == "n/a" and number(None) == "n/a"
+    assert number(2.302585) == "2.303" and number(5.77e-12, 3) == "5.77e-12" and number(4000) == "4,000"
