@@ -1,16 +1,16 @@
 """The custom loop (TrainStep.loop) against model.fit: steps per second.
 
-    python -m benchmarks.loop_vs_fit [--models deep_mlp] [--steps-per-loop 50]
-        [--rounds 8] [--smoke]
+    python -m benchmarks.loop_vs_fit [--models deep_mlp] [--steps-per-loop 30]
+        [--rounds 5] [--smoke]
 
 Same model, SGD momentum 0.9 and synthetic batch (repeated by tf.data, so the
 input pipeline is free for both). ``none``: the loop with no transform against
 ``fit`` with the bare optimizer; ``ng``: the loop's ``ng`` transform against
 ``fit`` with ``NormalizedOptimizer`` (the same BlockTransform inside apply()).
-One timed call (the ms column) = ``steps_per_loop`` steps: one ``loop(iterator, n)`` call, or
-one ``fit(epochs=1, steps_per_epoch=n)`` call (Keras's default
-steps_per_execution=1, i.e. one tf.function call per step; the ``spe=n`` row
-lets fit run n steps per call too). Ratio = loop steps/s / candidate steps/s.
+One timed call (the ms column) is ``steps_per_loop`` steps: one
+``loop(iterator, n)`` call, or one ``fit(epochs=1, steps_per_epoch=n)`` call
+(Keras's default steps_per_execution=1, i.e. one tf.function call per step;
+the ``spe=n`` row lets fit run n steps per call too). Ratio = loop steps/s / candidate steps/s.
 Last line: ``loop_vs_fit <model>: none=<r> ng=<r>`` (target >= 1).
 """
 
@@ -39,15 +39,17 @@ def fit_call(
     optimizer = workloads.sgd()
     if transform == "ng":
         optimizer = NormalizedOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss=workloads.loss(), steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=optimizer, loss=workloads.loss(), steps_per_execution=steps_per_execution
+    )
     dataset = workload.dataset()
     return lambda: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    p = cli.parser(__doc__, rounds=8)
+    p = cli.parser(__doc__, rounds=5)
     p.add_argument("--models", default="deep_mlp")
-    p.add_argument("--steps-per-loop", type=int, default=50)
+    p.add_argument("--steps-per-loop", type=int, default=30)
     args = cli.parse(p, argv)
     steps = 2 if args.smoke else args.steps_per_loop
 

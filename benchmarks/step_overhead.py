@@ -62,7 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     print(f"{'model':<9} {'transform':<12} {'blocks':<9} {'none ms':>9} {HEADER_CELLS}")
     for name in cli.names(args.models):
         plan_t, plan_b = DEFAULT_PLAN.get(name, (ALL_TRANSFORMS, ALL_BLOCKS))
-        pairs = candidates_for(cli.names(args.transforms or plan_t), cli.names(args.blocks or plan_b))
+        transforms = cli.names(args.transforms or plan_t)
+        pairs = candidates_for(transforms, cli.names(args.blocks or plan_b))
         rounds, repeats = DEFAULT_ROUNDS.get(name, (20, 1))
         results = measure(
             workloads.build(name, smoke=args.smoke), pairs,

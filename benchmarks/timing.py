@@ -52,7 +52,9 @@ def median_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> fl
     return statistics.median(round_ratios(numerator, denominator))
 
 
-def ratio_quartiles(numerator: Sequence[float], denominator: Sequence[float]) -> tuple[float, float]:
+def ratio_quartiles(
+    numerator: Sequence[float], denominator: Sequence[float]
+) -> tuple[float, float]:
     """25th and 75th percentiles of the per-round ratios: the noise band of the median."""
     q25, q75 = np.percentile(round_ratios(numerator, denominator), [25, 75])
     return float(q25), float(q75)

@@ -25,7 +25,8 @@ from tf_bng import BlockTransform, TransformConfig
 
 REFERENCE = "g*2 (fused pass)"
 CANDIDATES = (
-    ("ng", "layer"), ("ng", "variable"), ("ng", "global"), ("clip", "variable"), ("ng_adap", "layer"),
+    ("ng", "layer"), ("ng", "variable"), ("ng", "global"),
+    ("clip", "variable"), ("ng_adap", "layer"),
 )
 
 

@@ -117,7 +117,9 @@ def step_call(workload: Workload, **kwargs) -> Callable[[], float]:
     return lambda: float(step.step(batch)[0])
 
 
-def tape_step_call(workload: Workload, optimizer: keras.optimizers.Optimizer) -> Callable[[], float]:
+def tape_step_call(
+    workload: Workload, optimizer: keras.optimizers.Optimizer
+) -> Callable[[], float]:
     """The textbook custom step: tape, mean loss + layer losses, ``optimizer.apply``."""
     model = fresh_model(workload)
     loss_fn = loss()

@@ -56,7 +56,8 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
         (loop_vs_fit, [], rf"loop_vs_fit deep_mlp: none={RATIO} ng={RATIO}"),
         (wrapper_vs_step, ["--models", "deep_mlp"], rf"wrapper_vs_step deep_mlp={RATIO}"),
         (clip_vs_keras, ["--models", "resnet20"], rf"clip_vs_keras resnet20={RATIO}"),
-        (profile_step, [], r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)"),
+        (profile_step, [],
+         r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)"),
     ],
     ids=lambda v: getattr(v, "__name__", "").rpartition(".")[2] or None,
 )

@@ -164,9 +164,11 @@ class BlockTransform:
         part = self.partition(variables, grads)
         out = list(grads)
         norms = []
-        # Block by block, not one vectorized computation over all blocks: a
-        # block's update then waits only for its own gradients and overlaps the
-        # rest of backprop (vectorizing measured ~5% slower on the deep MLP).
+        # Block by block rather than one vectorized scale computation over all
+        # blocks: a block's scaling then waits only for its own gradients and
+        # overlaps the rest of backprop. Vectorizing saves ~7 scalar ops per
+        # block but joins all gradients first; on the 30-layer MLP it measured
+        # ~5% slower at load ~1.7 on 2 cores, ~1.5% faster at load ~3.5.
         with tf.name_scope("block_transform"):
             for ix in part.blocks:
                 n = self._norm([grads[i] for i in ix])

@@ -24,6 +24,7 @@ class ReportInputs:
     runs_root: str  # where the run directories are
     command: str  # the command that produced the report
     wall_seconds: float
+    cpu_seconds: float  # CPU time of the report process (user + system)
     environment: str  # versions and CPU count
 
 
@@ -265,7 +266,9 @@ def _timing_md(inputs: ReportInputs) -> str:
     total = sum(r.seconds for r in inputs.results.values())
     parts = [
         "## Run times",
-        f"Wall time of the whole report: {inputs.wall_seconds / 60:.1f} min; the runs' own training "
+        f"Wall time of the whole report: {inputs.wall_seconds / 60:.1f} min, CPU time "
+        f"{inputs.cpu_seconds / 60:.1f} min (user + system, all threads; on an idle 2-core machine "
+        "the wall time is at most about this); the runs' own training "
         f"time (set-up, tracing, training, evaluation) sums to {total / 60:.1f} min"
         + (f" ({reused} runs were reused from an earlier report run, `--reuse`)" if reused else "")
         + f". {inputs.environment}.",

@@ -77,20 +77,24 @@ def _fmt(value: float) -> str:
 
 def figure1_findings(section: Section, results: Mapping[str, RunResult]) -> list[Finding]:
     """The paper's §4.1 claims: Adam stuck at the deepest net, NG's gain growing with depth."""
-    depths, optimizers = _depths(section), _optimizers(section)
-    deepest = depths[-1]
-    findings = []
+    findings = [_adam_stuck_finding(section, results)]
+    if len(_depths(section)) > 1:
+        findings.append(_gain_finding(section, results))
+    findings.append(_adam_ng_best_finding(section, results))
+    return findings
 
+
+def _adam_stuck_finding(section: Section, results: Mapping[str, RunResult]) -> Finding:
+    deepest = _depths(section)[-1]
     adam = _by(section, results, depth=deepest, optimizer="adam", transform="none")
     adam_ng = _by(section, results, depth=deepest, optimizer="adam", transform="ng")
     plain, normalized = adam.metric("train_loss"), adam_ng.metric("train_loss")
     stuck = plain >= STUCK_FRACTION * CHANCE_LOSS
     converges = normalized <= LEARNED_FRACTION * CHANCE_LOSS
-    improves = normalized < plain
     verdict = "holds" if stuck and converges else (
-        "partly holds" if stuck and improves else "does not hold"
+        "partly holds" if stuck and normalized < plain else "does not hold"
     )
-    findings.append(Finding(
+    return Finding(
         claim=f"At depth {deepest}, Adam is stuck while Adam+NG converges.",
         verdict=verdict,
         evidence=(
@@ -100,44 +104,47 @@ def figure1_findings(section: Section, results: Mapping[str, RunResult]) -> list
             f"{LEARNED_FRACTION * CHANCE_LOSS:.3f}: {'yes' if converges else 'no'}); test accuracy "
             f"{_fmt(adam.metric('eval_accuracy'))} vs {_fmt(adam_ng.metric('eval_accuracy'))}."
         ),
-    ))
+    )
 
-    if len(depths) > 1:
-        growing, parts = 0, []
-        for optimizer in optimizers:
-            gains = [
-                mean_train_loss(_by(section, results, depth=d, optimizer=optimizer, transform="none"))
-                - mean_train_loss(_by(section, results, depth=d, optimizer=optimizer, transform="ng"))
-                for d in depths
-            ]
-            grows = all(b > a for a, b in zip(gains, gains[1:]))
-            growing += grows
-            name = _by(section, results, depth=deepest, optimizer=optimizer, transform="none")
-            parts.append(
-                f"{name.variant.label}: " + ", ".join(f"{_fmt(g)}" for g in gains)
-                + (" (grows)" if grows else " (does not grow)")
-            )
-        findings.append(Finding(
-            claim=f"NG's gain grows with depth ({', '.join(map(str, depths))}).",
-            verdict=_verdict(growing, len(optimizers)),
-            evidence=(
-                "gain = mean train loss over the epochs (area under the training curve) of the "
-                "plain optimizer minus that of its NG version, by depth: " + "; ".join(parts) + "."
-            ),
-        ))
 
-    best_depths = []
-    for depth in depths:
+def _gain_finding(section: Section, results: Mapping[str, RunResult]) -> Finding:
+    depths, optimizers = _depths(section), _optimizers(section)
+    growing, parts = 0, []
+    for optimizer in optimizers:
+        pairs = [
+            (_by(section, results, depth=d, optimizer=optimizer, transform="none"),
+             _by(section, results, depth=d, optimizer=optimizer, transform="ng"))
+            for d in depths
+        ]
+        gains = [mean_train_loss(plain) - mean_train_loss(ng) for plain, ng in pairs]
+        grows = all(b > a for a, b in zip(gains, gains[1:]))
+        growing += grows
+        parts.append(
+            f"{pairs[0][0].variant.label}: " + ", ".join(_fmt(g) for g in gains)
+            + (" (grows)" if grows else " (does not grow)")
+        )
+    return Finding(
+        claim=f"NG's gain grows with depth ({', '.join(map(str, depths))}).",
+        verdict=_verdict(growing, len(optimizers)),
+        evidence=(
+            "gain = mean train loss over the epochs (area under the training curve) of the "
+            "plain optimizer minus that of its NG version, by depth: " + "; ".join(parts) + "."
+        ),
+    )
+
+
+def _adam_ng_best_finding(section: Section, results: Mapping[str, RunResult]) -> Finding:
+    best_by_depth = []
+    for depth in _depths(section):
         runs = [results[v.name] for v in section.variants if v.value("depth") == depth]
         best = min(runs, key=lambda r: _nan_last(r.metric("train_loss")))
-        best_depths.append((depth, best.variant.label))
-    wins = sum(label == "Adam+NG" for _, label in best_depths)
-    findings.append(Finding(
+        best_by_depth.append((depth, best.variant.label))
+    wins = sum(label == "Adam+NG" for _, label in best_by_depth)
+    return Finding(
         claim="Adam+NG is the best algorithm at every depth (lowest final train loss).",
-        verdict=_verdict(wins, len(depths)),
-        evidence="best by depth: " + ", ".join(f"{d}: {label}" for d, label in best_depths) + ".",
-    ))
-    return findings
+        verdict=_verdict(wins, len(best_by_depth)),
+        evidence="best by depth: " + ", ".join(f"{d}: {label}" for d, label in best_by_depth) + ".",
+    )
 
 
 def _nan_last(value: float) -> float:

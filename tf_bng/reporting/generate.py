@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import time
 from typing import Callable, Optional
 
@@ -35,6 +36,12 @@ def _environment() -> str:
         f"{os.cpu_count()} CPU cores, {gpus or 'no'} GPU; load average {load} at the end "
         f"(the machine may be shared); {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
     )
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads): independent of other load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _by_key(sections: tuple[Section, ...], key: str) -> Section:
@@ -80,7 +87,7 @@ def generate_report(
     ``markdown_path`` (default :func:`markdown_path_for`). ``workdir`` holds
     the run directories.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     sections = build_sections(SCALES[scale])
     variants = unique_variants(sections)
     progress(f"Report scale {scale!r}: {len(variants)} runs into {workdir}.")
@@ -99,6 +106,7 @@ def generate_report(
         runs_root=workdir,
         command=command or f"python -m trainers.report --out={out_dir}",
         wall_seconds=wall,
+        cpu_seconds=_cpu_seconds() - cpu_started,
         environment=_environment(),
     )
     os.makedirs(markdown_dir, exist_ok=True)
