@@ -81,9 +81,10 @@ def test_markdown_has_every_section_table_and_verdict(smoke_report):
     assert "| depth | variant | final train loss |" in text
     assert "| method | lr 0.01 |" in text
     assert "| depth | blocks | epoch | input layer ‖g‖ |" in text
-    verdicts = re.findall(r"^- \*\*(holds|partly holds|does not hold|undecided|observed)\*\* — ", text, re.M)
-    # Summary (3 Figure 1 + 2 adaptive claims with 2 depths) + the same in sections + 4 quadratic + 2 ranking.
-    assert len(verdicts) == 5 + 5 + 4 + 2
+    verdict = r"^- \*\*(holds|partly holds|does not hold|undecided|observed)\*\* — "
+    verdicts = re.findall(verdict, text, re.M)
+    # Summary (3 Figure 1 + 2 adaptive claims, 2 depths), the same in sections, 4 quadratic, 3 deep MLP.
+    assert len(verdicts) == 5 + 5 + 4 + 3
     assert text.count("not run here") == 1 + len(paper.PAPER_TABLES) + 1
     assert "failed (" not in text
 
@@ -230,7 +231,7 @@ def test_adaptive_rules_skip_ties():
 
 def test_quadratic_rule_counts_divergence():
     scale = SCALES["full"]
-    variants = (quadratic_variant(scale, "nesterov", "none", 0.01), quadratic_variant(scale, "nesterov", "none", 0.1))
+    variants = tuple(quadratic_variant(scale, "nesterov", "none", lr) for lr in (0.01, 0.1))
 
     def run(variant, gaps):
         records = [{"split": "train", "step": k + 1, "epoch": k + 1.0, "loss": g, "suboptimality": g}
@@ -241,7 +242,20 @@ def test_quadratic_rule_counts_divergence():
                variants[1].name: run(variants[1], [500.0, 1e30, None])}
     (finding,) = F.quadratic_findings(Section("quadratic", "q", variants), results)
     assert finding.verdict == "partly holds"
-    assert "decreasing at lr 0.01; diverged or not decreasing at lr 0.1; best final f − f* 100 at lr 0.01" in finding.evidence
+    assert finding.evidence == (
+        "decreasing at lr 0.01; diverged or not decreasing at lr 0.1; best final f − f* 100 at lr 0.01."
+    )
+
+
+def test_rankings_put_the_best_first():
+    scale = SCALES["full"]
+    runs = {"momentum": (0.9, 0.15), "adam": (0.5, 0.35), "adagrad": (0.7, 0.25)}  # train loss, accuracy
+    variants = tuple(mlp_variant(scale, 6, o, "ng") for o in runs)
+    results = {v.name: _fake(v, [runs[v.optimizer][0]], runs[v.optimizer][1]) for v in variants}
+    learned, by_loss, by_accuracy = F.ranking_findings(Section("deep_mlp", "d", variants), results)
+    assert learned.evidence == "Adam+NG, AdaGrad+NG of 3."
+    assert by_loss.evidence == "Adam+NG 0.5, AdaGrad+NG 0.7, SGDM+NG 0.9"
+    assert by_accuracy.evidence == "Adam+NG 0.35, AdaGrad+NG 0.25, SGDM+NG 0.15"
 
 
 def test_markdown_helpers():

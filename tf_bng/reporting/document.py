@@ -53,16 +53,23 @@ def _status(result: RunResult, text: str) -> str:
     return f"failed ({result.error})" if result.failed else text
 
 
-def _classifier_setup(variant: Variant) -> str:
+def _classifier_setup(variant: Variant, *, paper_mnist: bool = False) -> str:
     """One sentence on data, model size and schedule, read from the config and the data spec."""
     from tf_bng import data as data_lib
 
     config = variant.build_config()
     spec = data_lib.get_spec(config.data)
+    steps = round(config.train.epochs * spec.steps_per_epoch(config.data.batch_size))
     return (
         f"Data `{config.data.name}`: {spec.train_examples:,} training / {spec.eval_examples:,} test "
         f"examples, batch {config.data.batch_size}, {number(config.train.epochs, 3)} epochs "
-        f"({spec.steps_per_epoch(config.data.batch_size)} steps each). Model `{config.model.name}` "
+        f"({spec.steps_per_epoch(config.data.batch_size)} steps each, {steps:,} in all"
+        + (
+            f": as many as {steps / paper.PAPER_MNIST_STEPS_PER_EPOCH:.1f} epochs of the paper's "
+            "60,000-image MNIST, so these curves cover the start of the paper's"
+            if paper_mnist else ""
+        )
+        + f"). Model `{config.model.name}` "
         f"(width {config.model.width}, {config.model.activation}, batch norm "
         f"{'on' if config.model.batch_norm else 'off'}, dropout {config.model.dropout}). Transform "
         f"blocks `{config.transform.blocks}`, norm `{config.transform.norm}`, ε = "
@@ -113,7 +120,7 @@ def _figure1_md(inputs: ReportInputs) -> str:
         f"## 1. {section.title}",
         "Paper §4.1: sigmoid MLPs of 100 units per hidden layer (depth = hidden layers), "
         "each base optimizer plain (dashed) and with layer-wise NG (solid). "
-        + _classifier_setup(first) + " " + _optimizer_settings(section.variants),
+        + _classifier_setup(first, paper_mnist=True) + " " + _optimizer_settings(section.variants),
         "NG uses ε = 0 (the paper's G/‖G‖): with the library default ε = 1e-7 a block whose gradient "
         "norm is far below 1e-7 is scaled by at most 1/ε and stays tiny, and the deep nets' first "
         "layers have such norms (table below).",
@@ -129,8 +136,8 @@ def _figure1_md(inputs: ReportInputs) -> str:
             "(before any transform), input layer vs output layer.",
             _image(inputs, "gradient_norms", "Layer gradient norms"),
             table(
-                ("depth", "blocks", "epoch", "input layer ‖g‖", "output layer ‖g‖", "smallest ‖g‖",
-                 "input / output"),
+                ("depth", "blocks", "epoch", "input layer ‖g‖", "output layer ‖g‖",
+                 "smallest ‖g‖", "input / output"),
                 (
                     [row["depth"], row["blocks"], number(row["epoch"], 3), number(row["first"], 3),
                      number(row["last"], 3), number(row["smallest"], 3),
@@ -169,6 +176,11 @@ def _quadratic_md(inputs: ReportInputs) -> str:
             row.append(_status(result, number(last, 3, missing="not finite")))
         rows.append(row)
     sgd = next(v for v in section.variants if v.optimizer == "nesterov").build_config().optimizer
+    every = int(first.train.log_every)
+    logged = (
+        "f(w) − f* at the weights the step starts from" if every == 1
+        else f"the mean of f(w) − f* over the last {every} steps"
+    )
     parts = [
         f"## 2. {section.title}",
         f"f(w) = ½ wᵀQw − bᵀw in R^{problem.dim} as the seed's notebook builds it "
@@ -177,9 +189,8 @@ def _quadratic_md(inputs: ReportInputs) -> str:
         f"{int(first.train.steps)} iterations, full batch. NSGD / SGDM = SGD with momentum "
         f"{sgd.momentum:g}{' (Nesterov)' if sgd.nesterov else ''} (the seed's base optimizer) with / "
         "without NG; NAdam = **Adam** with NG (the seed's notebook ran SGD for its \"NAdam\" curves), "
-        f"next to plain Adam. The train record at iteration k gives f − f* "
-        f"({'at the iterate' if int(first.train.log_every) == 1 else f'averaged over {int(first.train.log_every)} iterations'}; "
-        "float32, so values below ~1e-4 are rounding noise).",
+        f"next to plain Adam. Plotted: the train record of each logged step, {logged} "
+        "(float32, so values below ~1e-4 would be rounding noise).",
         _image(inputs, "quadratic", "Quadratic: f - f* vs iteration"),
         f"Final f − f* after {int(first.train.steps)} iterations, by learning rate "
         "(\"diverged\": stopped by the loop after consecutive non-finite steps):",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -20,6 +20,7 @@ __all__ = [
     "CHANCE_LOSS",
     "STUCK_FRACTION",
     "LEARNED_FRACTION",
+    "LEARNED_ACCURACY",
     "TIE_ACCURACY",
     "mean_train_loss",
     "figure1_findings",
@@ -34,6 +35,7 @@ __all__ = [
 CHANCE_LOSS = math.log(10.0)  # cross-entropy of a uniform guess over 10 digits
 STUCK_FRACTION = 0.95  # final train loss >= 0.95 ln 10: stuck at chance
 LEARNED_FRACTION = 0.5  # final train loss <= 0.5 ln 10: converging
+LEARNED_ACCURACY = 0.2  # twice the chance accuracy of 10 balanced classes
 TIE_ACCURACY = 0.005  # test accuracies closer than this (5 of 1,000 digits) are a tie
 
 
@@ -195,14 +197,21 @@ def ranking_findings(section: Section, results: Mapping[str, RunResult]) -> list
     runs = [results[v.name] for v in section.variants]
     by_train = sorted(runs, key=lambda r: _nan_last(r.metric("train_loss")))
     by_test = sorted(runs, key=lambda r: _nan_last(-r.metric("eval_accuracy")))
+    learned = [r for r in runs if r.metric("eval_accuracy") >= LEARNED_ACCURACY]
     return [
         Finding(
-            claim="Ranking by final train loss (lowest first)",
+            claim=f"Variants that learn (final test accuracy ≥ {LEARNED_ACCURACY:g}, twice chance):",
+            verdict="observed",
+            evidence=(", ".join(r.variant.label for r in learned) if learned else "none")
+            + f" of {len(runs)}.",
+        ),
+        Finding(
+            claim="Ranking by final train loss (lowest first):",
             verdict="observed",
             evidence=", ".join(f"{r.variant.label} {_fmt(r.metric('train_loss'))}" for r in by_train),
         ),
         Finding(
-            claim="Ranking by final test accuracy (highest first)",
+            claim="Ranking by final test accuracy (highest first):",
             verdict="observed",
             evidence=", ".join(f"{r.variant.label} {_fmt(r.metric('eval_accuracy'))}" for r in by_test),
         ),

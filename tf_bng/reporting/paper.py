@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["PaperTable", "PAPER_TABLES", "PTB_NOTE", "PTB_ROWS", "table_commands", "ptb_commands"]
+__all__ = ["PAPER_MNIST_STEPS_PER_EPOCH", "PaperTable", "PAPER_TABLES", "PTB_NOTE", "PTB_ROWS", "table_commands", "ptb_commands"]
+
+
+# Paper §4.1: 60,000 MNIST training images at batch 100.
+PAPER_MNIST_STEPS_PER_EPOCH = 60_000 // 100
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tf_bng.reporting.experiments import Section, Variant
+from tf_bng.reporting.experiments import TRANSFORM_LABELS, Section, Variant
 from tf_bng.reporting.findings import CHANCE_LOSS, first_block_norms, quadratic_gaps
 from tf_bng.reporting.runs import RunResult, curve
 
@@ -37,6 +37,12 @@ def _save(fig, ax, path: str, title: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def _legend_label(variant: Variant, color_by: str) -> str:
+    if color_by == "transform":  # columns of one optimizer each: name the transform only
+        return TRANSFORM_LABELS.get(variant.transform) or "plain"
+    return variant.label
+
+
 def plot_losses(
     columns: Sequence[tuple[str, Sequence[Variant]]],
     results: Mapping[str, RunResult],
@@ -56,7 +62,7 @@ def plot_losses(
             ax = axes[row][col]
             for variant in variants:
                 xs, ys = curve(results[variant.name], split, "loss")
-                ax.plot(xs, ys, label=variant.label,
+                ax.plot(xs, ys, label=_legend_label(variant, color_by),
                         color=palette.get(variant.value(color_by), "tab:gray"),
                         linestyle=_TRANSFORM_STYLES.get(variant.transform, "-"))
             ax.axhline(CHANCE_LOSS, color="0.6", linewidth=0.8, linestyle=":")
@@ -133,6 +139,7 @@ def plot_gradient_norms(section: Section, results: Mapping[str, RunResult], path
         ax.plot(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan), marker="o",
                 markersize=3, label=f"depth {variant.value('depth')}")
     ax.set_yscale("log")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("layer (1 = input layer, last = output layer)")
     ax.set_ylabel("‖gradient of the layer‖₂")
     ax.grid(alpha=0.3, which="both")
