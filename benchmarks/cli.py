@@ -37,3 +37,16 @@ def parse(p: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse
 
 def names(csv: str) -> list[str]:
     return [s for s in csv.split(",") if s]
+
+
+def compare(
+    model: str, calls: dict, reference: str, *, rounds: int, repeats: int, width: int
+) -> dict:
+    """Time ``calls`` interleaved, print one row per candidate against ``reference``,
+    return the rows by candidate name."""
+    from benchmarks.timing import interleaved, ratio_rows
+
+    rows = ratio_rows(interleaved(calls, rounds=rounds, repeats=repeats), reference)
+    for candidate, row in rows.items():
+        print(f"{model:<9} {candidate:<{width}} {row.cells()}")
+    return rows

@@ -51,7 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         rows = ratio_rows(times, KERAS)
         for candidate, row in rows.items():
             print(f"{name:<9} {candidate:<34} {row.cells()}")
-        tape_ratio = median_ratio(times[TAPE_OURS], times[TAPE_KERAS])
+        tape_ratio = median_ratio(times.wall[TAPE_OURS], times.wall[TAPE_KERAS])
         print(f"{name:<9} tape harness: ClippedOptimizer / SGD(clipnorm) = {tape_ratio:.3f}")
         summary[name] = rows[OURS].ratio
     print("clip_vs_keras " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))

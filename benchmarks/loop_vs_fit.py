@@ -10,7 +10,10 @@ input pipeline is free for both). ``none``: the loop with no transform against
 One timed call (the ms column) is ``steps_per_loop`` steps: one
 ``loop(iterator, n)`` call, or one ``fit(epochs=1, steps_per_epoch=n)`` call
 (Keras's default steps_per_execution=1, i.e. one tf.function call per step;
-the ``spe=n`` row lets fit run n steps per call too). Ratio = loop steps/s / candidate steps/s.
+the ``spe=n`` row lets fit run n steps per call too). ``loop`` is TrainStep's default guarded
+step (``skip_nonfinite=True``: finiteness checks, apply inside a ``cond``),
+which fit does not do; ``loop unguarded`` shows the loop without it. Ratio =
+loop steps/s / candidate steps/s.
 Last line: ``loop_vs_fit <model>: none=<r> ng=<r>`` (target >= 1).
 """
 
@@ -25,8 +28,10 @@ from benchmarks.timing import HEADER_CELLS, interleaved, ratio_rows
 from tf_bng import NormalizedOptimizer
 
 
-def loop_call(workload: workloads.Workload, transform: str, steps: int) -> Callable[[], float]:
-    step = workloads.train_step(workload, transform=transform)
+def loop_call(
+    workload: workloads.Workload, transform: str, steps: int, skip_nonfinite: bool = True
+) -> Callable[[], float]:
+    step = workloads.train_step(workload, transform=transform, skip_nonfinite=skip_nonfinite)
     iterator = iter(step.strategy.experimental_distribute_dataset(workload.dataset()))
     n = tf.constant(steps)
     return lambda: float(step.loop(iterator, n)[0])
@@ -53,7 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = cli.parse(p, argv)
     steps = 2 if args.smoke else args.steps_per_loop
 
-    print(f"{'model':<9} {'transform':<9} {'candidate':<12} {'steps/s':>8} {HEADER_CELLS}")
+    print(f"{'model':<9} {'transform':<9} {'candidate':<14} {'steps/s':>8} {HEADER_CELLS}")
     results = {}
     for name in cli.names(args.models):
         workload = workloads.build(name, smoke=args.smoke)
@@ -61,13 +66,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         for transform in ("none", "ng"):
             calls = {
                 "loop": loop_call(workload, transform, steps),
+                "loop unguarded": loop_call(workload, transform, steps, skip_nonfinite=False),
                 "fit": fit_call(workload, transform, steps),
                 f"fit spe={steps}": fit_call(workload, transform, steps, steps),
             }
             times = interleaved(calls, rounds=args.rounds, repeats=args.repeats)
             # Time ratio to the loop = the loop's steps/s over the candidate's.
             for candidate, row in ratio_rows(times, "loop").items():
-                print(f"{name:<9} {transform:<9} {candidate:<12} {steps / row.ms * 1e3:8.1f} "
+                print(f"{name:<9} {transform:<9} {candidate:<14} {steps / row.ms * 1e3:8.1f} "
                       f"{row.cells()}")
                 if candidate == "fit":
                     summary[transform] = row.ratio

@@ -1,11 +1,13 @@
 """Side-by-side timing helpers: interleaved runs, median ratios.
 
 Interleaving exposes every candidate to the same machine load, so a ratio
-stays meaningful on a shared 2-core box. Short rounds (one to a few calls)
-matter: with 5-call rounds (~3 s for ResNet-20) under load 3-6, two identical
-``none`` steps gave per-round ratios from 0.6 to 1.6 and a median off by 4-8%;
-one-call rounds brought the interquartile range of that null ratio to ~±5%
-and its median to within ~1.5%. The order is reversed every other round
+stays meaningful on a shared 2-core box. Short rounds matter. Measured on
+ResNet-20 with two identical ``none`` steps (an A/A test): 5-call rounds
+(~3 s each) at load ~3.5 gave per-round ratios from 0.82 to 1.34 and a median
+3.6% off 1; one-call rounds at load ~2.2 gave an interquartile range of
+0.91-1.08 and a median within 0.5%. At load ~5.7 the wall-clock median of
+identical steps was still 5-6% off (30 rounds) while the CPU-time median was
+within 2%: both are reported. The order is reversed every other round
 (A B C, C B A, ...) so no candidate always runs right after another.
 """
 
@@ -20,27 +22,42 @@ from typing import Callable, Dict, Sequence
 import numpy as np
 
 
-def time_call(fn: Callable[[], object], repeats: int) -> float:
-    """Seconds per call of ``fn`` over ``repeats`` calls (fn must block until done)."""
-    start = time.perf_counter()
+@dataclasses.dataclass
+class Timings:
+    """Per-round seconds per call of every candidate: wall clock and process CPU time.
+
+    CPU time (all threads of this process) leaves out the time spent waiting
+    for a core that another process holds, so on a loaded box its ratios are
+    steadier than wall-clock ones; on an idle box both agree.
+    """
+
+    wall: Dict[str, list[float]]
+    cpu: Dict[str, list[float]]
+
+
+def time_call(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per call of ``fn`` over ``repeats`` calls (fn must block until done)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         fn()
-    return (time.perf_counter() - start) / repeats
+    return (time.perf_counter() - wall) / repeats, (time.process_time() - cpu) / repeats
 
 
 def interleaved(
     candidates: Dict[str, Callable[[], object]], *, rounds: int, repeats: int = 1, warmup: int = 2
-) -> Dict[str, list[float]]:
+) -> Timings:
     """Time every candidate ``rounds`` times, alternating, after ``warmup`` calls each."""
     for fn in candidates.values():
         for _ in range(warmup):
             fn()
-    times: Dict[str, list[float]] = {name: [] for name in candidates}
+    timings = Timings(wall={name: [] for name in candidates}, cpu={name: [] for name in candidates})
     order = list(candidates)
     for r in range(rounds):
         for name in order if r % 2 == 0 else reversed(order):
-            times[name].append(time_call(candidates[name], repeats))
-    return times
+            wall, cpu = time_call(candidates[name], repeats)
+            timings.wall[name].append(wall)
+            timings.cpu[name].append(cpu)
+    return timings
 
 
 def round_ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
@@ -72,24 +89,32 @@ def machine_load() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One candidate's median time and its per-round ratio to the reference."""
+    """One candidate against the reference: median wall time, median per-round
+    wall ratio with its interquartile range, and the median CPU-time ratio."""
 
     ms: float
     ratio: float
     q25: float
     q75: float
+    cpu_ratio: float
 
     def cells(self) -> str:
-        return f"{self.ms:9.2f} {self.ratio:7.3f}  {self.q25:5.3f}-{self.q75:5.3f}"
+        return (f"{self.ms:9.2f} {self.ratio:7.3f}  {self.q25:5.3f}-{self.q75:5.3f} "
+                f"{self.cpu_ratio:9.3f}")
 
 
-HEADER_CELLS = f"{'ms':>9} {'ratio':>7}  {'q25-q75':>11}"
+HEADER_CELLS = f"{'ms':>9} {'ratio':>7}  {'q25-q75':>11} {'cpu ratio':>9}"
 
 
-def ratio_rows(times: Dict[str, list[float]], reference: str) -> Dict[str, Row]:
+def ratio_rows(timings: Timings, reference: str) -> Dict[str, Row]:
     """Every candidate of an :func:`interleaved` run against ``reference``."""
-    base = times[reference]
+    wall, cpu = timings.wall, timings.cpu
     return {
-        name: Row(median_ms(t), median_ratio(t, base), *ratio_quartiles(t, base))
-        for name, t in times.items()
+        name: Row(
+            median_ms(t),
+            median_ratio(t, wall[reference]),
+            *ratio_quartiles(t, wall[reference]),
+            median_ratio(cpu[name], cpu[reference]),
+        )
+        for name, t in wall.items()
     }

@@ -97,9 +97,14 @@ def train_step(
     transform: str = "none",
     blocks: str = "layer",
     optimizer: Optional[keras.optimizers.Optimizer] = None,
+    skip_nonfinite: bool = True,
     **settings,
 ) -> TrainStep:
-    """A :class:`TrainStep` on a fresh copy of the model; norms are not reported."""
+    """A :class:`TrainStep` on a fresh copy of the model; norms are not reported.
+
+    ``skip_nonfinite`` is TrainStep's own default (the guarded step); ``settings``
+    go to the :class:`TransformConfig`.
+    """
     return TrainStep(
         model=fresh_model(workload),
         loss=loss(),
@@ -107,6 +112,7 @@ def train_step(
         transform=TransformConfig(transform=transform, blocks=blocks, **settings),
         global_batch_size=workload.batch_size,
         report_norms=False,
+        skip_nonfinite=skip_nonfinite,
     )
 
 

@@ -58,7 +58,8 @@ def assert_one_line_error(code: int, stderr: str, *expected: str) -> str:
         (["--config.transform.norm=l3"],
          "error: transform.norm='l3' is not valid; choose one of: avg_l1, avg_l1_l2, avg_l2, l1, "
          "l1_l2, l2, max, min_max, std"),  # (+ norms other tests registered)
-        (["--config.optimizer.name=adamm"], "error: optimizer.name='adamm' is not valid; choose one"),
+        (["--config.optimizer.name=adamm"],
+         "error: optimizer.name='adamm' is not valid; choose one"),
         (["--config.train.stepz=3"],
          'error: unknown config key --config.train.stepz (Did you mean "steps" instead of '
          '"stepz"?)'),

@@ -35,7 +35,8 @@ def _negative_eval_label(train, test):
     "corrupt, message",
     [
         (_label_out_of_range,
-         "train batch 0 of digits: label 12 (example 3) is outside [0, 10): digits has 10 classes."),
+         "train batch 0 of digits: label 12 (example 3) is outside [0, 10): digits has 10 "
+         "classes."),
         (_nan_input,
          "train batch 0 of digits: 1 input values are NaN or Inf (first in example 5)"),
         (_wrong_shape,

@@ -57,7 +57,10 @@ def install_digits(monkeypatch, train, test, *, input_shape=(64,), num_classes: 
             num_classes=num_classes, train_examples=len(train[0]), eval_examples=len(test[0]),
         )
 
-    source = array_source(spec=spec, arrays=lambda config, split: train if split == "train" else test)
+    def arrays(config, split):
+        return train if split == "train" else test
+
+    source = array_source(spec=spec, arrays=arrays)
     monkeypatch.setitem(registry._SOURCES, "digits", source)
 
 
@@ -85,7 +88,7 @@ def error_lines(stderr: str) -> list[str]:
 
 @contextlib.contextmanager
 def preserved_environ():
-    """Undo what an in-process binary run changes: it points caches and temp files at its workdir."""
+    """Undo an in-process binary run's changes: it points caches and temp files at its workdir."""
     saved, saved_tempdir = dict(os.environ), tempfile.tempdir
     try:
         yield

@@ -39,6 +39,8 @@ from absl import logging
 
 from tf_bng.training import runtime
 from tf_bng.training.errors import CheckpointError
+from tf_bng.training.files import atomic_write_text
+from tf_bng.training.step_guard import is_float_variable
 
 __all__ = [
     "write_path",
@@ -109,10 +111,6 @@ def state_variables(trackables: Iterable[Any]) -> list:
     return list(found.values())
 
 
-def _is_float(variable: Any) -> bool:
-    return tf.as_dtype(variable.dtype).is_floating
-
-
 def _name(variable: Any) -> str:
     return str(getattr(variable, "path", None) or variable.name)
 
@@ -142,7 +140,9 @@ class Checkpointer:
         # ``write`` (unlike ``save``) does not create the save counter, and a
         # restore would then find it unmatched: create it up front.
         _ = self.checkpoint.save_counter
-        self._float_variables = [v for v in state_variables(trackables.values()) if _is_float(v)]
+        self._float_variables = [
+            v for v in state_variables(trackables.values()) if is_float_variable(v)
+        ]
         self._all_finite = tf.function(self._compute_all_finite)
 
     # -- listing ------------------------------------------------------------------
@@ -280,10 +280,7 @@ class Checkpointer:
             return
         lines = [f'model_checkpoint_path: "{names[-1]}"']
         lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
-        temporary = path + ".tmp"
-        with tf.io.gfile.GFile(temporary, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        tf.io.gfile.rename(temporary, path, overwrite=True)
+        atomic_write_text(path, "\n".join(lines) + "\n")
 
     def _prune(self, listed: list[str]) -> None:
         """Delete the oldest listed checkpoints beyond ``max_to_keep`` (the newest is verified)."""

@@ -44,7 +44,8 @@ __all__ = [
 def _choice(key: str, value: Any, valid: Iterable[str]) -> None:
     valid = list(valid)
     if value not in valid:
-        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(map(str, valid))}.")
+        choices = ", ".join(map(str, valid))
+        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {choices}.")
 
 
 def _number(key: str, value: Any) -> float:

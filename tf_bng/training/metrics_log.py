@@ -27,6 +27,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from tf_bng.training.files import atomic_write_text
+
 __all__ = ["MetricsLog", "read_records", "write_scalar"]
 
 METRICS_FILE = "metrics.jsonl"
@@ -101,7 +103,7 @@ class MetricsLog:
         return record
 
     def rewind(self, step: int) -> int:
-        """Keep only the records of steps <= ``step`` (atomically); returns how many were dropped."""
+        """Keep only the records of steps <= ``step`` (atomically); returns how many went."""
         if not self.enabled or not tf.io.gfile.exists(self.path):
             return 0
         with tf.io.gfile.GFile(self.path) as f:
@@ -109,10 +111,7 @@ class MetricsLog:
         kept = [line for line in lines if _step_of(line) is not None and _step_of(line) <= step]
         if len(kept) == len(lines):
             return 0
-        temporary = self.path + ".tmp"
-        with tf.io.gfile.GFile(temporary, "w") as f:
-            f.write("".join(line + "\n" for line in kept))
-        tf.io.gfile.rename(temporary, self.path, overwrite=True)
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         return len(lines) - len(kept)
 
     def close(self) -> None:

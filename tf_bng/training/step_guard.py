@@ -15,10 +15,16 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
-__all__ = ["BadStepCounter", "forward_state_variables", "snapshot", "restore"]
+__all__ = [
+    "BadStepCounter",
+    "forward_state_variables",
+    "snapshot",
+    "restore",
+    "is_float_variable",
+]
 
 
-def _is_float(variable: Any) -> bool:
+def is_float_variable(variable: Any) -> bool:
     return tf.as_dtype(variable.dtype).is_floating
 
 
@@ -29,7 +35,7 @@ def forward_state_variables(model: Any) -> list:
     still consumes its random draws, which keeps the stream of masks the
     same whatever steps are skipped.
     """
-    return [v for v in model.non_trainable_variables if _is_float(v)]
+    return [v for v in model.non_trainable_variables if is_float_variable(v)]
 
 
 def snapshot(variables: Sequence[Any]) -> list:
