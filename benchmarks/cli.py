@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.timing import machine_load  # noqa: E402
+from benchmarks.timing import Timings, interleaved, machine_load, ratio_rows  # noqa: E402
 
 
 def parser(doc: str, *, rounds: int, repeats: int = 1) -> argparse.ArgumentParser:
@@ -41,12 +41,13 @@ def names(csv: str) -> list[str]:
 
 def compare(
     model: str, calls: dict, reference: str, *, rounds: int, repeats: int, width: int
-) -> dict:
-    """Time ``calls`` interleaved, print one row per candidate against ``reference``,
-    return the rows by candidate name."""
-    from benchmarks.timing import interleaved, ratio_rows
+) -> tuple[dict, Timings]:
+    """Time ``calls`` interleaved and print one row per candidate against ``reference``.
 
-    rows = ratio_rows(interleaved(calls, rounds=rounds, repeats=repeats), reference)
+    Returns the rows by candidate name and the raw timings (for other ratios).
+    """
+    timings = interleaved(calls, rounds=rounds, repeats=repeats)
+    rows = ratio_rows(timings, reference)
     for candidate, row in rows.items():
         print(f"{model:<9} {candidate:<{width}} {row.cells()}")
-    return rows
+    return rows, timings

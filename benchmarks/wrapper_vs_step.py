@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from benchmarks import cli, workloads
-from benchmarks.timing import HEADER_CELLS, interleaved, ratio_rows
+from benchmarks.timing import HEADER_CELLS
 from tf_bng import NormalizedOptimizer
 
 DEFAULT_ROUNDS = {"deep_mlp": (60, 2), "resnet20": (20, 1)}
@@ -38,10 +38,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             "tape + SGD (no transform)": workloads.tape_step_call(workload, workloads.sgd()),
         }
         rounds, repeats = DEFAULT_ROUNDS.get(name, (20, 1))
-        times = interleaved(calls, rounds=args.rounds or rounds, repeats=args.repeats or repeats)
-        rows = ratio_rows(times, REFERENCE)
-        for candidate, row in rows.items():
-            print(f"{name:<9} {candidate:<26} {row.cells()}")
+        rows, _ = cli.compare(
+            name, calls, REFERENCE, width=26,
+            rounds=args.rounds or rounds, repeats=args.repeats or repeats,
+        )
         summary[name] = rows[WRAPPER].ratio
     print("wrapper_vs_step " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
     return summary
