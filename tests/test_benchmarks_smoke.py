@@ -1,5 +1,6 @@
 """Every benchmark script still runs: ``--smoke`` (one round, tiny models) prints its table
-and its summary line. No timing is asserted: smoke numbers mean nothing."""
+and its summary line; plus the pure-Python helpers the figures depend on. No timing is
+asserted: smoke numbers mean nothing."""
 
 import os
 import re
@@ -18,6 +19,7 @@ from benchmarks import (  # noqa: E402
     loop_vs_fit,
     profile_step,
     step_overhead,
+    timing,
     transform_bandwidth,
     wrapper_vs_step,
 )
@@ -74,3 +76,12 @@ def test_profile_attributes_ops_to_the_part_of_the_step_they_come_from():
     assert part("cifar_resnet20/conv/Conv2D") == "forward"
     assert part("cond/then/_0/cond/sgd_1/Mul_4") == "optimizer"
     assert part("cond/then/_0/cond/sgd/Mul_4") == "other"  # another optimizer's op
+
+
+@pytest.mark.parametrize("names", [list("AB"), list("ABCDE")])
+def test_round_orders_shuffle_without_running_a_candidate_twice_in_a_row(names):
+    orders = timing.round_orders(names, rounds=50)
+    assert all(sorted(order) == names for order in orders)
+    assert all(b[0] != a[-1] for a, b in zip(orders, orders[1:]))
+    if len(names) > 2:  # every candidate also gets to run first
+        assert {order[0] for order in orders} == set(names)
