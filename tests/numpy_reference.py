@@ -78,7 +78,7 @@ def transform(
     norm: str | Callable = "l2",
     alpha: float = 0.02,
     threshold: float = 1.0,
-    eps: float = 1e-7,
+    eps: float = 0.0,
 ) -> list[np.ndarray | None]:
     """Reference transform; indices in no block (excluded, None) pass unchanged."""
     out = list(grads)

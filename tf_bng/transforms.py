@@ -15,9 +15,13 @@ transform      scale                                   special cases
 ``global_clip`` as ``clip`` with one block for all variables
 =============  ======================================  ====================
 
-A block whose norm is exactly zero passes through unchanged: it is never
-amplified (the keras seed multiplied a constant tensor's gradient by 1e7
-under ``std``). ``None`` gradients stay ``None`` and join no block.
+``eps`` defaults to 0: a block is normalized whatever its norm (a layer whose
+gradient is 1e-20 gets a unit-norm gradient, which is the point of NG); a
+positive ``eps`` caps the gain at ``1/eps``. A block whose norm is exactly
+zero passes through unchanged: it is never amplified (the keras seed
+multiplied a constant tensor's gradient by 1e7 under ``std``). ``None``
+gradients stay ``None`` and join no block. Norms and scales are exact over
+the whole float range (see :class:`BlockTransform`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from tf_bng import blocks as blocks_lib
@@ -56,7 +61,7 @@ class TransformConfig:
     alpha: float = 0.02
     threshold: float = 1.0
     exclude: tuple[str, ...] = ()
-    epsilon: float = 1e-7
+    epsilon: float = 0.0
 
     def __post_init__(self):
         _check_choice("transform", self.transform, TRANSFORMS)
@@ -80,13 +85,40 @@ class TransformConfig:
         return "global" if self.transform == "global_clip" else self.blocks
 
 
+def _multiply(t: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """``t * scale``; half-precision tensors are multiplied in float32.
+
+    A scale such as 1e5 does not fit in float16 (max 65504) even when the
+    product does.
+    """
+    if t.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(tf.cast(t, tf.float32) * tf.cast(scale, tf.float32), t.dtype)
+    return t * tf.cast(scale, t.dtype)
+
+
 def scale_gradient(grad, scale: tf.Tensor):
     """Multiply a dense or sparse (IndexedSlices) gradient by a scalar."""
     if isinstance(grad, tf.IndexedSlices):
-        return tf.IndexedSlices(
-            grad.values * tf.cast(scale, grad.values.dtype), grad.indices, grad.dense_shape
-        )
-    return grad * tf.cast(scale, grad.dtype)
+        return tf.IndexedSlices(_multiply(grad.values, scale), grad.indices, grad.dense_shape)
+    return _multiply(grad, scale)
+
+
+def _scale_in(grad, dtype: tf.DType, *factors: tf.Tensor):
+    """``grad * f1 * f2 ...`` computed in ``dtype``, one factor at a time.
+
+    The factors are applied separately because their product may not be
+    representable (2**-116 * 1e-4 underflows float32) while each partial
+    result is.
+    """
+    def mul(t):
+        out = tf.cast(t, dtype)
+        for f in factors:
+            out = out * tf.cast(f, dtype)
+        return tf.cast(out, t.dtype)
+
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(mul(grad.values), grad.indices, grad.dense_shape)
+    return mul(grad)
 
 
 def _stack_float32(norms: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -101,11 +133,24 @@ def _read(variable) -> tf.Tensor:
     return tf.convert_to_tensor(variable)
 
 
+def _safe_scale_range(dtype: tf.DType) -> tuple[float, float]:
+    """Scales a single multiply may apply: far from under- and overflow (float32: ~1e-29..1e29)."""
+    tiny = float(np.finfo(dtype.as_numpy_dtype).tiny)
+    low = tiny ** 0.75
+    return low, 1.0 / low
+
+
 class BlockTransform:
     """A configured transform: ``(grads, variables) -> (grads, block_norms)``.
 
     The partition is computed on the first call for a given variable list and
     cached by variable identity (it is Python work done at trace time).
+
+    Each block takes one of two paths, chosen by a ``tf.cond``: the cheap one
+    (the norm as computed, one multiply per tensor) when the norm is trusted
+    and the scale is far inside the dtype's range, else the exact one, which
+    rescales the block by a power of two first (see :mod:`tf_bng.norms`) and
+    so stays right for gradients anywhere between 1e-38 and 3e38.
     """
 
     def __init__(self, config: Optional[TransformConfig] = None, **kwargs):
@@ -136,21 +181,68 @@ class BlockTransform:
         with tf.name_scope("block_norms"):
             return _stack_float32([self._norm([grads[i] for i in ix]) for ix in part.blocks])
 
-    def _scale(self, n: tf.Tensor, block_vars: Sequence[Any]) -> tf.Tensor:
+    # -- one block ---------------------------------------------------------------
+    def _cheap_scale(self, n: tf.Tensor, m: Optional[tf.Tensor]) -> tf.Tensor:
+        """The scale from a trusted norm ``n > 0`` (and weight norm ``m > 0``)."""
         cfg = self.config
-        one = tf.ones([], n.dtype)
         eps = tf.cast(cfg.epsilon, n.dtype)
-        positive = n > 0
         if cfg.transform == "ng":
-            return tf.where(positive, one / (n + eps), one)
+            return 1.0 / (n + eps)
         if cfg.transform == "ng_adap":
-            m = tf.cast(self._norm([_read(v) for v in block_vars]), n.dtype)
-            ok = tf.logical_and(positive, m > 0)
-            return tf.where(ok, tf.cast(cfg.alpha, n.dtype) * m / (n + eps), one)
+            return tf.cast(cfg.alpha, n.dtype) * m / (n + eps)
         if cfg.transform in ("clip", "global_clip"):
-            thr = tf.cast(cfg.threshold, n.dtype)
-            return tf.where(positive, tf.minimum(one, thr / (n + eps)), one)
+            return tf.minimum(tf.ones([], n.dtype), tf.cast(cfg.threshold, n.dtype) / (n + eps))
         raise AssertionError(cfg.transform)
+
+    def _exact_block(self, grads: list, ts: list, variables: list):
+        """The block's new gradients via the rescaled norm ``n = r / p``; returns (grads, n).
+
+        ``g * scale`` is computed as ``(g * p) * c`` with ``c = scale / p``,
+        both factors representable. A zero norm (or, for ng_adap, a zero
+        weight norm) leaves the block unchanged.
+        """
+        cfg = self.config
+        dtype = ts[0].dtype
+        one = tf.ones([], dtype)
+        rescaled = self._norm.rescaled(ts)
+        r, p = rescaled.r, rescaled.p
+        # eps * ||g|| units -> units of the rescaled block.
+        denominator = r + tf.cast(cfg.epsilon, dtype) * p
+        changed = r > 0
+        if cfg.transform == "ng":
+            c = one / denominator
+        elif cfg.transform == "ng_adap":
+            m = tf.cast(self._norm(dense_weights(variables)), dtype)
+            changed = tf.logical_and(changed, m > 0)
+            c = tf.cast(cfg.alpha, dtype) * m / denominator
+        else:  # clip: scale < 1 iff threshold < n + eps, i.e. threshold * p < r + eps * p
+            threshold = tf.cast(cfg.threshold, dtype)
+            changed = tf.logical_and(changed, threshold * p < denominator)
+            c = threshold / denominator
+        first = tf.where(changed, p, one)
+        second = tf.where(changed, c, one)
+        return [_scale_in(g, dtype, first, second) for g in grads], rescaled.value
+
+    def _transform_block(self, grads: list, variables: list):
+        """New gradients of one block and its norm: the cheap path when it is exact."""
+        ts = norms_lib.dense_block(grads)
+        dtype = ts[0].dtype
+        n, trusted = self._norm.cheap(ts)
+        n = tf.cast(n, dtype)
+        m = None
+        if self.config.transform == "ng_adap":
+            m, m_trusted = self._norm.cheap(dense_weights(variables))
+            m = tf.cast(m, dtype)
+            trusted = tf.logical_and(trusted, m_trusted)
+        # Evaluated even when n is untrusted (then the cond discards it): it may be inf.
+        scale = self._cheap_scale(n, m)
+        low, high = _safe_scale_range(dtype)
+        fast = tf.logical_and(trusted, tf.logical_and(scale >= low, scale <= high))
+        return tf.cond(
+            fast,
+            lambda: ([scale_gradient(g, scale) for g in grads], n),
+            lambda: self._exact_block(grads, ts, variables),
+        )
 
     def __call__(
         self, grads: Sequence[Any], variables: Sequence[Any], *, with_norms: bool = True
@@ -166,19 +258,21 @@ class BlockTransform:
         norms = []
         # Block by block rather than one vectorized scale computation over all
         # blocks: a block's scaling then waits only for its own gradients and
-        # overlaps the rest of backprop. Vectorizing saves ~7 scalar ops per
-        # block but joins all gradients first; on the 30-layer MLP it measured
-        # ~5% slower at load ~1.7 on 2 cores, ~1.5% faster at load ~3.5.
+        # overlaps the rest of backprop.
         with tf.name_scope("block_transform"):
             for ix in part.blocks:
-                n = self._norm([grads[i] for i in ix])
-                scale = self._scale(n, [variables[i] for i in ix])
-                for i in ix:
-                    out[i] = scale_gradient(grads[i], scale)
+                new, n = self._transform_block([grads[i] for i in ix], [variables[i] for i in ix])
+                for i, g in zip(ix, new):
+                    out[i] = g
                 norms.append(n)
             if not with_norms:
                 return out, None
             return out, _stack_float32(norms)
+
+
+def dense_weights(variables: Sequence[Any]) -> list[tf.Tensor]:
+    """The current values of a block's variables, in the norm's compute dtype."""
+    return norms_lib.dense_block([_read(v) for v in variables])
 
 
 def transform_gradients(
@@ -191,7 +285,7 @@ def transform_gradients(
     alpha: float = 0.02,
     threshold: float = 1.0,
     exclude: Sequence[str] = (),
-    epsilon: float = 1e-7,
+    epsilon: float = 0.0,
 ) -> list:
     """Apply a block transform to ``grads`` (one per variable) and return the new list."""
     config = TransformConfig(

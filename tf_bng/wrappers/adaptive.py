@@ -18,7 +18,7 @@ class AdaptiveNormalizedOptimizer(BlockTransformOptimizer):
     have norm zero (a freshly zero-initialized bias) keeps its raw gradient.
 
     ``AdaptiveNormalizedOptimizer(optimizer, alpha=0.02, normalization="l2", *,
-    blocks="layer", exclude=(), epsilon=1e-7)``; see
+    blocks="layer", exclude=(), epsilon=0.0)``; see
     :class:`BlockTransformOptimizer`.
 
     With SGD momentum, per-layer blocks and biases / normalization parameters

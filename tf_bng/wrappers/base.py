@@ -115,7 +115,8 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         (callables cannot be saved).
       exclude: regexes searched in ``variable.path``; matching variables keep
         their raw gradient.
-      epsilon: added to the norm before dividing.
+      epsilon: added to the norm before dividing (default 0: every nonzero block is
+        normalized however small its norm; > 0 caps the gain at 1/epsilon).
     """
 
     transform_name: ClassVar[str] = "none"
@@ -128,7 +129,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         *,
         blocks: Any = DEFAULT_BLOCKS,
         exclude: Sequence[str] = (),
-        epsilon: float = 1e-7,
+        epsilon: float = 0.0,
         name: Optional[str] = None,
         **kwargs,
     ):

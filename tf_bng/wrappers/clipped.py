@@ -20,7 +20,7 @@ class ClippedOptimizer(BlockTransformOptimizer):
     the single-device one.
 
     ``ClippedOptimizer(optimizer, normalization="l2", clipnorm=1.0, *,
-    blocks="layer", exclude=(), epsilon=1e-7)``; see
+    blocks="layer", exclude=(), epsilon=0.0)``; see
     :class:`BlockTransformOptimizer`. Example::
 
         tf_bng.ClippedOptimizer(keras.optimizers.Adam(1e-3), "l2", clipnorm=0.5)

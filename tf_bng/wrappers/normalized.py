@@ -18,7 +18,7 @@ class NormalizedOptimizer(BlockTransformOptimizer):
     optimizer's learning rate alone, whatever the scale of the gradient.
 
     ``NormalizedOptimizer(optimizer, normalization="l2", *, blocks="layer",
-    exclude=(), epsilon=1e-7)``; see :class:`BlockTransformOptimizer` for the
+    exclude=(), epsilon=0.0)``; see :class:`BlockTransformOptimizer` for the
     arguments. Example::
 
         model.compile(
