@@ -241,7 +241,7 @@ class BlockTransform:
         return tf.cond(
             fast,
             lambda: ([scale_gradient(g, scale) for g in grads], n),
-            lambda: self._exact_block(grads, ts, variables),
+            lambda: _call_out_of_line(lambda g, t: self._exact_block(g, t, variables), grads, ts),
         )
 
     def __call__(
@@ -268,6 +268,19 @@ class BlockTransform:
             if not with_norms:
                 return out, None
             return out, _stack_float32(norms)
+
+
+def _call_out_of_line(fn, *args):
+    """``fn(*args)`` as one function-call op, kept out of line.
+
+    In a compiled step a ``tf.cond`` is lowered to Switch/Merge and the ops
+    of the branch not taken still propagate "dead" tensors, one executor
+    visit each. Behind a single call op the rarely taken exact path costs
+    one visit per block instead of ~30.
+    """
+    if tf.executing_eagerly():
+        return fn(*args)
+    return tf.function(fn, experimental_attributes={"_noinline": True}, autograph=False)(*args)
 
 
 def dense_weights(variables: Sequence[Any]) -> list[tf.Tensor]:
