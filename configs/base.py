@@ -27,6 +27,7 @@ __all__ = [
     "OPTIMIZER_PRESETS",
     "TRANSFORM_PRESETS",
     "get_base_config",
+    "Variant",
     "parse_arg",
     "apply_optimizer",
     "apply_transform",
@@ -136,9 +137,16 @@ def _coerce(text: str, default: Any) -> Any:
     return text
 
 
-def parse_arg(arg: Optional[str], defaults: Mapping[str, Any]) -> dict[str, Any]:
+class Variant(dict):
+    """The parsed variant; ``given`` holds the keys the argument named (the rest are defaults)."""
+
+    given: frozenset = frozenset()
+
+
+def parse_arg(arg: Optional[str], defaults: Mapping[str, Any]) -> Variant:
     """``"k1=v1,k2=v2"`` -> dict, typed like ``defaults``; unknown keys are an error."""
-    values = dict(defaults)
+    values = Variant(defaults)
+    given = set()
     for item in filter(None, (part.strip() for part in (arg or "").split(","))):
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -150,6 +158,8 @@ def parse_arg(arg: Optional[str], defaults: Mapping[str, Any]) -> dict[str, Any]
             values[key] = _coerce(text.strip(), defaults[key])
         except ValueError as e:
             raise ValueError(f"Config argument {key}: {e}") from None
+        given.add(key)
+    values.given = frozenset(given)
     return values
 
 
@@ -175,8 +185,15 @@ def apply_common_variants(
     variant: Mapping[str, Any],
     optimizer_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
 ) -> ml_collections.ConfigDict:
-    """Apply ``variant["optimizer"]`` / ``["transform"]``, name the experiment, lock."""
+    """Apply ``variant["optimizer"]`` / ``["transform"]``, name the experiment, lock.
+
+    ``optimizer=adagrad_bng`` normalizes each block itself, so it turns an
+    experiment's default transform off; a transform the argument names
+    explicitly is kept (and then rejected by the config checks).
+    """
     preset = variant["optimizer"]
+    if preset == "adagrad_bng" and "transform" not in getattr(variant, "given", ("transform",)):
+        variant = {**variant, "transform": "none"}
     apply_optimizer(config, preset, (optimizer_overrides or {}).get(preset))
     apply_transform(config, variant["transform"])
     config.experiment += ":" + ",".join(f"{k}={v}" for k, v in variant.items())

@@ -182,3 +182,19 @@ def test_binary_rejects_a_wrong_override_with_one_line(flag, message, tmp_path):
     assert _error_lines(result) == [message]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(os.path.join(tmp_path, "metrics.jsonl"))
+
+
+def test_adagrad_bng_preset_turns_the_default_transform_off_but_keeps_a_named_one():
+    from configs import mnist_mlp
+
+    from tf_bng.training.config_checks import ConfigError, validate_config
+
+    config = mnist_mlp.get_config("optimizer=adagrad_bng")  # mnist_mlp's default transform is ng
+    assert (config.optimizer.name, config.transform.name) == ("adagrad_bng", "none")
+    assert "transform=none" in config.experiment
+    validate_config(config)
+    named = mnist_mlp.get_config("optimizer=adagrad_bng,transform=ng")
+    assert named.transform.name == "ng"
+    with pytest.raises(ConfigError, match="optimizer.name='adagrad_bng'.*transform.name='ng'"):
+        validate_config(named)
+    assert mnist_mlp.get_config("optimizer=adam").transform.name == "ng"

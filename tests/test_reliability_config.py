@@ -63,6 +63,13 @@ def assert_one_line_error(code: int, stderr: str, *expected: str) -> str:
         (["--config.train.stepz=3"],
          'error: unknown config key --config.train.stepz (Did you mean "steps" instead of '
          '"stepz"?)'),
+        (["--config.optimizer.name=adagrad_bng"],
+         "error: optimizer.name='adagrad_bng' normalizes each block itself, so "
+         "transform.name='ng' would normalize twice; set transform.name=none or choose another "
+         "optimizer."),
+        (["--config.runtime.jit_compile=True", "--config.runtime.strategy=mirrored"],
+         "error: runtime.jit_compile=True does not work with runtime.strategy='mirrored' yet; "
+         "use runtime.strategy=default or one_device, or runtime.jit_compile=False."),
         (["--config.runtime.strategy=mirrored", "--config.data.batch_size=3"],
          "error: data.batch_size=3 is not divisible by the 2 replicas of runtime.strategy "
          "(MirroredStrategy); choose a multiple of 2."),
@@ -106,6 +113,7 @@ VALID = {
     "train.max_bad_steps": st.sampled_from(["0", "5"]),
     "schedule.name": st.sampled_from(SCHEDULES),
     "runtime.strategy": st.sampled_from(["default", "one_device", "mirrored"]),
+    "runtime.jit_compile": st.sampled_from(["false", "true"]),
 }
 INVALID = {
     "optimizer.learning_rate": st.sampled_from(["0", "-0.1", "nan", "inf", "fast"]),
@@ -120,6 +128,7 @@ INVALID = {
     "train.max_bad_steps": st.sampled_from(["-1"]),
     "schedule.name": st.sampled_from(["cosine"]),
     "runtime.strategy": st.sampled_from(["tpu_pod", "gpu"]),
+    "runtime.jit_compile": st.sampled_from(["maybe", "2"]),
 }
 UNKNOWN_KEYS = ("train.stepz", "optimizer.nme", "runtime.strategyy")
 
@@ -140,6 +149,13 @@ def overrides(draw) -> tuple[dict, list]:
     mirrored = settings.get("runtime.strategy") == "mirrored"
     if mirrored and int(float(settings.get("data.batch_size", "2").lstrip("-") or 0)) % 2:
         invalid.append("data.batch_size")  # two replicas in the test process
+    if (settings.get("optimizer.name") == "adagrad_bng"
+            and settings.get("transform.name", "ng") in TRANSFORMS  # QUADRATIC names ng
+            and settings.get("transform.name", "ng") != "none"):
+        invalid.append("optimizer.name")  # AdaGradBNG after a block transform normalizes twice
+    if settings.get("runtime.jit_compile") == "true" and settings.get(
+            "runtime.strategy", "default") not in ("default", "one_device"):
+        invalid.append("runtime.jit_compile")  # XLA under tf.distribute: not yet
     return settings, invalid
 
 

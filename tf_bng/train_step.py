@@ -106,6 +106,11 @@ class TrainStep:
                         "summing them, which is wrong under a multi-replica strategy. Use "
                         "transform='clip' or 'global_clip' instead."
                     )
+        if jit_compile and replicas > 1:
+            raise ValueError(
+                f"jit_compile=True does not work under {type(self.strategy).__name__} with "
+                f"{replicas} replicas yet (XLA fails on CPU); use one replica or jit_compile=False."
+            )
         if not model.built:
             raise ValueError("Build the model (call it once or give it an Input) before the step.")
         with self.strategy.scope():
@@ -116,7 +121,11 @@ class TrainStep:
             self.bad_steps = step_guard.BadStepCounter() if guarded else None
         self._forward_state = step_guard.forward_state_variables(model)
         self.block_names = self.transform.partition(model.trainable_variables).names
-        self.step = tf.function(self._distributed_step, jit_compile=jit_compile)
+        # XLA compiles the step on its data; the loop that pulls batches from
+        # the iterator stays outside it (XLA has no iterator ops), as Keras's
+        # own fit does. Both entry points run the same compiled step.
+        self.jit_compile = bool(jit_compile)
+        self.step = tf.function(self._distributed_step, jit_compile=self.jit_compile)
         self.loop = tf.function(self._distributed_loop)
 
     # -- replica computation -------------------------------------------------
@@ -212,9 +221,10 @@ class TrainStep:
         return loss, norms
 
     def _distributed_loop(self, iterator, num_steps):
-        loss, norms = self._distributed_step(next(iterator))
+        step = self.step if self.jit_compile else self._distributed_step
+        loss, norms = step(next(iterator))
         for _ in tf.range(num_steps - 1):
-            loss, norms = self._distributed_step(next(iterator))
+            loss, norms = step(next(iterator))
         return loss, norms
 
 

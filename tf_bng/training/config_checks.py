@@ -132,13 +132,33 @@ def _validate_train(train: Any) -> None:
         _positive("train.keep_checkpoints", train.keep_checkpoints)
 
 
+# Strategies under which the XLA-compiled step runs today; under tf.distribute
+# on CPU it fails (a resource on another device), a later issue extends XLA.
+JIT_STRATEGIES = ("default", "one_device")
+
+
 def _validate_runtime(runtime: Any) -> None:
     _choice("runtime.strategy", runtime.strategy, STRATEGIES)
+    if runtime.jit_compile and runtime.strategy not in JIT_STRATEGIES:
+        raise ConfigError(
+            f"runtime.jit_compile=True does not work with runtime.strategy={runtime.strategy!r} "
+            f"yet; use runtime.strategy={' or '.join(JIT_STRATEGIES)}, or runtime.jit_compile=False."
+        )
     _choice("runtime.mixed_precision", runtime.mixed_precision, PRECISIONS)
     _positive("runtime.virtual_cpus", runtime.virtual_cpus, allow_zero=True)
     _positive("runtime.loss_scale_initial", runtime.loss_scale_initial)
     _positive("runtime.loss_scale_growth_interval", runtime.loss_scale_growth_interval)
     _positive("runtime.collective_timeout", runtime.collective_timeout, allow_zero=True)
+
+
+def _validate_combination(optimizer: Any, transform: Any) -> None:
+    """AdaGradBNG normalizes each block itself: a block transform before it would do it twice."""
+    if str(optimizer.name).lower() == "adagrad_bng" and transform.name != "none":
+        raise ConfigError(
+            f"optimizer.name='adagrad_bng' normalizes each block itself, so "
+            f"transform.name={transform.name!r} would normalize twice; set transform.name=none "
+            "or choose another optimizer."
+        )
 
 
 def validate_config(config: Any) -> None:
@@ -151,6 +171,7 @@ def validate_config(config: Any) -> None:
     _validate_optimizer(config.optimizer)
     _validate_schedule(config.schedule)
     _validate_transform(config.transform)
+    _validate_combination(config.optimizer, config.transform)
     _validate_train(config.train)
     _validate_runtime(config.runtime)
 

@@ -1,0 +1,94 @@
+"""``runtime.jit_compile`` reaches what the binary runs (``TrainStep.loop``), or fails up front.
+
+The binary trains through ``TrainStep.loop``; before issue 9 the key only
+compiled ``TrainStep.step``, so ``--config.runtime.jit_compile=True`` changed
+nothing. Under a multi-replica strategy XLA fails on CPU today: the step and
+the config checks refuse it with one line.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_trainer import tiny_mnist_config
+
+from tf_bng import TrainStep
+from tf_bng.training import Trainer, input_pipeline
+from tf_bng.training.config_checks import ConfigError, validate_config
+
+
+def xla_calls(function: tf.types.experimental.ConcreteFunction) -> list[str]:
+    """Names of the ops of ``function``'s graph that must be compiled by XLA."""
+    names = []
+    for op in function.graph.get_operations():
+        try:
+            if op.get_attr("_XlaMustCompile"):
+                names.append(op.name)
+        except ValueError:
+            pass
+    return names
+
+
+def _step(jit: bool, strategy=None) -> TrainStep:
+    keras.utils.set_random_seed(0)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(5, activation="sigmoid"), keras.layers.Dense(3)]
+        )
+        optimizer = keras.optimizers.Adam(1e-2)
+    return TrainStep(
+        model=model, optimizer=optimizer, transform="ng", global_batch_size=4, strategy=strategy,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit,
+    )
+
+
+def _batches():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype("float32")
+    y = rng.integers(0, 3, 40)
+    return iter(tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat())
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_loop_compiles_its_steps_with_xla_only_when_asked(jit):
+    step = _step(jit)
+    loop = step.loop.get_concrete_function(_batches(), tf.constant(3))
+    assert bool(xla_calls(loop)) == jit
+
+
+def test_jit_loop_trains_like_the_plain_loop():
+    results = []
+    for jit in (False, True):
+        step = _step(jit)
+        loss, _ = step.loop(_batches(), tf.constant(10))
+        results.append((float(loss), [v.numpy() for v in step.model.trainable_variables]))
+    (loss_plain, plain), (loss_jit, jit) = results
+    assert loss_jit == pytest.approx(loss_plain, rel=1e-4)
+    assert len(jit) == len(plain) == 4
+    for a, b in zip(jit, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_trainer_with_jit_compile_runs_an_xla_loop(tmp_path):
+    config = tiny_mnist_config(**{"runtime.jit_compile": True})
+    trainer = Trainer(config, str(tmp_path))
+    results = trainer.run()
+    assert results["step"] == 6 and np.isfinite(results["train_loss"])
+    iterator = input_pipeline.train_iterator(trainer.strategy, config.data, seed=0)
+    loop = trainer.train_step.loop.get_concrete_function(iterator, tf.constant(3, tf.int32))
+    assert xla_calls(loop)
+
+
+def test_jit_under_two_replicas_is_refused_by_the_step(mirrored_strategy):
+    with pytest.raises(ValueError, match="jit_compile=True does not work under MirroredStrategy"):
+        _step(True, mirrored_strategy)
+
+
+@pytest.mark.parametrize("strategy", ["mirrored", "multi_worker", "tpu"])
+def test_jit_with_a_distributed_strategy_is_a_config_error(strategy):
+    config = tiny_mnist_config(**{"runtime.jit_compile": True, "runtime.strategy": strategy})
+    with pytest.raises(ConfigError, match=f"runtime.jit_compile=True does not work with "
+                                          f"runtime.strategy='{strategy}'"):
+        validate_config(config)
