@@ -11,7 +11,7 @@ Variants: ``depth`` (20), ``dataset`` (cifar10, cifar100), ``optimizer``
 (momentum, adam), ``transform`` (ng_adap: the paper's best; none, ng, clip).
 """
 
-from configs import base
+from tf_bng_configs import base
 
 DEFAULTS = dict(depth=20, dataset="cifar10", optimizer="momentum", transform="ng_adap")
 OPTIMIZERS = {"momentum": dict(learning_rate=0.1, momentum=0.9), "adam": dict(learning_rate=1e-3)}

@@ -6,7 +6,7 @@ NormalizedOptimizer, which normalizes per tensor: ``transform.blocks`` is
 "variable" here), ``dataset`` (mnist5k, mnist).
 """
 
-from configs import base
+from tf_bng_configs import base
 
 DEFAULTS = dict(depth=30, optimizer="nesterov", transform="ng", dataset="mnist5k")
 

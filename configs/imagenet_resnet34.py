@@ -9,7 +9,7 @@ Variants: ``optimizer`` (momentum, adam), ``transform`` (ng: the paper's
 default; none), ``image_size`` (224).
 """
 
-from configs import base
+from tf_bng_configs import base
 
 DEFAULTS = dict(optimizer="momentum", transform="ng", image_size=224)
 OPTIMIZERS = {"momentum": dict(learning_rate=0.1, momentum=0.9), "adam": dict(learning_rate=1e-3)}

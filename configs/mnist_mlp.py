@@ -6,7 +6,7 @@ momentum, sgd, adagrad, adagrad_bng, ...), ``transform`` (none, ng, ...),
 Example: ``--config=configs/mnist_mlp.py:depth=18,optimizer=adam,transform=ng``.
 """
 
-from configs import base
+from tf_bng_configs import base
 
 DEFAULTS = dict(depth=18, optimizer="adam", transform="ng", dataset="mnist5k")
 

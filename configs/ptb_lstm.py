@@ -5,7 +5,7 @@ Variants: ``bptt`` (40, 400, 1000: the training sequence length),
 ``transform`` (ng, none, ...). Reports perplexity.
 """
 
-from configs import base
+from tf_bng_configs import base
 
 DEFAULTS = dict(bptt=40, optimizer="adam", transform="ng")
 

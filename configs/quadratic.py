@@ -5,7 +5,7 @@ an "epoch" is one step. Variants: ``optimizer`` (sgd, adam, ...),
 ``transform`` (ng: the seed's normalized SGD; none), ``steps`` (1000).
 """
 
-from configs import base
+from tf_bng_configs import base
 
 DEFAULTS = dict(optimizer="sgd", transform="ng", steps=1000)
 

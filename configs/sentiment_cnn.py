@@ -5,7 +5,7 @@ on the output weights, batch 50 (Kim's). Variants: ``optimizer`` (adam:
 AdamNG is the paper's best; adagrad, momentum), ``transform`` (ng, none).
 """
 
-from configs import base
+from tf_bng_configs import base
 
 DEFAULTS = dict(optimizer="adam", transform="ng")
 

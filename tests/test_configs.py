@@ -18,9 +18,9 @@ import sys
 import numpy as np
 import pytest
 
-from configs import base
+from tf_bng_configs import base
 from tf_bng.problems.quadratic import make_problem
-from tf_bng.training import Trainer
+from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,7 +67,7 @@ CASES = {
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_config_trains_two_steps_on_tiny_data(experiment, tmp_path):
     arg, overrides, setup = CASES[experiment]
-    config = importlib.import_module(f"configs.{experiment}").get_config(arg)
+    config = importlib.import_module(f"tf_bng_configs.{experiment}").get_config(arg)
     settings = {"data.batch_size": 4, "train.steps": 2, "train.steps_per_loop": 2,
                 "train.log_every": 2, "train.eval_every": 2, "train.checkpoint_every": 2}
     if experiment in ("ptb_lstm", "sentiment_cnn"):
@@ -102,7 +102,7 @@ def test_every_config_trains_two_steps_on_tiny_data(experiment, tmp_path):
 
 
 def test_configs_carry_the_papers_numbers():
-    from configs import cifar_resnet, imagenet_resnet34, mnist_mlp, ptb_lstm, sentiment_cnn
+    from tf_bng_configs import cifar_resnet, imagenet_resnet34, mnist_mlp, ptb_lstm, sentiment_cnn
 
     mlp = mnist_mlp.get_config("depth=12,optimizer=adam,transform=ng")
     assert (mlp.model.depth, mlp.model.width, mlp.model.activation) == (12, 100, "sigmoid")
@@ -132,7 +132,7 @@ def test_configs_carry_the_papers_numbers():
 
 
 def test_variant_argument_errors_name_the_valid_keys():
-    from configs import mnist_mlp
+    from tf_bng_configs import mnist_mlp
 
     with pytest.raises(ValueError, match="key in depth, optimizer, transform, dataset"):
         mnist_mlp.get_config("depht=6")
@@ -145,7 +145,7 @@ def test_variant_argument_errors_name_the_valid_keys():
 
 
 def test_configs_are_locked():
-    from configs import quadratic
+    from tf_bng_configs import quadratic
 
     config = quadratic.get_config()
     with pytest.raises(AttributeError):
@@ -185,9 +185,9 @@ def test_binary_rejects_a_wrong_override_with_one_line(flag, message, tmp_path):
 
 
 def test_adagrad_bng_preset_turns_the_default_transform_off_but_keeps_a_named_one():
-    from configs import mnist_mlp
+    from tf_bng_configs import mnist_mlp
 
-    from tf_bng.training.config_checks import ConfigError, validate_config
+    from tf_bng_trainers.config_checks import ConfigError, validate_config
 
     config = mnist_mlp.get_config("optimizer=adagrad_bng")  # mnist_mlp's default transform is ng
     assert (config.optimizer.name, config.transform.name) == ("adagrad_bng", "none")

@@ -159,9 +159,14 @@ def test_eval_sharding_keeps_every_example_once():
 def test_distribute_feeds_mirrored_replicas_the_single_device_batch(mirrored_strategy):
     config = dict(name="synthetic", batch_size=8, train_examples=32, image_shape=(2,))
     expected = batches(data.build_dataset(config, split="train", training=True, seed=4), 3)
-    iterator = iter(
-        data.distribute(mirrored_strategy, config, split="train", training=True, seed=4)
-    )
+    from tf_bng.training import input_pipeline
+
+    iterator = iter(input_pipeline.distribute(
+        mirrored_strategy,
+        lambda seed, context: data.build_dataset(
+            config, split="train", training=True, seed=seed, input_context=context),
+        seed=4,
+    ))
     for step in range(3):
         x, y = next(iterator)
         local_x = mirrored_strategy.experimental_local_results(x)

@@ -15,8 +15,8 @@ import tensorflow as tf
 from test_trainer import tiny_mnist_config
 
 from tf_bng import TrainStep
-from tf_bng.training import Trainer, input_pipeline
-from tf_bng.training.config_checks import ConfigError, validate_config
+from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.config_checks import ConfigError, validate_config
 
 
 def xla_calls(function: tf.types.experimental.ConcreteFunction) -> list[str]:
@@ -76,7 +76,7 @@ def test_trainer_with_jit_compile_runs_an_xla_loop(tmp_path):
     trainer = Trainer(config, str(tmp_path))
     results = trainer.run()
     assert results["step"] == 6 and np.isfinite(results["train_loss"])
-    iterator = input_pipeline.train_iterator(trainer.strategy, config.data, seed=0)
+    iterator = trainer._train_iterator(0)
     loop = trainer.train_step.loop.get_concrete_function(iterator, tf.constant(3, tf.int32))
     assert xla_calls(loop)
 

@@ -16,7 +16,7 @@ import sys
 
 from test_trainer import TINY_ARG, TINY_SETTINGS, checkpoint_values, max_abs_diff, tiny_mnist_config
 
-from tf_bng.training import Trainer
+from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

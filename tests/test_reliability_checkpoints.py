@@ -9,7 +9,8 @@ import os
 import pytest
 from test_reliability_helpers import tiny_config
 
-from tf_bng.training import CheckpointError, Trainer
+from tf_bng.errors import CheckpointError
+from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
 

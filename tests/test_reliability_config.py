@@ -21,8 +21,8 @@ from test_reliability_helpers import REPO, binary_env, error_lines, preserved_en
 
 from tf_bng import BLOCK_MODES, TRANSFORMS, available_norms
 from tf_bng.training.metrics_log import read_records
-from tf_bng.training.optimizers import SCHEDULES
-from trainers import train
+from tf_bng.schedules import SCHEDULES
+from tf_bng_trainers import train
 
 QUADRATIC = f"--config={REPO}/configs/quadratic.py:optimizer=sgd,transform=ng,steps=1"
 

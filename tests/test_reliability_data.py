@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from test_reliability_helpers import install_digits, random_digits, tiny_config
 
-from tf_bng.training import DataError, Trainer
+from tf_bng.errors import DataError
+from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
 

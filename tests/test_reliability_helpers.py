@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from configs import deep_mlp
+from tf_bng_configs import deep_mlp
 from tf_bng.data import registry
 from tf_bng.data.source import array_source
 from tf_bng.data.spec import DatasetSpec

@@ -20,7 +20,8 @@ import pytest
 from test_reliability_helpers import binary_command, binary_env, tiny_config
 from test_trainer import checkpoint_values
 
-from tf_bng.training import Trainer, TrainingInterrupted
+from tf_bng.errors import TrainingInterrupted
+from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
 STEPS = 120

@@ -14,7 +14,8 @@ from test_reliability_helpers import install_digits, random_digits, tiny_config
 from test_trainer import checkpoint_values
 
 from tf_bng import TrainStep
-from tf_bng.training import CheckpointError, Trainer, TrainingDiverged
+from tf_bng.errors import CheckpointError, TrainingDiverged
+from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.checkpointing import Checkpointer
 from tf_bng.training.metrics_log import read_records
 

@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 from test_trainer import checkpoint_values
 
-from configs import deep_mlp
+from tf_bng_configs import deep_mlp
 from tf_bng import data
-from tf_bng.training import Trainer
+from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
 STEPS = 6

@@ -3,7 +3,7 @@
 from tf_bng.norms import available_norms, get_norm, register_norm
 from tf_bng.blocks import BLOCK_MODES, Partition, partition_variables
 from tf_bng.transforms import TRANSFORMS, BlockTransform, TransformConfig, transform_gradients
-from tf_bng.train_step import TrainStep, make_train_step
+from tf_bng.step import EvalStep, TrainStep, make_train_step
 from tf_bng.adagrad_bng import AdaGradBNG
 from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
 

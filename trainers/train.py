@@ -1,9 +1,11 @@
 """Train one experiment: ``python -m trainers.train --config=configs/<exp>.py[:arg] --workdir=DIR``.
 
-Any config key can be overridden with ``--config.<section>.<key>=value``
-(the config is locked: an unknown key is an error). Running again with the
-same ``--workdir`` resumes from the last checkpoint. Installed as the
-console script ``tf-bng-train``.
+``--config`` takes a config file's path or the name of a shipped config
+(``--config=mnist_mlp:depth=18``), so the installed console script
+``tf-bng-train`` works from any directory. Any config key can be overridden
+with ``--config.<section>.<key>=value`` (the config is locked: an unknown
+key is an error). Running again with the same ``--workdir`` resumes from
+the last checkpoint.
 
 Exit codes: 0 done; 1 a bad command line; 2 a bad config, workdir or
 replica count, or data not available offline; 3 bad data; 4 diverged
@@ -22,6 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from .shipped_configs import resolve_config_argv  # noqa: E402
 
 _FLAG_ERRORS = (flags.Error, AttributeError, KeyError, ValueError, TypeError)
 
@@ -78,6 +82,7 @@ def parse_config(argv: list[str]):
 
     Raises :class:`CommandLineError` with the line the binary would print.
     """
+    argv = resolve_config_argv(argv)
     flag_values = flags.FlagValues()
     config, workdir = define_flags(flag_values, argv)
     try:
@@ -88,6 +93,7 @@ def parse_config(argv: list[str]):
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
+    argv = resolve_config_argv(argv)
     try:
         return flags.FLAGS(argv)
     except _FLAG_ERRORS as e:
@@ -129,9 +135,9 @@ def run_experiment(config, workdir: str) -> int:
     propagate with their traceback.
     """
     keep_files_in_workdir(workdir)
-    from tf_bng.data import DataUnavailableError
-    from tf_bng.training import ConfigError, RunError, TrainingInterrupted, train_and_evaluate
-    from tf_bng.training.errors import one_line
+    from tf_bng.errors import RunError, TrainingInterrupted
+
+    from .experiment import train_and_evaluate
 
     try:
         results = train_and_evaluate(config, workdir)
@@ -141,9 +147,6 @@ def run_experiment(config, workdir: str) -> int:
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except DataUnavailableError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return ConfigError.exit_code
     logging.info("Final metrics: %s", results)
     return 0
 

@@ -1,6 +1,8 @@
 """Input pipelines for the paper's and the seed's experiments.
 
-``data_config`` (an ``ml_collections.ConfigDict`` or a dict) keys:
+``get_spec(name, **options)`` and ``build_dataset(name, split=..., training=...,
+seed=..., batch_size=..., **options)``; the options (all optional but
+``batch_size``, defaults in the modules that read them):
 
 * every dataset: ``name`` (one of :data:`DATASETS`), ``batch_size`` (global),
   ``data_dir`` (empty: TFDS's default for TFDS sets, ``$TF_BNG_DATA_DIR`` or
@@ -25,13 +27,12 @@ Splits: ``"train"``, ``"eval"`` (the split the paper reports:
 """
 
 from tf_bng.data.spec import DataUnavailableError, DatasetSpec
-from tf_bng.data.registry import DATASETS, build_dataset, distribute, get_spec
+from tf_bng.data.registry import DATASETS, build_dataset, get_spec
 
 __all__ = [
     "DATASETS",
     "DataUnavailableError",
     "DatasetSpec",
     "build_dataset",
-    "distribute",
     "get_spec",
 ]

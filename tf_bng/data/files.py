@@ -13,7 +13,7 @@ import tempfile
 import urllib.request
 from typing import Any, Iterable, Optional, Sequence
 
-from tf_bng.data._config import get_option
+from tf_bng.data.options import get_option
 from tf_bng.data.spec import DataUnavailableError
 
 __all__ = ["default_data_dir", "data_dir_of", "find_directory", "fetch_archive", "locate"]

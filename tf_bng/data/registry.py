@@ -1,4 +1,4 @@
-"""Dataset names -> sources; the public ``get_spec`` / ``build_dataset`` / ``distribute``."""
+"""Dataset names -> sources; the public ``get_spec`` and ``build_dataset``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any, Optional
 import tensorflow as tf
 
 from tf_bng.data import ptb, rt_polarity, small_digits, synthetic, tfds_images
-from tf_bng.data._config import require_option
+from tf_bng.data.options import collect_options, require_option
 from tf_bng.data.pipeline import batch_stream
 from tf_bng.data.source import Source, limit_of
 from tf_bng.data.spec import EVAL, DatasetSpec
 
-__all__ = ["DATASETS", "get_spec", "build_dataset", "distribute"]
+__all__ = ["DATASETS", "get_spec", "build_dataset"]
 
 _SOURCES: dict[str, Source] = {
     "mnist5k": small_digits.MNIST5K,
@@ -50,8 +50,15 @@ def _resolve_split(source: Source, split: str) -> str:
     return split
 
 
-def get_spec(data_config: Any) -> DatasetSpec:
-    """The dataset's :class:`DatasetSpec` (reads or scans the data; fails fast when absent)."""
+def get_spec(dataset: Any, **options: Any) -> DatasetSpec:
+    """The :class:`DatasetSpec` of ``dataset`` (a name of :data:`DATASETS`).
+
+    Reads or scans the data; fails fast with
+    :class:`~tf_bng.errors.DataUnavailableError` when it is absent. Options
+    (``limit``, ``data_dir``, ``split_seed``...) are those of
+    :func:`build_dataset`.
+    """
+    data_config = collect_options(dataset, options, kind="dataset")
     source = _source(data_config)
     spec = source.spec(data_config)
     limit = limit_of(data_config)
@@ -65,20 +72,25 @@ def get_spec(data_config: Any) -> DatasetSpec:
 
 
 def build_dataset(
-    data_config: Any,
+    dataset: Any,
     *,
     split: str,
     training: bool,
     seed: int,
     input_context: Optional[tf.distribute.InputContext] = None,
+    **options: Any,
 ) -> tf.data.Dataset:
     """Batches ``(x, y)`` of one input pipeline (see :mod:`tf_bng.data.pipeline`).
 
+    ``dataset`` is a name of :data:`DATASETS`; ``batch_size`` (global) is
+    required, the other options are described in :mod:`tf_bng.data`.
     ``split`` is ``"train"``, ``"eval"`` (the dataset's evaluation split) or a
     split name of the dataset. ``training=True``: endless, shuffled by
     ``seed``, augmented, remainder dropped. ``training=False``: one ordered
-    pass, remainder kept.
+    pass, remainder kept. Every input pipeline of a distribution strategy
+    (``input_context``) keeps its share of the same global batches.
     """
+    data_config = collect_options(dataset, options, kind="dataset")
     source = _source(data_config)
     split = _resolve_split(source, split)
     stream = source.stream(data_config, split, training, int(seed))
@@ -90,16 +102,3 @@ def build_dataset(
         input_context=input_context,
         preprocess=source.preprocess(data_config, training),
     )
-
-
-def distribute(
-    strategy: tf.distribute.Strategy, data_config: Any, *, split: str, training: bool, seed: int
-) -> tf.distribute.DistributedDataset:
-    """:func:`build_dataset` in every input pipeline of ``strategy``."""
-
-    def dataset_fn(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-        return build_dataset(
-            data_config, split=split, training=training, seed=seed, input_context=input_context
-        )
-
-    return strategy.distribute_datasets_from_function(dataset_fn)

@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tf_bng.data._config import get_option
+from tf_bng.data.options import get_option
 from tf_bng.data.files import locate
 from tf_bng.data.source import array_source
 from tf_bng.data.spec import DatasetSpec

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_bng.data._config import get_option
+from tf_bng.data.options import get_option
 from tf_bng.data.pipeline import Preprocess, array_stream
 from tf_bng.data.spec import DatasetSpec
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from tf_bng.errors import DataUnavailableError
+
 __all__ = ["DatasetSpec", "DataUnavailableError", "TASKS", "TRAIN", "EVAL"]
 
 TASKS = ("classification", "language_model", "quadratic")
 TRAIN = "train"
 EVAL = "eval"  # alias of each dataset's own evaluation split (DatasetSpec.eval_split)
-
-
-class DataUnavailableError(RuntimeError):
-    """The data is not on this machine; the message says what to fetch and where to put it."""
 
 
 @dataclasses.dataclass(frozen=True)

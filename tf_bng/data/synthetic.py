@@ -17,7 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_bng.data._config import get_option, require_option
+from tf_bng.data.options import get_option, require_option
 from tf_bng.data.pipeline import derived_seed, indexed_stream
 from tf_bng.data.source import Source, limit_of
 from tf_bng.data.spec import DatasetSpec

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import tensorflow as tf
 
 from tf_bng.data import image_ops
-from tf_bng.data._config import get_option
+from tf_bng.data.options import get_option
 from tf_bng.data.source import Source, limit_of
 from tf_bng.data.spec import DataUnavailableError, DatasetSpec
 

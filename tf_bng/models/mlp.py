@@ -34,26 +34,7 @@ from keras import layers
 
 from tf_bng.models.layers import logits
 
-__all__ = ["mlp", "MLP_DEFAULTS", "DEEP_MLP_DEFAULTS"]
-
-MLP_DEFAULTS = dict(
-    depth=6,
-    width=100,
-    activation="sigmoid",
-    batch_norm=False,
-    dropout=0.0,
-    l2=0.0,
-    kernel_initializer="glorot_uniform",
-)
-DEEP_MLP_DEFAULTS = dict(
-    depth=30,
-    width=128,
-    activation="relu",
-    batch_norm=True,
-    dropout=0.2,
-    l2=1e-5,
-    kernel_initializer="he_normal",
-)
+__all__ = ["mlp", "deep_mlp"]
 
 
 def mlp(
@@ -88,3 +69,24 @@ def mlp(
         if dropout:
             x = layers.Dropout(float(dropout), name=f"hidden{i}_dropout")(x)
     return keras.Model(inputs, logits(x, num_classes), name=name)
+
+
+def deep_mlp(
+    depth: int = 30,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (784,),
+    *,
+    width: int = 128,
+    activation: str = "relu",
+    batch_norm: bool = True,
+    dropout: float = 0.2,
+    l2: float = 1e-5,
+    kernel_initializer: str = "he_normal",
+    name: str = "deep_mlp",
+) -> keras.Model:
+    """The keras seed's deep MLP: :func:`mlp` with the seed's settings as defaults."""
+    return mlp(
+        depth, num_classes, input_shape, width=width, activation=activation,
+        batch_norm=batch_norm, dropout=dropout, l2=l2, kernel_initializer=kernel_initializer,
+        name=name,
+    )

@@ -1,42 +1,46 @@
-"""The training program around :class:`tf_bng.TrainStep`: runtime, optimizers, loop.
+"""The outer training loop and what it needs, config-free: Orbit's Controller split.
 
-``train_and_evaluate(config, workdir)`` is the entry point (see
-:mod:`tf_bng.training.loop`). It is imported lazily: ``tf_bng.train_step``
-imports :mod:`tf_bng.training.loss_scaling`, and the loop imports the train
-step, so an eager import here would be circular.
+:class:`Controller` runs a built :class:`tf_bng.TrainStep` with
+evaluation, checkpoints (:class:`Checkpointer`), metric writing
+(:class:`MetricsLog`), signals and export; :mod:`.runtime` makes the
+strategy and precision settings, :mod:`.input_pipeline` resumable
+distributed input, :mod:`.data_checks` the first-batch checks. Nothing here
+reads a config: the application (``trainers/``) builds these objects from
+one.
 """
 
-from __future__ import annotations
-
-import importlib
+from tf_bng.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DataUnavailableError,
+    RunError,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
+from tf_bng.training import data_checks, input_pipeline, runtime
+from tf_bng.training.checkpointing import Checkpointer
+from tf_bng.training.controller import Controller
+from tf_bng.training.export import export_saved_model, serving_spec
+from tf_bng.training.interruption import StopRequest
+from tf_bng.training.metrics_log import MetricsLog, read_records
 
 __all__ = [
-    "train_and_evaluate",
-    "Trainer",
-    "validate_config",
+    "Controller",
+    "Checkpointer",
+    "MetricsLog",
+    "read_records",
+    "StopRequest",
+    "export_saved_model",
+    "serving_spec",
+    "data_checks",
+    "input_pipeline",
+    "runtime",
     "RunError",
     "ConfigError",
     "DataError",
+    "DataUnavailableError",
     "TrainingDiverged",
     "CheckpointError",
     "TrainingInterrupted",
 ]
-
-_ERRORS = "tf_bng.training.errors"
-_LAZY = {
-    "train_and_evaluate": "tf_bng.training.loop",
-    "Trainer": "tf_bng.training.loop",
-    "validate_config": "tf_bng.training.config_checks",
-    "RunError": _ERRORS,
-    "ConfigError": _ERRORS,
-    "DataError": _ERRORS,
-    "TrainingDiverged": _ERRORS,
-    "CheckpointError": _ERRORS,
-    "TrainingInterrupted": _ERRORS,
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tf_bng.training' has no attribute {name!r}")

@@ -38,9 +38,9 @@ import tensorflow as tf
 from absl import logging
 
 from tf_bng.training import runtime
-from tf_bng.training.errors import CheckpointError
+from tf_bng.errors import CheckpointError
 from tf_bng.training.files import atomic_write_text
-from tf_bng.training.step_guard import is_float_variable
+from tf_bng.step.guard import is_float_variable
 
 __all__ = [
     "write_path",

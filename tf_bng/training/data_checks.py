@@ -9,14 +9,14 @@ later in the stream are caught by the train step's non-finite guard instead.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 
-from tf_bng import data as data_lib
 from tf_bng.data.spec import DatasetSpec
-from tf_bng.train_step import unpack_batch
-from tf_bng.training.errors import DataError
+from tf_bng.errors import DataError
+from tf_bng.step.batches import unpack_batch
 
 __all__ = ["check_batch", "check_first_batches", "model_input_shape"]
 
@@ -105,10 +105,18 @@ def check_batch(batch: Any, *, spec: DatasetSpec, input_shape: tuple, where: str
 
 
 def check_first_batches(
-    data_config: Any, *, spec: DatasetSpec, input_shape: tuple, seed: int, num_batches: int = 1
+    ordered_split: Callable[[str], tf.data.Dataset],
+    *,
+    spec: DatasetSpec,
+    input_shape: tuple,
+    num_batches: int = 1,
+    splits: Sequence[str] = ("train", "eval"),
 ) -> None:
-    """Check the first ``num_batches`` batches of the train and eval splits, in order."""
-    for split in ("train", "eval"):
-        dataset = data_lib.build_dataset(data_config, split=split, training=False, seed=seed)
+    """Check the first ``num_batches`` batches of each split; ``ordered_split(split)`` gives them.
+
+    Ordered (unshuffled) batches are cheap to get: no shuffle buffer to fill.
+    """
+    for split in splits:
+        dataset = ordered_split(split)
         for index, batch in enumerate(dataset.take(num_batches)):
             check_batch(batch, spec=spec, input_shape=input_shape, where=f"{split} batch {index}")

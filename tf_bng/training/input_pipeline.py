@@ -10,58 +10,50 @@ stream seeded by ``seed + step`` instead.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Callable, Iterator
 
 import tensorflow as tf
 
-from tf_bng import data as data_lib
+__all__ = ["distribute", "resumable_iterator"]
 
-__all__ = ["distribute_split", "train_iterator"]
+# (seed, input context) -> the per-replica batches of one input pipeline.
+DatasetFn = Callable[[int, tf.distribute.InputContext], tf.data.Dataset]
 
 
-def distribute_split(
-    strategy: tf.distribute.Strategy,
-    data_config: Any,
-    *,
-    split: str,
-    training: bool,
-    seed: int,
-    skip_steps: int = 0,
-):
-    """``distribute_datasets_from_function`` over ``tf_bng.data.build_dataset``.
+def distribute(
+    strategy: tf.distribute.Strategy, dataset_fn: DatasetFn, *, seed: int, skip_steps: int = 0
+) -> tf.distribute.DistributedDataset:
+    """``distribute_datasets_from_function`` over ``dataset_fn``, ``skip_steps`` steps in.
 
     Each input pipeline yields per-replica batches and feeds
     ``replicas / pipelines`` replicas per step, so skipping ``n`` steps skips
     that many batches ``n`` times over.
     """
 
-    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = data_lib.build_dataset(
-            data_config, split=split, training=training, seed=seed, input_context=context
-        )
+    def per_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        dataset = dataset_fn(seed, context)
         if skip_steps:
             per_step = context.num_replicas_in_sync // context.num_input_pipelines
             dataset = dataset.skip(int(skip_steps) * per_step)
         return dataset
 
-    return strategy.distribute_datasets_from_function(dataset_fn)
+    return strategy.distribute_datasets_from_function(per_pipeline)
 
 
-def train_iterator(
+def resumable_iterator(
     strategy: tf.distribute.Strategy,
-    data_config: Any,
+    dataset_fn: DatasetFn,
     *,
     seed: int,
     start_step: int = 0,
     fast_forward: bool = True,
-):
-    """An iterator over the training stream positioned after ``start_step`` steps."""
-    if fast_forward or not start_step:
-        dataset = distribute_split(
-            strategy, data_config, split="train", training=True, seed=seed, skip_steps=start_step
-        )
-    else:
-        dataset = distribute_split(
-            strategy, data_config, split="train", training=True, seed=seed + int(start_step)
-        )
-    return iter(dataset)
+    batches_per_step: int = 1,
+) -> Iterator:
+    """An iterator over the training stream positioned after ``start_step`` steps.
+
+    ``batches_per_step`` batches make one step (gradient accumulation).
+    """
+    skipped = int(start_step) * int(batches_per_step)
+    if fast_forward or not skipped:
+        return iter(distribute(strategy, dataset_fn, seed=seed, skip_steps=skipped))
+    return iter(distribute(strategy, dataset_fn, seed=seed + int(start_step)))

@@ -58,11 +58,11 @@ def configure_virtual_cpus(count: int) -> Optional[int]:
     have = len(tf.config.list_logical_devices("CPU"))
     if have < count:
         raise RuntimeError(
-            f"runtime.virtual_cpus={count} but TensorFlow already initialized {have} logical "
+            f"{count} virtual CPUs asked but TensorFlow already initialized {have} logical "
             "CPU(s); set it before any TensorFlow op runs (start a fresh process)."
         )
     if have != count:
-        logging.warning("runtime.virtual_cpus=%d: keeping the existing %d logical CPUs.", count, have)
+        logging.warning("%d virtual CPUs asked: keeping the existing %d logical CPUs.", count, have)
     return have
 
 
@@ -91,15 +91,16 @@ def mirrored_strategy(devices: Optional[list[str]] = None) -> tf.distribute.Mirr
     return cls(devices or _local_devices())
 
 
-def make_strategy(runtime: Any) -> tf.distribute.Strategy:
-    """The strategy named by ``runtime.strategy``.
+def make_strategy(
+    name: str, *, collective_timeout: Optional[float] = None, tpu: str = ""
+) -> tf.distribute.Strategy:
+    """The strategy called ``name`` (one of :data:`STRATEGIES`).
 
     ``multi_worker`` reads the cluster from ``TF_CONFIG`` and uses RING
-    collectives with ``runtime.collective_timeout`` seconds, so a lost peer
-    fails the run instead of hanging it. ``tpu`` resolves ``runtime.tpu``
-    (an address or name; empty for the local TPU).
+    collectives with ``collective_timeout`` seconds, so a lost peer fails the
+    run instead of hanging it. ``tpu`` resolves ``tpu`` (an address or name;
+    empty for the local TPU).
     """
-    name = runtime.strategy
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "one_device":
@@ -110,22 +111,22 @@ def make_strategy(runtime: Any) -> tf.distribute.Strategy:
     if name == "multi_worker":
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.RING,
-            timeout_seconds=float(runtime.collective_timeout) or None,
+            timeout_seconds=float(collective_timeout or 0) or None,
         )
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=runtime.tpu or "")
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"Unknown runtime.strategy {name!r}; valid: {', '.join(STRATEGIES)}.")
+    raise ValueError(f"Unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}.")
 
 
 def precision_policy(mixed_precision: str) -> str:
     """The Keras dtype policy name for ``runtime.mixed_precision``."""
     if mixed_precision not in PRECISIONS:
         raise ValueError(
-            f"Unknown runtime.mixed_precision {mixed_precision!r}; valid: {', '.join(PRECISIONS)}."
+            f"Unknown mixed precision {mixed_precision!r}; valid: {', '.join(PRECISIONS)}."
         )
     return "float32" if mixed_precision == "none" else mixed_precision
 

@@ -13,6 +13,7 @@ depth, a Keras optimizer argument) are wrapped by :func:`config_errors`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import uuid
@@ -25,13 +26,15 @@ from tf_bng import models as models_lib
 from tf_bng.blocks import BLOCK_MODES
 from tf_bng.data.spec import DatasetSpec
 from tf_bng.norms import available_norms
-from tf_bng.training.errors import ConfigError, RunError, one_line
-from tf_bng.training.optimizers import SCHEDULES, optimizer_classes
+from tf_bng.errors import ConfigError, RunError, one_line
+from tf_bng.optimizers import optimizer_classes
+from tf_bng.schedules import SCHEDULES
 from tf_bng.training.runtime import PRECISIONS, STRATEGIES
 from tf_bng.transforms import TRANSFORMS, TransformConfig
 
 __all__ = [
     "ConfigError",
+    "Settings",
     "validate_config",
     "transform_config",
     "check_workdir",
@@ -109,14 +112,14 @@ def _validate_schedule(schedule: Any) -> None:
         )
 
 
-def _validate_transform(transform: Any) -> None:
+def _validate_transform(transform: Any) -> TransformConfig:
     _choice("transform.name", transform.name, TRANSFORMS)
     _choice("transform.norm", transform.norm, available_norms())
     _choice("transform.blocks", transform.blocks, BLOCK_MODES)
     _positive("transform.alpha", transform.alpha)
     _positive("transform.threshold", transform.threshold)
     _positive("transform.epsilon", transform.epsilon, allow_zero=True)
-    transform_config(transform)
+    return transform_config(transform)
 
 
 def _validate_train(train: Any) -> None:
@@ -161,8 +164,20 @@ def _validate_combination(optimizer: Any, transform: Any) -> None:
         )
 
 
-def validate_config(config: Any) -> None:
-    """Raise :class:`ConfigError` on the first invalid value of ``config``."""
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What validation built once, for the experiment to use as is."""
+
+    transform: TransformConfig
+    step_options: dict = dataclasses.field(default_factory=dict)
+
+
+def validate_config(config: Any) -> Settings:
+    """Raise :class:`ConfigError` on the first invalid value of ``config``.
+
+    Every key is checked once, here; the :class:`TransformConfig` built on
+    the way is returned so that nothing downstream checks it again.
+    """
     _choice("data.name", config.data.name, data_lib.DATASETS)
     _positive("data.batch_size", config.data.batch_size)
     if config.data.get("limit") is not None:
@@ -170,10 +185,11 @@ def validate_config(config: Any) -> None:
     _choice("model.name", config.model.name, models_lib.MODELS)
     _validate_optimizer(config.optimizer)
     _validate_schedule(config.schedule)
-    _validate_transform(config.transform)
+    transform = _validate_transform(config.transform)
     _validate_combination(config.optimizer, config.transform)
     _validate_train(config.train)
     _validate_runtime(config.runtime)
+    return Settings(transform=transform)
 
 
 def check_workdir(workdir: str) -> None:

@@ -1,0 +1,81 @@
+"""The one error hierarchy: the ways a run stops on purpose, each with a one-line message.
+
+Every error tf_bng raises on purpose for a run (bad settings, data absent or
+malformed, divergence, checkpoints, signals) is a :class:`RunError`; a
+program prints ``error: <message>`` (or the interruption notice) and exits
+with :attr:`RunError.exit_code`. Anything else is a bug and keeps its
+traceback. Argument errors of library constructors stay ``ValueError`` /
+``TypeError`` as Python code expects.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RunError",
+    "ConfigError",
+    "DataError",
+    "DataUnavailableError",
+    "TrainingDiverged",
+    "CheckpointError",
+    "TrainingInterrupted",
+    "one_line",
+]
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` with its lines joined (a message must fit one line)."""
+    text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
+    return text or type(error).__name__
+
+
+class RunError(Exception):
+    """A run refused to start or stopped for a reason the user can act on."""
+
+    exit_code = 1
+
+    def __str__(self) -> str:
+        return one_line(Exception(*self.args)) if self.args else type(self).__name__
+
+
+class ConfigError(RunError, ValueError):
+    """An invalid config value or environment (workdir, replicas); names the key and the choices."""
+
+    exit_code = 2
+
+
+class DataUnavailableError(RunError, RuntimeError):
+    """The data is not on this machine; the message says what to fetch and where to put it."""
+
+    exit_code = 2
+
+
+class DataError(RunError, ValueError):
+    """The data does not fit the model: wrong shapes, labels out of range, NaN inputs."""
+
+    exit_code = 3
+
+
+class TrainingDiverged(RunError, RuntimeError):
+    """Too many consecutive steps had a non-finite loss or gradient."""
+
+    exit_code = 4
+
+
+class CheckpointError(RunError, RuntimeError):
+    """No usable checkpoint, a checkpoint of another config, or state that must not be saved."""
+
+    exit_code = 5
+
+
+class TrainingInterrupted(RunError):
+    """SIGTERM or SIGINT: the state was saved at ``step``; the same command resumes.
+
+    The exit code is the shell's convention for a death by that signal
+    (128 + signal number: 143 for SIGTERM, 130 for SIGINT).
+    """
+
+    def __init__(self, message: str, *, signum: int, step: int):
+        super().__init__(message)
+        self.signum = int(signum)
+        self.step = int(step)
+        self.exit_code = 128 + self.signum

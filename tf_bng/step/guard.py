@@ -1,0 +1,75 @@
+"""Skipping non-finite steps: what the train step counts and what it puts back.
+
+A step whose loss or (all-reduced) gradient is not finite is not applied:
+the optimizer (weights, slots, ``iterations``) is left as it was. The
+forward pass has already run, though, and it updates state of its own
+(BatchNorm moving statistics): :func:`forward_state_variables` lists that
+state so the step can snapshot it before the forward pass and put it back
+when the step is skipped. :class:`BadStepCounter` keeps the counts the loop
+reports (``bad_steps``) and stops on (``train.max_bad_steps``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import tensorflow as tf
+
+__all__ = [
+    "BadStepCounter",
+    "forward_state_variables",
+    "snapshot",
+    "restore",
+    "is_float_variable",
+]
+
+
+def is_float_variable(variable: Any) -> bool:
+    return tf.as_dtype(variable.dtype).is_floating
+
+
+def forward_state_variables(model: Any) -> list:
+    """Floating-point non-trainable variables: what a training forward pass may update.
+
+    Integer state (dropout seed generators) is left alone: a skipped step
+    still consumes its random draws, which keeps the stream of masks the
+    same whatever steps are skipped.
+    """
+    return [v for v in model.non_trainable_variables if is_float_variable(v)]
+
+
+def snapshot(variables: Sequence[Any]) -> list:
+    """Copies of the variables' current values (read before the forward pass writes them)."""
+    return [tf.identity(tf.convert_to_tensor(v)) for v in variables]
+
+
+def restore(variables: Sequence[Any], values: Sequence[Any]) -> None:
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+class BadStepCounter(tf.Module):
+    """Counts of skipped steps: in total, and in a row (reset by any applied step).
+
+    Updated in cross-replica context with the step's single, all-replica
+    decision; trackable, so a resumed run keeps its counts.
+    """
+
+    def __init__(self, name: str = "bad_steps"):
+        super().__init__(name=name)
+        only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.total = tf.Variable(
+            0, dtype=tf.int64, trainable=False, aggregation=only_first, name="total"
+        )
+        self.consecutive = tf.Variable(
+            0, dtype=tf.int64, trainable=False, aggregation=only_first, name="consecutive"
+        )
+
+    def record(self, applied: tf.Tensor) -> None:
+        bad = tf.cast(tf.logical_not(applied), tf.int64)
+        self.total.assign_add(bad)
+        self.consecutive.assign((tf.convert_to_tensor(self.consecutive) + 1) * bad)
+
+    def counts(self) -> tuple[int, int]:
+        """``(total, consecutive)`` as Python ints."""
+        return int(self.total.numpy()), int(self.consecutive.numpy())

@@ -1,0 +1,79 @@
+"""Dynamic loss scaling for mixed_float16, done by the train step itself.
+
+Keras's ``LossScaleOptimizer`` puts ``optimizer.apply`` (which calls
+``merge_call``) inside a ``cond`` in replica context, which tf.distribute
+rejects under ``strategy.run`` on several replicas. The train step therefore
+scales the loss, all-reduces and unscales the gradients in the replica, and
+decides in cross-replica context whether to run the apply (skipping steps
+whose global gradient is not finite). This module holds the scale's state and
+arithmetic; :class:`tf_bng.TrainStep` does the control flow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import tensorflow as tf
+
+from tf_bng.transforms import scale_gradient
+
+__all__ = ["DynamicLossScale", "all_finite"]
+
+
+def all_finite(grads: Sequence[Any]) -> tf.Tensor:
+    """True when every present gradient holds only finite values."""
+    checks = [
+        tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(g))) for g in grads if g is not None
+    ]
+    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
+class DynamicLossScale(tf.Module):
+    """The classic dynamic loss scale: halve on overflow, double after a clean run.
+
+    Create it inside ``strategy.scope()`` so its variables are mirrored; it is
+    trackable, so a checkpoint of it restores the scale on resume.
+    """
+
+    def __init__(
+        self,
+        *,
+        initial_scale: float = 2.0**15,
+        growth_interval: int = 2000,
+        factor: float = 2.0,
+        min_scale: float = 1.0,
+        name: str = "loss_scale",
+    ):
+        super().__init__(name=name)
+        if not initial_scale > 0 or not factor > 1 or growth_interval < 1:
+            raise ValueError(
+                "Need initial_scale > 0, factor > 1 and growth_interval >= 1; got "
+                f"{initial_scale!r}, {factor!r}, {growth_interval!r}."
+            )
+        self.growth_interval = int(growth_interval)
+        self.factor = float(factor)
+        self.min_scale = float(min_scale)
+        only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        self.scale = tf.Variable(
+            float(initial_scale), dtype=tf.float32, trainable=False, aggregation=only_first,
+            name="scale",
+        )
+        self.good_steps = tf.Variable(
+            0, dtype=tf.int64, trainable=False, aggregation=only_first, name="good_steps"
+        )
+
+    def scale_loss(self, loss: tf.Tensor) -> tf.Tensor:
+        return loss * tf.cast(self.scale, loss.dtype)
+
+    def unscale(self, grads: Sequence[Any]) -> list:
+        inv = 1.0 / tf.convert_to_tensor(self.scale)
+        return [None if g is None else scale_gradient(g, inv) for g in grads]
+
+    def update(self, finite: tf.Tensor) -> None:
+        """After a step: grow after ``growth_interval`` finite steps, shrink on overflow."""
+        scale = tf.convert_to_tensor(self.scale)
+        good = tf.convert_to_tensor(self.good_steps) + 1
+        grow = tf.logical_and(finite, good >= self.growth_interval)
+        shrunk = tf.maximum(scale / self.factor, self.min_scale)
+        self.scale.assign(tf.where(finite, tf.where(grow, scale * self.factor, scale), shrunk))
+        self.good_steps.assign(tf.where(tf.logical_and(finite, tf.logical_not(grow)), good, 0))

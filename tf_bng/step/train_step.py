@@ -1,0 +1,261 @@
+"""The distributed train step: tape -> all-reduce -> block transform -> apply.
+
+Orbit-style: :class:`TrainStep` owns one replica step and exposes two compiled
+entry points, ``step(batch)`` for one distributed batch and
+``loop(iterator, num_steps)`` running several steps inside one ``tf.function``
+call (fewer Python round trips).
+
+By default (``skip_nonfinite=True``) the step runs in two phases: the
+replicas compute, all-reduce, (unscale) and transform the gradients; then, in
+cross-replica context, a ``cond`` runs the apply only when the summed loss
+and the global gradient are finite, so every replica takes the same decision
+(``optimizer.apply`` calls ``merge_call``, which a ``cond`` inside
+``strategy.run`` does not allow). A skipped step leaves the optimizer
+untouched, puts back the state the forward pass wrote (BatchNorm statistics)
+and is counted in :attr:`TrainStep.bad_steps`. With a
+:class:`~tf_bng.step.loss_scaling.DynamicLossScale` (mixed_float16) the
+same decision also drives the loss scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import keras
+import tensorflow as tf
+
+from tf_bng import distributed
+from tf_bng.losses import per_example_loss_fn
+from tf_bng.step import guard as step_guard
+from tf_bng.step.batches import to_float32, unpack_batch
+from tf_bng.step.loss_scaling import DynamicLossScale, all_finite
+from tf_bng.transforms import BlockTransform, TransformConfig
+
+__all__ = ["TrainStep", "make_train_step"]
+
+
+class TrainStep:
+    """A compiled training step for ``model`` under ``strategy``.
+
+    Returns ``(mean_loss, block_norms)`` where ``block_norms[i]`` is the norm
+    of block ``self.block_names[i]`` of the global gradient *before* the
+    transform (empty when ``report_norms`` is False and the transform does
+    not compute norms anyway). ``loop`` returns the last step's pair.
+
+    ``running_loss`` averages the losses of the applied steps since its last
+    ``reset()`` (a training log wants the mean over the logging window, not
+    the last batch). ``skip_nonfinite`` (default on) skips steps with a
+    non-finite loss or gradient and counts them in ``bad_steps`` (a
+    :class:`~tf_bng.step.guard.BadStepCounter`, None when off);
+    ``loss_scale`` turns on mixed_float16 loss scaling, which always skips.
+    Train ``metrics`` are updated by applied steps only.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: keras.Model,
+        loss: Any,
+        optimizer: keras.optimizers.Optimizer,
+        transform: Union[TransformConfig, BlockTransform, str, None] = None,
+        global_batch_size: int,
+        strategy: Optional[tf.distribute.Strategy] = None,
+        metrics: Sequence[keras.metrics.Metric] = (),
+        report_norms: bool = True,
+        jit_compile: bool = False,
+        loss_scale: Optional[DynamicLossScale] = None,
+        skip_nonfinite: bool = True,
+    ):
+        self.model = model
+        self.optimizer = optimizer
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.global_batch_size = int(global_batch_size)
+        self.metrics = list(metrics)
+        self.report_norms = report_norms
+        self.loss_scale = loss_scale
+        self._loss_fn = per_example_loss_fn(loss)
+        self.per_example_loss = self._loss_fn  # (y, pred) -> [batch], for evaluation
+        if transform is None or isinstance(transform, str):
+            transform = TransformConfig(transform=transform or "none")
+        if isinstance(transform, TransformConfig):
+            transform = BlockTransform(transform)
+        self.transform = transform
+
+        replicas = self.strategy.num_replicas_in_sync
+        if self.global_batch_size % replicas:
+            raise ValueError(
+                f"Global batch size {self.global_batch_size} is not divisible by the "
+                f"{replicas} replicas of {type(self.strategy).__name__}."
+            )
+        if replicas > 1:
+            for attr in ("clipnorm", "global_clipnorm", "clipvalue"):
+                if getattr(optimizer, attr, None):
+                    raise ValueError(
+                        f"optimizer.{attr} is set: Keras 3 clips each replica's gradient before "
+                        "summing them, which is wrong under a multi-replica strategy. Use "
+                        "transform='clip' or 'global_clip' instead."
+                    )
+        if jit_compile and replicas > 1:
+            raise ValueError(
+                f"jit_compile=True does not work under {type(self.strategy).__name__} with "
+                f"{replicas} replicas yet (XLA fails on CPU); use one replica or jit_compile=False."
+            )
+        if not model.built:
+            raise ValueError("Build the model (call it once or give it an Input) before the step.")
+        with self.strategy.scope():
+            if not optimizer.built:
+                optimizer.build(model.trainable_variables)
+            self.running_loss = _RunningMean()
+            guarded = skip_nonfinite or loss_scale is not None
+            self.bad_steps = step_guard.BadStepCounter() if guarded else None
+        self._forward_state = step_guard.forward_state_variables(model)
+        self.block_names = self.transform.partition(model.trainable_variables).names
+        # XLA compiles the step on its data; the loop that pulls batches from
+        # the iterator stays outside it (XLA has no iterator ops), as Keras's
+        # own fit does. Both entry points run the same compiled step.
+        self.jit_compile = bool(jit_compile)
+        self.step = tf.function(self._distributed_step, jit_compile=self.jit_compile)
+        self.loop = tf.function(self._distributed_loop)
+
+    def checkpoint_items(self) -> dict:
+        """The step's own state to checkpoint next to the model and optimizer, by name.
+
+        The names are the checkpoint keys earlier versions used, so their
+        checkpoints still restore.
+        """
+        items = {}
+        if self.loss_scale is not None:
+            items["loss_scale"] = self.loss_scale
+        if self.bad_steps is not None:
+            items["bad_steps"] = self.bad_steps
+        return items
+
+    # -- replica computation -------------------------------------------------
+    def compute_loss(self, x, y, sample_weight, training: bool = True):
+        pred = self.model(x, training=training)
+        per_example = self._loss_fn(y, to_float32(pred))
+        loss = tf.nn.compute_average_loss(
+            per_example, sample_weight=sample_weight, global_batch_size=self.global_batch_size
+        )
+        if self.model.losses:
+            reg = tf.add_n([tf.cast(l, loss.dtype) for l in self.model.losses])
+            loss += tf.nn.scale_regularization_loss(reg)
+        return loss, pred
+
+    def _global_gradients(self, batch):
+        """The step up to the apply, in a replica.
+
+        Returns the loss, the block norms, the transformed global gradient
+        (divided for Keras's sum), whether the gradient is finite before and
+        after the transform, what the metrics need and the snapshot of the
+        forward-pass state taken before the forward pass.
+        """
+        x, y, sample_weight = unpack_batch(batch)
+        before = step_guard.snapshot(self._forward_state)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, pred = self.compute_loss(x, y, sample_weight)
+            scaled = loss if self.loss_scale is None else self.loss_scale.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        grads = distributed.sum_over_replicas(grads)
+        if self.loss_scale is not None:
+            grads = self.loss_scale.unscale(grads)
+        finite = all_finite(grads)
+        grads, norms = self.transform(grads, variables, with_norms=self.report_norms)
+        finite = tf.logical_and(finite, all_finite(grads))
+        grads = distributed.divide_for_keras_sum(grads)
+        if norms is None:
+            norms = tf.zeros([0], tf.float32)
+        return loss, norms, grads, finite, (y, pred, sample_weight), before
+
+    def _update_metrics(self, y, pred, sample_weight):
+        for metric in self.metrics:
+            metric.update_state(y, pred, sample_weight=sample_weight)
+
+    def _apply(self, grads, outputs=None):
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        if outputs is not None:
+            self._update_metrics(*outputs)
+
+    def _restore_forward_state(self, values):
+        step_guard.restore(self._forward_state, values)
+
+    def replica_step(self, batch):
+        """The unguarded step: everything in one replica function."""
+        loss, norms, grads, _, outputs, _ = self._global_gradients(batch)
+        self._apply(grads, outputs)
+        return loss, norms
+
+    # -- compiled entry points ----------------------------------------------
+    def _reduce(self, loss, norms):
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        # Every replica holds the same (all-reduced) norms: take the first.
+        norms = self.strategy.experimental_local_results(norms)[0]
+        return loss, norms
+
+    def _distributed_step(self, batch):
+        if self.bad_steps is None:
+            loss, norms = self._reduce(*self.strategy.run(self.replica_step, args=(batch,)))
+            self.running_loss.update(loss)
+            return loss, norms
+        return self._guarded_step(batch)
+
+    def _guarded_step(self, batch):
+        loss, norms, grads, finite, outputs, before = self.strategy.run(
+            self._global_gradients, args=(batch,)
+        )
+        loss, norms = self._reduce(loss, norms)
+        # Every replica saw the same all-reduced gradient, and the loss is
+        # summed over all of them: one decision for the whole cluster.
+        finite = tf.logical_and(
+            self.strategy.experimental_local_results(finite)[0], tf.math.is_finite(loss)
+        )
+
+        def skip():
+            if self._forward_state:
+                self.strategy.run(self._restore_forward_state, args=(before,))
+
+        tf.cond(finite, lambda: self.strategy.run(self._apply, args=(grads, outputs)), skip)
+        if self.loss_scale is not None:
+            self.loss_scale.update(finite)
+        self.bad_steps.record(finite)
+        self.running_loss.update(loss, counted=finite)
+        return loss, norms
+
+    def _distributed_loop(self, iterator, num_steps):
+        step = self.step if self.jit_compile else self._distributed_step
+        loss, norms = step(next(iterator))
+        for _ in tf.range(num_steps - 1):
+            loss, norms = step(next(iterator))
+        return loss, norms
+
+
+class _RunningMean:
+    """Mean of the applied steps' losses since the last ``reset``: what a training log reports.
+
+    Updated in cross-replica context with the already reduced loss, so its
+    variables need no aggregation.
+    """
+
+    def __init__(self):
+        self.total = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="loss_total")
+        self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_count")
+
+    def update(self, loss, counted=True):
+        """Add ``loss`` unless ``counted`` is False (a skipped step's loss may be NaN)."""
+        counted = tf.convert_to_tensor(counted)
+        self.total.assign_add(tf.where(counted, tf.cast(loss, tf.float64), 0.0))
+        self.count.assign_add(tf.cast(counted, tf.int64))
+
+    def result(self) -> float:
+        count = int(self.count.numpy())
+        return float(self.total.numpy()) / count if count else float("nan")
+
+    def reset(self) -> None:
+        self.total.assign(0.0)
+        self.count.assign(0)
+
+
+def make_train_step(**kwargs) -> TrainStep:
+    """Build a :class:`TrainStep` (keyword-only, same arguments)."""
+    return TrainStep(**kwargs)

@@ -1,0 +1,278 @@
+"""The outer loop: train / evaluate / checkpoint / export around a built :class:`TrainStep`.
+
+Orbit's split (``orbit/controller.py``): the inner loop is
+:meth:`tf_bng.TrainStep.loop`, several steps inside one ``tf.function``
+call; this outer loop, in Python, runs inner loops up to the next event
+(log, evaluation, checkpoint) and handles the event. Like Orbit's
+Controller it is handed ready objects and never reads a config: the step,
+a dataset factory ``start_step -> iterator`` (so that a resumed run replays
+the same stream), an evaluation function, a :class:`Checkpointer`, a
+:class:`MetricsLog` and an export function, each optional except the step
+and the data.
+
+What every run needs whatever its config lives here too: SIGTERM/SIGINT
+save a checkpoint at the end of the current inner loop and raise
+:class:`~tf_bng.errors.TrainingInterrupted`; ``max_bad_steps`` non-finite
+steps in a row stop the run (:class:`~tf_bng.errors.TrainingDiverged`)
+without writing a checkpoint; ``check_data`` runs before the first step;
+on resume the metrics log is rewound to the restored step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import signal
+import time
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tf_bng.errors import TrainingDiverged, TrainingInterrupted
+from tf_bng.step.train_step import TrainStep
+from tf_bng.training import runtime
+from tf_bng.training.checkpointing import Checkpointer
+from tf_bng.training.interruption import StopRequest
+from tf_bng.training.metrics_log import MetricsLog
+
+__all__ = ["Controller", "next_event"]
+
+Scalars = Mapping[str, float]
+
+
+def _is_due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+def next_event(step: int, total: int, *intervals: int) -> int:
+    """The first step after ``step`` where some interval is due, capped at ``total``."""
+    nxt = total
+    for every in intervals:
+        if every > 0:
+            nxt = min(nxt, (step // every + 1) * every)
+    return nxt
+
+
+class Controller:
+    """Runs ``train_step`` to ``total_steps`` with logging, evaluation, checkpoints and export.
+
+    Args:
+      train_step: the built step; its ``running_loss``, ``metrics`` and
+        ``bad_steps`` are what the train log reports.
+      train_data: ``start_step -> iterator`` of distributed batches positioned
+        after ``start_step`` steps.
+      total_steps: the number of steps (updates) of the run.
+      step_counter: an int64 variable holding the step; checkpoint it.
+      steps_per_loop: steps per inner-loop call (fewer Python round trips).
+      log_every, eval_every, checkpoint_every: intervals in steps (0: never;
+        the last step always logs, evaluates and checkpoints).
+      evaluate: ``() -> {name: value}`` over the evaluation data.
+      checkpointer: saves and restores the run's state; None: no resume.
+      log: where scalars and block norms go; None: nowhere.
+      export: ``() -> path``, called once at the end.
+      check_data: called before the first step (e.g. a look at the first batches).
+      max_bad_steps: stop after this many non-finite steps in a row (0: never).
+      steps_per_epoch: to report ``epoch`` next to ``step``.
+      extra_scalars: ``(loss) -> {name: value}`` added to train and eval
+        records (perplexity, suboptimality).
+      strategy: the step's strategy by default; a signal on any worker stops all.
+    """
+
+    def __init__(
+        self,
+        *,
+        train_step: TrainStep,
+        train_data: Callable[[int], Iterator],
+        total_steps: int,
+        step_counter: tf.Variable,
+        steps_per_loop: int = 1,
+        log_every: int = 0,
+        eval_every: int = 0,
+        checkpoint_every: int = 0,
+        evaluate: Optional[Callable[[], dict]] = None,
+        checkpointer: Optional[Checkpointer] = None,
+        log: Optional[MetricsLog] = None,
+        export: Optional[Callable[[], str]] = None,
+        check_data: Optional[Callable[[], None]] = None,
+        max_bad_steps: int = 0,
+        steps_per_epoch: Optional[int] = None,
+        extra_scalars: Optional[Callable[[float], Scalars]] = None,
+        strategy: Optional[tf.distribute.Strategy] = None,
+    ):
+        if int(total_steps) < 1 or int(steps_per_loop) < 1:
+            raise ValueError(
+                f"total_steps and steps_per_loop must be >= 1; got {total_steps}, {steps_per_loop}."
+            )
+        self.train_step = train_step
+        self.train_data = train_data
+        self.total_steps = int(total_steps)
+        self.step_counter = step_counter
+        self.steps_per_loop = int(steps_per_loop)
+        self.log_every = int(log_every)
+        self.eval_every = int(eval_every)
+        self.checkpoint_every = int(checkpoint_every)
+        self._evaluate = evaluate
+        self.checkpointer = checkpointer
+        self.log = log
+        self._export = export
+        self._check_data = check_data
+        self.max_bad_steps = int(max_bad_steps)
+        self.steps_per_epoch = steps_per_epoch
+        self._extra_scalars = extra_scalars or (lambda loss: {})
+        self.strategy = strategy or train_step.strategy
+
+    # -- events ---------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return int(self.step_counter.numpy())
+
+    def _epoch(self, step: int) -> dict:
+        return {"epoch": step / self.steps_per_epoch} if self.steps_per_epoch else {}
+
+    def _write(self, split: str, step: int, scalars: dict, **kwargs) -> None:
+        if self.log is not None:
+            self.log.write(split, step, scalars, **kwargs)
+
+    def evaluate(self) -> dict:
+        """One evaluation, logged and returned ({} without an evaluate function)."""
+        if self._evaluate is None:
+            return {}
+        results = dict(self._evaluate())
+        if "loss" in results:
+            results.update(self._extra_scalars(results["loss"]))
+        step = self.step
+        self._write("eval", step, {**self._epoch(step), **results})
+        logging.info("eval  step %d: %s", step, _format(results))
+        return results
+
+    def _bad_steps(self) -> tuple[int, int]:
+        """``(total, consecutive)`` skipped steps so far."""
+        counter = self.train_step.bad_steps
+        return counter.counts() if counter is not None else (0, 0)
+
+    def _learning_rate(self) -> dict:
+        rate = getattr(self.train_step.optimizer, "learning_rate", None)
+        if rate is None:
+            return {}
+        return {"learning_rate": float(keras.ops.convert_to_numpy(rate))}
+
+    def _log_train(self, step: int, norms, steps_per_second: float, bad_steps: int) -> dict:
+        step_fn = self.train_step
+        loss = step_fn.running_loss.result()
+        scalars: dict[str, Any] = {**self._epoch(step), "loss": loss, "bad_steps": bad_steps}
+        for metric in step_fn.metrics:
+            scalars[metric.name] = float(metric.result())
+            metric.reset_state()
+        scalars.update(self._extra_scalars(loss))
+        scalars.update(self._learning_rate())
+        scalars["steps_per_second"] = steps_per_second
+        step_fn.running_loss.reset()
+        self._write("train", step, scalars, block_norms=norms)
+        remaining = (self.total_steps - step) / steps_per_second if steps_per_second else 0.0
+        logging.info(
+            "train step %d/%d: loss %.5g, %.1f steps/s, ETA %s",
+            step, self.total_steps, loss, steps_per_second,
+            datetime.timedelta(seconds=round(remaining)),
+        )
+        return {k: v for k, v in scalars.items() if k != "epoch"}
+
+    def _save(self, step: int) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.save(step)
+
+    def _resume(self) -> tuple[int, bool]:
+        restored = self.checkpointer.restore_latest() if self.checkpointer else None
+        start = self.step
+        if restored:
+            logging.info("Resuming at step %d of %d.", start, self.total_steps)
+        dropped = self.log.rewind(start) if self.log is not None else 0
+        if dropped:
+            logging.info("Dropped %d metrics records after step %d: those steps run again.",
+                         dropped, start)
+        return start, restored is not None
+
+    def _diverged(self, step: int, consecutive: int) -> TrainingDiverged:
+        latest = self.checkpointer.latest() if self.checkpointer else None
+        where = f"the last good checkpoint, {latest}, is intact" if latest else "no checkpoint yet"
+        return TrainingDiverged(
+            f"{consecutive} steps in a row (up to step {step}) had a non-finite loss or gradient "
+            f"(train.max_bad_steps={self.max_bad_steps}): stopped; {where}. Lower "
+            "optimizer.learning_rate or use a normalizing transform (ng, clip), then rerun."
+        )
+
+    def _interrupted(self, stop: StopRequest, step: int) -> TrainingInterrupted:
+        name = stop.name or "another worker's signal"
+        return TrainingInterrupted(
+            f"interrupted by {name} at step {step} of {self.total_steps}: checkpoint saved; "
+            "rerun the same command to resume.",
+            signum=stop.signum or signal.SIGTERM,
+            step=step,
+        )
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self) -> dict:
+        """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export.
+
+        Returns ``step``, ``epoch``, ``bad_steps_total``, ``train_<metric>``
+        (last logging window) and ``eval_<metric>`` (last evaluation).
+        """
+        try:
+            with StopRequest() as stop:
+                return self._run(stop)
+        finally:
+            if self.log is not None:
+                self.log.close()
+
+    def _run(self, stop: StopRequest) -> dict:
+        start, restored = self._resume()
+        if self._check_data is not None:
+            self._check_data()
+        iterator = self.train_data(start)
+        final: dict[str, float] = {}
+        step, saved_step = start, start if restored else -1
+        window_steps, window_seconds = 0, 0.0
+        window_bad_start = self._bad_steps()[0]
+        while step < self.total_steps:
+            target = next_event(
+                step, self.total_steps, self.log_every, self.eval_every, self.checkpoint_every
+            )
+            num_steps = min(self.steps_per_loop, target - step)
+            started = time.perf_counter()
+            _, norms = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
+            norms = norms.numpy()  # waits for the steps to finish
+            window_seconds += time.perf_counter() - started
+            window_steps += num_steps
+            step += num_steps
+            self.step_counter.assign(step)
+            last = step == self.total_steps
+            bad_total, consecutive = self._bad_steps()
+            diverged = 0 < self.max_bad_steps <= consecutive
+            if last or diverged or _is_due(step, self.log_every):
+                rate = window_steps / window_seconds if window_seconds else 0.0
+                train = self._log_train(step, norms, rate, bad_total - window_bad_start)
+                final.update({f"train_{k}": v for k, v in train.items()})
+                window_steps, window_seconds, window_bad_start = 0, 0.0, bad_total
+            if diverged:
+                raise self._diverged(step, consecutive)
+            if last or _is_due(step, self.eval_every):
+                final.update({f"eval_{k}": v for k, v in self.evaluate().items()})
+            if last or _is_due(step, self.checkpoint_every):
+                self._save(step)
+                saved_step = step
+            if runtime.any_worker(self.strategy, stop.signum is not None):
+                if saved_step != step:
+                    self._save(step)
+                raise self._interrupted(stop, step)
+        if not any(k.startswith("eval_") for k in final):
+            final.update({f"eval_{k}": v for k, v in self.evaluate().items()})
+        if saved_step != step:
+            self._save(step)
+        if self._export is not None:
+            self._export()
+        final.update(step=step, **self._epoch(step), bad_steps_total=self._bad_steps()[0])
+        return final
+
+
+def _format(results: dict) -> str:
+    return ", ".join(f"{k} {v:.5g}" for k, v in results.items())

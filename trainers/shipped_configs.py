@@ -1,0 +1,61 @@
+"""The configs shipped with tf_bng (``configs/`` in the source tree, ``tf_bng_configs`` installed).
+
+``--config=mnist_mlp:depth=18`` names one of them; a path to a file
+(``--config=configs/mnist_mlp.py:depth=18`` or your own file) is used as
+given. A path that exists always wins over a shipped name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Optional, Sequence
+
+__all__ = ["CONFIGS_PACKAGE", "shipped_config_names", "shipped_config_path", "load_config",
+           "resolve_config_argv"]
+
+CONFIGS_PACKAGE = "tf_bng_configs"
+
+
+def _directory() -> str:
+    return os.path.dirname(importlib.import_module(CONFIGS_PACKAGE).__file__)
+
+
+def shipped_config_names() -> tuple[str, ...]:
+    return tuple(sorted(
+        f[:-3] for f in os.listdir(_directory())
+        if f.endswith(".py") and not f.startswith("_") and f != "base.py"
+    ))
+
+
+def shipped_config_path(name: str) -> Optional[str]:
+    """The file of the shipped config ``name``, or None when there is none."""
+    return os.path.join(_directory(), f"{name}.py") if name in shipped_config_names() else None
+
+
+def load_config(name: str, arg: Optional[str] = None) -> Any:
+    """``get_config(arg)`` of the shipped config ``name`` (what the report and demo use)."""
+    if name not in shipped_config_names():
+        raise ValueError(
+            f"Unknown config {name!r}; shipped configs: {', '.join(shipped_config_names())}."
+        )
+    return importlib.import_module(f"{CONFIGS_PACKAGE}.{name}").get_config(arg)
+
+
+def _resolve(value: str) -> str:
+    path, sep, arg = value.partition(":")
+    if os.path.exists(path):
+        return value
+    shipped = shipped_config_path(path)
+    return shipped + sep + arg if shipped else value
+
+
+def resolve_config_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--config=<shipped name>[:arg]`` replaced by the shipped file's path."""
+    out = list(argv)
+    for i, item in enumerate(out):
+        if item.startswith("--config="):
+            out[i] = "--config=" + _resolve(item[len("--config="):])
+        elif item == "--config" and i + 1 < len(out):
+            out[i + 1] = _resolve(out[i + 1])
+    return out
