@@ -23,6 +23,8 @@ from typing import Any, Mapping, Optional
 import ml_collections
 from ml_collections import config_dict
 
+from tf_bng.transforms import TransformConfig
+
 __all__ = [
     "OPTIMIZER_PRESETS",
     "TRANSFORM_PRESETS",
@@ -58,15 +60,16 @@ def get_base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.experiment = ""
 
-    # tf_bng.data: dataset keys; a dataset's own extra keys are added by its experiment.
+    # tf_bng.data options; a dataset's own extra keys are added by its experiment. A key
+    # left None takes the library's default (tf_bng.data documents them): one source.
     c.data = ml_collections.ConfigDict()
     c.data.name = "mnist5k"
     c.data.batch_size = 100  # global, summed over replicas
-    c.data.data_dir = ""  # "": TFDS's default / $TF_BNG_DATA_DIR or ~/tf_bng_data
-    c.data.download = False  # never touch the network unless asked
+    c.data.data_dir = config_dict.placeholder(str)  # TFDS's default / $TF_BNG_DATA_DIR
+    c.data.download = config_dict.placeholder(bool)  # library default: never download
     c.data.limit = config_dict.placeholder(int)  # cap on examples per split (smoke runs)
-    c.data.split_seed = 0  # fixed train/test split of the small sets
-    c.data.augment = False
+    c.data.split_seed = config_dict.placeholder(int)  # fixed train/test split (default 0)
+    c.data.augment = config_dict.placeholder(bool)  # CIFAR/ImageNet crops and flips
 
     # tf_bng.models: ``name`` plus the model's own keys, added by the experiment.
     c.model = ml_collections.ConfigDict()
@@ -89,14 +92,17 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.schedule.decay_rate = 0.1
     c.schedule.decay_epochs = 0.0  # exponential: epochs per decay_rate factor (0: whole run)
 
+    # The library's TransformConfig defaults (clip threshold 1.0, eps 0, ...); the
+    # TRANSFORM_PRESETS set the paper's values (clip 0.1) explicitly.
+    library = TransformConfig()
     c.transform = ml_collections.ConfigDict()
-    c.transform.name = "none"  # none | ng | ng_adap | clip | global_clip
-    c.transform.norm = "l2"
-    c.transform.blocks = "layer"  # layer (paper) | variable (keras seed) | global
-    c.transform.alpha = 0.02
-    c.transform.threshold = 0.1
-    c.transform.exclude = ()  # regexes on variable.path
-    c.transform.epsilon = 0.0  # the paper's G/||G||: eps > 0 caps the gain at 1/eps
+    c.transform.name = library.transform  # none | ng | ng_adap | clip | global_clip
+    c.transform.norm = library.norm
+    c.transform.blocks = library.blocks  # layer (paper) | variable (keras seed) | global
+    c.transform.alpha = library.alpha
+    c.transform.threshold = library.threshold
+    c.transform.exclude = tuple(library.exclude)  # regexes on variable.path
+    c.transform.epsilon = library.epsilon  # 0: the paper's G/||G||; > 0 caps the gain at 1/eps
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 1.0

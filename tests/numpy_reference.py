@@ -55,18 +55,23 @@ def densify(grad) -> np.ndarray | None:
 
 
 def scale(
-    transform: str, n: float, m: float, *, alpha: float, threshold: float, eps: float
+    transform: str, n: float, m: float, *, alpha: float, threshold: float, eps: float,
+    max_scale: float | None = None,
 ) -> float:
-    """The factor applied to every tensor of a block (issue 2, item 3)."""
+    """The factor applied to every tensor of a block (issue 2, item 3; issue 11's max_scale)."""
     if transform == "none" or n == 0:
         return 1.0
     if transform == "ng":
-        return 1.0 / (n + eps)
-    if transform == "ng_adap":
-        return 1.0 if m == 0 else alpha * m / (n + eps)
-    if transform in ("clip", "global_clip"):
-        return min(1.0, threshold / (n + eps))
-    raise ValueError(transform)
+        s = 1.0 / (n + eps)
+    elif transform == "ng_adap":
+        if m == 0:
+            return 1.0
+        s = alpha * m / (n + eps)
+    elif transform in ("clip", "global_clip"):
+        s = min(1.0, threshold / (n + eps))
+    else:
+        raise ValueError(transform)
+    return s if max_scale is None else min(s, max_scale)
 
 
 def transform(
@@ -79,13 +84,14 @@ def transform(
     alpha: float = 0.02,
     threshold: float = 1.0,
     eps: float = 0.0,
+    max_scale: float | None = None,
 ) -> list[np.ndarray | None]:
     """Reference transform; indices in no block (excluded, None) pass unchanged."""
     out = list(grads)
     for ix in blocks:
         n = block_norm(norm, [grads[i] for i in ix])
         m = block_norm(norm, [values[i] for i in ix])
-        s = scale(transform, n, m, alpha=alpha, threshold=threshold, eps=eps)
+        s = scale(transform, n, m, alpha=alpha, threshold=threshold, eps=eps, max_scale=max_scale)
         for i in ix:
             out[i] = grads[i] * s
     return out

@@ -27,18 +27,22 @@ the whole float range (see :class:`BlockTransform`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from tf_bng import blocks as blocks_lib
 from tf_bng import norms as norms_lib
+from tf_bng import selectors as selectors_lib
+from tf_bng.block_plan import BlockPlan, plan_blocks
 
 __all__ = [
     "TRANSFORMS",
     "TransformConfig",
     "BlockTransform",
+    "TransformResult",
+    "GROUP_OVERRIDES",
     "transform_gradients",
     "scale_gradient",
 ]
@@ -51,9 +55,22 @@ def _check_choice(kind: str, value: Any, valid: Sequence[str]) -> None:
         raise ValueError(f"Unknown {kind} {value!r}. Valid choices: {', '.join(map(repr, valid))}.")
 
 
+# What a parameter group may set differently from the top level.
+GROUP_OVERRIDES = ("transform", "norm", "blocks", "alpha", "threshold", "epsilon", "max_scale")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TransformConfig:
-    """Settings of a block transform; validated on construction."""
+    """Settings of a block transform; validated on construction.
+
+    ``max_scale`` caps the factor any block is multiplied by (LARS's
+    trust-ratio clipping for ``ng_adap``; None: no cap). ``groups`` is a
+    sequence of ``(selector, overrides)``: a variable takes the settings of
+    the first group whose selector matches it (see :mod:`tf_bng.selectors`),
+    with ``overrides`` (keys of :data:`GROUP_OVERRIDES`) replacing the
+    top-level values; the others take the top-level settings. A group whose
+    transform is ``none`` works like ``exclude``.
+    """
 
     transform: str = "none"
     norm: str = "l2"
@@ -62,6 +79,8 @@ class TransformConfig:
     threshold: float = 1.0
     exclude: tuple[str, ...] = ()
     epsilon: float = 0.0
+    max_scale: Optional[float] = None
+    groups: tuple = ()
 
     def __post_init__(self):
         _check_choice("transform", self.transform, TRANSFORMS)
@@ -79,10 +98,40 @@ class TransformConfig:
                 raise ValueError(f"{name} must be > 0, got {value!r}.")
         if not self.epsilon >= 0:
             raise ValueError(f"epsilon must be >= 0, got {self.epsilon!r}.")
+        if self.max_scale is not None and not self.max_scale > 0:
+            raise ValueError(f"max_scale must be > 0 or None, got {self.max_scale!r}.")
+        object.__setattr__(self, "groups", tuple(self._checked_group(g) for g in self.groups))
+
+    def _checked_group(self, group: Any) -> tuple:
+        try:
+            selector, overrides = group
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"A group is a pair (selector, overrides); got {group!r}."
+            ) from None
+        selector = selectors_lib.as_selector(selector)
+        overrides = dict(overrides)
+        unknown = sorted(set(overrides) - set(GROUP_OVERRIDES))
+        if unknown:
+            raise ValueError(
+                f"Group overrides {unknown} are not settings a group may change; valid: "
+                f"{', '.join(GROUP_OVERRIDES)}."
+            )
+        self.group_config(overrides)  # validates the values
+        return (selector, overrides)
+
+    def group_config(self, overrides: dict) -> "TransformConfig":
+        """The settings of a group: the top level with ``overrides``, without groups or exclude."""
+        return dataclasses.replace(self, groups=(), exclude=(), **overrides)
 
     @property
     def effective_blocks(self) -> blocks_lib.BlockSpec:
         return "global" if self.transform == "global_clip" else self.blocks
+
+    def rules(self) -> tuple["TransformConfig", ...]:
+        """Rule 0 (the top level) and one per group, each without groups."""
+        top = dataclasses.replace(self, groups=(), exclude=())
+        return (top,) + tuple(self.group_config(o) for _, o in self.groups)
 
 
 def _multiply(t: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
@@ -140,11 +189,30 @@ def _safe_scale_range(dtype: tf.DType) -> tuple[float, float]:
     return low, 1.0 / low
 
 
+class TransformResult(NamedTuple):
+    """New gradients, and per block (float32, in ``BlockTransform.block_names`` order) the
+    gradient norm before the transform and the factor the block was multiplied by."""
+
+    grads: list
+    norms: tf.Tensor
+    scales: tf.Tensor
+
+
+class _Rule:
+    """One set of settings (top level or a group) with its norm function."""
+
+    def __init__(self, config: TransformConfig):
+        self.config = config
+        self.norm = norms_lib.get_norm(config.norm)
+
+
 class BlockTransform:
     """A configured transform: ``(grads, variables) -> (grads, block_norms)``.
 
-    The partition is computed on the first call for a given variable list and
-    cached by variable identity (it is Python work done at trace time).
+    The block plan (groups, exclude, block mode) is computed on the first
+    call for a given variable list and cached by variable identity (it is
+    Python work done at trace time). :meth:`apply` also returns each
+    block's scale.
 
     Each block takes one of two paths, chosen by a ``tf.cond``: the cheap one
     (the norm as computed, one multiply per tensor) when the norm is trusted
@@ -159,52 +227,71 @@ class BlockTransform:
         elif kwargs:
             raise TypeError("Pass either a TransformConfig or keyword settings, not both.")
         self.config = config
-        self._norm = norms_lib.get_norm(config.norm)
-        # id(variable) -> partition; each entry keeps its variables alive so
+        self._rules = tuple(_Rule(c) for c in config.rules())
+        self._norm = self._rules[0].norm
+        # id(variable) -> plan; each entry keeps its variables alive so
         # that their ids cannot be reused by the variables of another model.
-        self._cache: dict[tuple, tuple[blocks_lib.Partition, tuple]] = {}
+        self._cache: dict[tuple, tuple[BlockPlan, tuple]] = {}
 
-    def partition(self, variables: Sequence[Any], grads: Optional[Sequence[Any]] = None):
+    def plan(self, variables: Sequence[Any], grads: Optional[Sequence[Any]] = None) -> BlockPlan:
         skip = () if grads is None else tuple(i for i, g in enumerate(grads) if g is None)
         key = (tuple(id(v) for v in variables), skip)
         entry = self._cache.get(key)
         if entry is None:
-            part = blocks_lib.partition_variables(
-                variables, self.config.effective_blocks, self.config.exclude, skip=skip
+            rules = [r.config for r in self._rules]
+            plan = plan_blocks(
+                variables,
+                blocks=[r.effective_blocks for r in rules],
+                excluded_rules=[i > 0 and r.transform == "none" for i, r in enumerate(rules)],
+                selectors=[selector for selector, _ in self.config.groups],
+                exclude=self.config.exclude,
+                skip=skip,
             )
-            entry = self._cache[key] = (part, tuple(variables))
+            entry = self._cache[key] = (plan, tuple(variables))
         return entry[0]
+
+    def partition(self, variables: Sequence[Any], grads: Optional[Sequence[Any]] = None):
+        """The blocks as a :class:`~tf_bng.blocks.Partition` (names, index tuples, excluded)."""
+        return self.plan(variables, grads).partition
 
     def block_norms(self, grads: Sequence[Any], variables: Sequence[Any]) -> tf.Tensor:
         """The norm of every block's gradient, as a 1-D float32 tensor."""
-        part = self.partition(variables, grads)
+        plan = self.plan(variables, grads)
         with tf.name_scope("block_norms"):
-            return _stack_float32([self._norm([grads[i] for i in ix]) for ix in part.blocks])
+            return _stack_float32([
+                self._rules[r].norm([grads[i] for i in ix])
+                for ix, r in zip(plan.blocks, plan.rules)
+            ])
 
     # -- one block ---------------------------------------------------------------
-    def _cheap_scale(self, n: tf.Tensor, m: Optional[tf.Tensor]) -> tf.Tensor:
+    @staticmethod
+    def _cheap_scale(cfg: TransformConfig, n: tf.Tensor, m: Optional[tf.Tensor]) -> tf.Tensor:
         """The scale from a trusted norm ``n > 0`` (and weight norm ``m > 0``)."""
-        cfg = self.config
         eps = tf.cast(cfg.epsilon, n.dtype)
         if cfg.transform == "ng":
-            return 1.0 / (n + eps)
-        if cfg.transform == "ng_adap":
-            return tf.cast(cfg.alpha, n.dtype) * m / (n + eps)
-        if cfg.transform in ("clip", "global_clip"):
-            return tf.minimum(tf.ones([], n.dtype), tf.cast(cfg.threshold, n.dtype) / (n + eps))
-        raise AssertionError(cfg.transform)
+            scale = 1.0 / (n + eps)
+        elif cfg.transform == "ng_adap":
+            scale = tf.cast(cfg.alpha, n.dtype) * m / (n + eps)
+        elif cfg.transform in ("clip", "global_clip"):
+            scale = tf.minimum(tf.ones([], n.dtype), tf.cast(cfg.threshold, n.dtype) / (n + eps))
+        else:
+            raise AssertionError(cfg.transform)
+        if cfg.max_scale is not None:
+            scale = tf.minimum(scale, tf.cast(cfg.max_scale, n.dtype))
+        return scale
 
-    def _exact_block(self, grads: list, ts: list, variables: list):
-        """The block's new gradients via the rescaled norm ``n = r / p``; returns (grads, n).
+    @staticmethod
+    def _exact_block(rule: _Rule, grads: list, ts: list, variables: list):
+        """The block's new gradients via the rescaled norm ``n = r / p``; returns (grads, n, scale).
 
         ``g * scale`` is computed as ``(g * p) * c`` with ``c = scale / p``,
         both factors representable. A zero norm (or, for ng_adap, a zero
         weight norm) leaves the block unchanged.
         """
-        cfg = self.config
+        cfg = rule.config
         dtype = ts[0].dtype
         one = tf.ones([], dtype)
-        rescaled = self._norm.rescaled(ts)
+        rescaled = rule.norm.rescaled(ts)
         r, p = rescaled.r, rescaled.p
         # eps * ||g|| units -> units of the rescaled block.
         denominator = r + tf.cast(cfg.epsilon, dtype) * p
@@ -212,37 +299,68 @@ class BlockTransform:
         if cfg.transform == "ng":
             c = one / denominator
         elif cfg.transform == "ng_adap":
-            m = tf.cast(self._norm(dense_weights(variables)), dtype)
+            m = tf.cast(rule.norm(dense_weights(variables)), dtype)
             changed = tf.logical_and(changed, m > 0)
             c = tf.cast(cfg.alpha, dtype) * m / denominator
         else:  # clip: scale < 1 iff threshold < n + eps, i.e. threshold * p < r + eps * p
             threshold = tf.cast(cfg.threshold, dtype)
             changed = tf.logical_and(changed, threshold * p < denominator)
             c = threshold / denominator
+        if cfg.max_scale is not None:  # scale <= max_scale  <=>  c <= max_scale / p
+            c = tf.minimum(c, tf.cast(cfg.max_scale, dtype) * rescaled.inv_p)
         first = tf.where(changed, p, one)
         second = tf.where(changed, c, one)
-        return [_scale_in(g, dtype, first, second) for g in grads], rescaled.value
+        new = [_scale_in(g, dtype, first, second) for g in grads]
+        return new, rescaled.value, first * second
 
-    def _transform_block(self, grads: list, variables: list):
-        """New gradients of one block and its norm: the cheap path when it is exact."""
+    def _transform_block(self, rule: _Rule, grads: list, variables: list):
+        """New gradients of one block, its norm and its scale: the cheap path when it is exact."""
+        cfg = rule.config
         ts = norms_lib.dense_block(grads)
         dtype = ts[0].dtype
-        n, trusted = self._norm.cheap(ts)
+        n, trusted = rule.norm.cheap(ts)
         n = tf.cast(n, dtype)
+        if cfg.transform == "none":
+            return list(grads), rule.norm(ts), tf.ones([], dtype)
         m = None
-        if self.config.transform == "ng_adap":
-            m, m_trusted = self._norm.cheap(dense_weights(variables))
+        if cfg.transform == "ng_adap":
+            m, m_trusted = rule.norm.cheap(dense_weights(variables))
             m = tf.cast(m, dtype)
             trusted = tf.logical_and(trusted, m_trusted)
         # Evaluated even when n is untrusted (then the cond discards it): it may be inf.
-        scale = self._cheap_scale(n, m)
+        scale = self._cheap_scale(cfg, n, m)
         low, high = _safe_scale_range(dtype)
         fast = tf.logical_and(trusted, tf.logical_and(scale >= low, scale <= high))
         return tf.cond(
             fast,
-            lambda: ([scale_gradient(g, scale) for g in grads], n),
-            lambda: _call_out_of_line(lambda g, t: self._exact_block(g, t, variables), grads, ts),
+            lambda: ([scale_gradient(g, scale) for g in grads], n, scale),
+            lambda: _call_out_of_line(
+                lambda g, t: self._exact_block(rule, g, t, variables), grads, ts
+            ),
         )
+
+    def apply(self, grads: Sequence[Any], variables: Sequence[Any]) -> TransformResult:
+        """The transformed gradients with every block's norm and scale."""
+        grads = list(grads)
+        variables = list(variables)
+        if len(grads) != len(variables):
+            raise ValueError(f"Got {len(grads)} gradients for {len(variables)} variables.")
+        plan = self.plan(variables, grads)
+        out = list(grads)
+        norms, scales = [], []
+        # Block by block rather than one vectorized scale computation over all
+        # blocks: a block's scaling then waits only for its own gradients and
+        # overlaps the rest of backprop.
+        with tf.name_scope("block_transform"):
+            for ix, r in zip(plan.blocks, plan.rules):
+                new, n, scale = self._transform_block(
+                    self._rules[r], [grads[i] for i in ix], [variables[i] for i in ix]
+                )
+                for i, g in zip(ix, new):
+                    out[i] = g
+                norms.append(n)
+                scales.append(scale)
+            return TransformResult(out, _stack_float32(norms), _stack_float32(scales))
 
     def __call__(
         self, grads: Sequence[Any], variables: Sequence[Any], *, with_norms: bool = True
@@ -251,23 +369,10 @@ class BlockTransform:
         variables = list(variables)
         if len(grads) != len(variables):
             raise ValueError(f"Got {len(grads)} gradients for {len(variables)} variables.")
-        if self.config.transform == "none":
+        if self.config.transform == "none" and not self.config.groups:
             return grads, (self.block_norms(grads, variables) if with_norms else None)
-        part = self.partition(variables, grads)
-        out = list(grads)
-        norms = []
-        # Block by block rather than one vectorized scale computation over all
-        # blocks: a block's scaling then waits only for its own gradients and
-        # overlaps the rest of backprop.
-        with tf.name_scope("block_transform"):
-            for ix in part.blocks:
-                new, n = self._transform_block([grads[i] for i in ix], [variables[i] for i in ix])
-                for i, g in zip(ix, new):
-                    out[i] = g
-                norms.append(n)
-            if not with_norms:
-                return out, None
-            return out, _stack_float32(norms)
+        result = self.apply(grads, variables)
+        return result.grads, (result.norms if with_norms else None)
 
 
 def _call_out_of_line(fn, *args):
@@ -299,8 +404,14 @@ def transform_gradients(
     threshold: float = 1.0,
     exclude: Sequence[str] = (),
     epsilon: float = 0.0,
+    max_scale: Optional[float] = None,
+    groups: Sequence = (),
 ) -> list:
-    """Apply a block transform to ``grads`` (one per variable) and return the new list."""
+    """Apply a block transform to ``grads`` (one per variable) and return the new list.
+
+    The arguments are :class:`TransformConfig`'s. Building the transform each
+    call is cheap Python work; in a loop, build one :class:`BlockTransform`.
+    """
     config = TransformConfig(
         transform=transform,
         norm=norm,
@@ -309,6 +420,8 @@ def transform_gradients(
         threshold=threshold,
         exclude=tuple(exclude) if not isinstance(exclude, str) else (exclude,),
         epsilon=epsilon,
+        max_scale=max_scale,
+        groups=tuple(groups),
     )
     new_grads, _ = BlockTransform(config)(grads, variables, with_norms=False)
     return new_grads
