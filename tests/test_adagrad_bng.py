@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tf_bng
-from test_train_step_distributed import (
+from helpers import (
     initial_weights, make_data, max_abs_diff, textbook_train, train)
 
 ETA = 0.125  # exact in float32: Keras keeps the learning rate in a float32 variable

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_trainer import tiny_mnist_config
+from helpers import tiny_mnist_config
 
 from tf_bng import TrainStep
 from tf_bng_trainers.experiment import Trainer

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 
-from test_trainer import TINY_ARG, TINY_SETTINGS, checkpoint_values, max_abs_diff, tiny_mnist_config
+from helpers import TINY_MNIST_ARG, TINY_MNIST_SETTINGS, checkpoint_values, max_abs_diff, tiny_mnist_config
 
 from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
@@ -37,9 +37,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def start_worker(index: int, cluster: dict, workdir: str) -> subprocess.Popen:
-    flags = [f"--config=configs/mnist_mlp.py:{TINY_ARG}", f"--workdir={workdir}",
+    flags = [f"--config=configs/mnist_mlp.py:{TINY_MNIST_ARG}", f"--workdir={workdir}",
              "--config.runtime.strategy=multi_worker", "--config.runtime.collective_timeout=60"]
-    flags += [f"--config.{key}={value}" for key, value in TINY_SETTINGS.items()]
+    flags += [f"--config.{key}={value}" for key, value in TINY_MNIST_SETTINGS.items()]
     env = dict(
         os.environ,
         TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),

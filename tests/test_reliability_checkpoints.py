@@ -7,7 +7,7 @@ import logging
 import os
 
 import pytest
-from test_reliability_helpers import tiny_config
+from helpers import tiny_config
 
 from tf_bng.errors import CheckpointError
 from tf_bng_trainers.experiment import Trainer

@@ -17,7 +17,7 @@ import time
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_reliability_helpers import REPO, binary_env, error_lines, preserved_environ
+from helpers import REPO, binary_env, error_lines, preserved_environ
 
 from tf_bng import BLOCK_MODES, TRANSFORMS, available_norms
 from tf_bng.training.metrics_log import read_records

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from test_reliability_helpers import install_digits, random_digits, tiny_config
+from helpers import install_digits, random_digits, tiny_config
 
 from tf_bng.errors import DataError
 from tf_bng_trainers.experiment import Trainer

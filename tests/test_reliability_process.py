@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 import pytest
-from test_reliability_helpers import binary_command, binary_env, tiny_config
-from test_trainer import checkpoint_values
+from helpers import binary_command, binary_env, tiny_config
+from helpers import checkpoint_values
 
 from tf_bng.errors import TrainingInterrupted
 from tf_bng_trainers.experiment import Trainer

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_reliability_helpers import install_digits, random_digits, tiny_config
-from test_trainer import checkpoint_values
+from helpers import install_digits, random_digits, tiny_config
+from helpers import checkpoint_values
 
 from tf_bng import TrainStep
 from tf_bng.errors import CheckpointError, TrainingDiverged

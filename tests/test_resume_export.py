@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_trainer import checkpoint_values
+from helpers import checkpoint_values
 
 from tf_bng_configs import deep_mlp
 from tf_bng import data

@@ -5,8 +5,6 @@ per replica by design, so a BN model is *not* expected to match a single device.
 has Conv2D and Dense layers with l2 kernel regularizers, which exercises
 ``tf.nn.scale_regularization_loss``.
 
-Helpers here (``make_model``, ``train``, ``textbook_train``, ...) are also used by
-test_adagrad_bng.py.
 """
 
 from __future__ import annotations
@@ -19,147 +17,24 @@ import pytest
 import tensorflow as tf
 
 import tf_bng
+from helpers import (
+    CLIP_THRESHOLD,
+    GLOBAL_BATCH,
+    OPTIMIZERS,
+    STEPS,
+    TRANSFORMS,
+    build_step,
+    distributed_batches,
+    initial_weights,
+    make_data,
+    make_model,
+    max_abs_diff,
+    replica_copies_agree,
+    replica_inputs,
+    textbook_train,
+    train,
+)
 from tf_bng.problems.quadratic import identity_loss
-
-GLOBAL_BATCH = 8
-STEPS = 5
-CLIP_THRESHOLD = 0.05  # well below the block norms of this problem: clipping is active
-
-
-def make_model() -> keras.Model:
-    """A small Conv + Dense regressor with l2-regularized kernels (no BN: see module doc)."""
-    reg = keras.regularizers.L2(1e-2)
-    return keras.Sequential(
-        [
-            keras.Input((6, 6, 1)),
-            keras.layers.Conv2D(2, 3, activation="tanh", kernel_regularizer=reg, name="conv"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(4, activation="tanh", kernel_regularizer=reg, name="hidden"),
-            keras.layers.Dense(1, name="out"),
-        ],
-        name="net",
-    )
-
-
-def initial_weights() -> list[np.ndarray]:
-    keras.utils.set_random_seed(1)
-    return make_model().get_weights()
-
-
-def make_data(num_examples: int = GLOBAL_BATCH * STEPS):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(num_examples, 6, 6, 1)).astype(np.float32)
-    y = (x.reshape(num_examples, -1).sum(axis=1, keepdims=True) / 6.0).astype(np.float32)
-    return x, y
-
-
-@dataclasses.dataclass
-class Run:
-    """What one training run produced."""
-
-    weights: list[np.ndarray]
-    losses: list[float]
-    norms: list[np.ndarray]
-    model: keras.Model
-    step: tf_bng.TrainStep
-
-
-def build_model(strategy, weights, make_optimizer, model_fn=make_model):
-    """A model (with ``weights``) and its built optimizer, created under ``strategy``."""
-    with strategy.scope():
-        model = model_fn()
-        model.set_weights(weights)
-        optimizer = make_optimizer()
-        optimizer.build(model.trainable_variables)
-    return model, optimizer
-
-
-def build_step(strategy, weights, make_optimizer, transform, *, model_fn=make_model, loss="mse",
-               global_batch_size=GLOBAL_BATCH):
-    model, optimizer = build_model(strategy, weights, make_optimizer, model_fn)
-    return tf_bng.TrainStep(
-        model=model,
-        loss=loss,
-        optimizer=optimizer,
-        transform=transform,
-        global_batch_size=global_batch_size,
-        strategy=strategy,
-    )
-
-
-def distributed_batches(strategy, data, global_batch_size=GLOBAL_BATCH):
-    """The global batches of ``data``, split across the replicas by tf.distribute."""
-    dataset = tf.data.Dataset.from_tensor_slices(data).batch(global_batch_size)
-    return strategy.experimental_distribute_dataset(dataset)
-
-
-def train(strategy, weights, make_optimizer, transform, data, **step_kwargs) -> Run:
-    """One TrainStep.step per global batch of ``data``."""
-    step = build_step(strategy, weights, make_optimizer, transform, **step_kwargs)
-    losses, norms = [], []
-    batches = distributed_batches(strategy, data, step.global_batch_size)
-    for batch in batches:
-        loss, block_norms = step.step(batch)
-        losses.append(float(loss))
-        norms.append(block_norms.numpy())
-    return Run(step.model.get_weights(), losses, norms, step.model, step)
-
-
-def textbook_train(strategy, weights, make_optimizer, data, *, model_fn=make_model,
-                   loss_fn=keras.losses.mean_squared_error, global_batch_size=GLOBAL_BATCH):
-    """The tf.distribute tutorial's custom loop: per-replica gradients straight into apply().
-
-    Returns the final weights. This is what TrainStep replaces: Keras clips each
-    replica's gradient (clipnorm/global_clipnorm) before it sums them.
-    """
-    model, optimizer = build_model(strategy, weights, make_optimizer, model_fn)
-
-    def replica_fn(x, y):
-        with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(loss_fn(y, model(x)),
-                                              global_batch_size=global_batch_size)
-            if model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-
-    step = tf.function(lambda batch: strategy.run(replica_fn, args=batch))
-    for batch in distributed_batches(strategy, data, global_batch_size):
-        step(batch)
-    return model.get_weights()
-
-
-def max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    assert len(a) == len(b)
-    return max(float(np.max(np.abs(np.asarray(x, np.float64) - y))) for x, y in zip(a, b))
-
-
-def replica_inputs(strategy, data) -> list[np.ndarray]:
-    """The x that each replica receives from the first distributed batch of ``data``."""
-    batch = next(iter(distributed_batches(strategy, data)))
-    return [t.numpy() for t in strategy.experimental_local_results(batch[0])]
-
-
-def replica_copies_agree(model: keras.Model, strategy) -> float:
-    """Largest difference between the replicas' copies of any mirrored variable."""
-    worst = 0.0
-    for v in model.trainable_variables:
-        copies = [c.numpy() for c in strategy.experimental_local_results(v.value)]
-        worst = max([worst] + [float(np.max(np.abs(c - copies[0]))) for c in copies])
-    return worst
-
-
-TRANSFORMS = {
-    "none": tf_bng.TransformConfig(transform="none"),
-    "ng": tf_bng.TransformConfig(transform="ng"),
-    "ng_adap": tf_bng.TransformConfig(transform="ng_adap", alpha=0.02),
-    "clip": tf_bng.TransformConfig(transform="clip", threshold=CLIP_THRESHOLD),
-    "global_clip": tf_bng.TransformConfig(transform="global_clip", threshold=CLIP_THRESHOLD),
-}
-OPTIMIZERS = {
-    "sgd_momentum": lambda: keras.optimizers.SGD(learning_rate=0.1, momentum=0.9),
-    "adam": lambda: keras.optimizers.Adam(learning_rate=1e-2),
-}
-
 
 @pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("transform_name", sorted(TRANSFORMS))

@@ -1,7 +1,5 @@
 """The training loop: what a run leaves in its workdir, strategies, optimizers, schedules, loss scaling.
 
-Helpers here (``tiny_mnist_config``, ``checkpoint_values``, ``model_values``)
-are shared with the resume/export and multi-worker tests.
 """
 
 from __future__ import annotations
@@ -16,57 +14,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import BATCH, LIMIT, checkpoint_values, max_abs_diff, model_values, tiny_mnist_config
 from tf_bng_configs import mnist_mlp
+
 from tf_bng import TrainStep, data
 from tf_bng.training import runtime
 from tf_bng_trainers import optimizers
 from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.loss_scaling import DynamicLossScale
 from tf_bng.training.metrics_log import read_records
-
-LIMIT = 170  # examples per split: 8 full training batches of 20; eval ends with a partial batch
-BATCH = 20
-
-
-TINY_ARG = "depth=2,optimizer=adam,transform=ng"
-TINY_SETTINGS = {
-    "data.limit": LIMIT,
-    "data.batch_size": BATCH,
-    "model.width": 16,
-    "train.steps": 6,
-    "train.steps_per_loop": 3,
-    "train.log_every": 3,
-    "train.eval_every": 6,
-    "train.checkpoint_every": 6,
-}
-
-
-def tiny_mnist_config(arg: str = TINY_ARG, **overrides):
-    """mnist_mlp shrunk to seconds: 2 hidden layers of 16 units, 170 digits, 6 steps."""
-    config = mnist_mlp.get_config(arg)
-    settings = dict(TINY_SETTINGS, **overrides)
-    config.update_from_flattened_dict(settings)
-    return config
-
-
-def checkpoint_values(workdir: str) -> dict:
-    """Every saved tensor (model, optimizer, step, RNG states) of the latest checkpoint, by key."""
-    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-    return {
-        key: reader.get_tensor(key)
-        for key in reader.get_variable_to_shape_map()
-        if key.endswith("VARIABLE_VALUE") and not key.startswith("save_counter")
-    }
-
-
-def model_values(model: keras.Model) -> dict:
-    return {v.path: np.asarray(v.numpy()) for v in model.variables}
-
-
-def max_abs_diff(a: dict, b: dict) -> float:
-    assert sorted(a) == sorted(b)
-    return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - b[k]))) for k in a)
-
 
 def summary_tags(directory: str) -> set:
     tags = set()

@@ -7,7 +7,7 @@ import inspect
 import keras
 import numpy as np
 import pytest
-from test_wrappers_support import loss_and_accuracy, seed_classification_data, seed_mlp
+from helpers import loss_and_accuracy, seed_classification_data, seed_mlp
 
 from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from test_wrappers_support import max_abs_diff, seed_classification_data, seed_mlp, weights_of
+from helpers import max_abs_diff, seed_classification_data, seed_mlp, weights_of
 
 from tf_bng.wrappers import ClippedOptimizer, NormalizedOptimizer
 

@@ -50,6 +50,12 @@ class AdaGradBNG(keras.optimizers.Optimizer):
         name: str = "adagrad_bng",
         **kwargs,
     ):
+        if kwargs.get("gradient_accumulation_steps"):
+            raise ValueError(
+                "AdaGradBNG normalizes each block of the gradient it is given, so Keras's "
+                "gradient_accumulation_steps would normalize every micro-batch instead of their "
+                "mean; use tf_bng.TrainStep(accumulation_steps=k) with AdaGradBNG instead."
+            )
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if not delta > 0:
             raise ValueError(f"delta must be > 0, got {delta!r}.")

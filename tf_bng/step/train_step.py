@@ -27,9 +27,10 @@ import tensorflow as tf
 from tf_bng import distributed
 from tf_bng.losses import per_example_loss_fn
 from tf_bng.step import guard as step_guard
+from tf_bng.step.accumulation import GradientAccumulator
 from tf_bng.step.batches import to_float32, unpack_batch
 from tf_bng.step.loss_scaling import DynamicLossScale, all_finite
-from tf_bng.transforms import BlockTransform, TransformConfig
+from tf_bng.transforms import BlockTransform, TransformConfig, scale_gradient
 
 __all__ = ["TrainStep", "make_train_step"]
 
@@ -49,6 +50,20 @@ class TrainStep:
     :class:`~tf_bng.step.guard.BadStepCounter`, None when off);
     ``loss_scale`` turns on mixed_float16 loss scaling, which always skips.
     Train ``metrics`` are updated by applied steps only.
+
+    ``accumulation_steps=k`` (> 1): each ``step(batch)`` call consumes one
+    micro-batch of ``global_batch_size`` examples and every k-th call
+    applies one update computed from the *mean* of the k micro-batch
+    gradients, all-reduced once, then transformed, then applied; ``loop(it,
+    n)`` runs n updates (n*k micro-batches). ``step()`` then returns the
+    micro-batch's loss and the block norms of the last applied update; the
+    non-finite guard judges the accumulated gradient (a skipped window puts
+    back the forward state of all its micro-batches); metrics count every
+    micro-batch. Costs one float32 buffer per variable (the gradient's size).
+
+    ``last_scales`` holds, per block, the factor the last applied update
+    multiplied the block's gradient by (NGadap's trust ratio, a clip's
+    factor): the ``scale/<block>`` the training log writes.
     """
 
     def __init__(
@@ -65,6 +80,7 @@ class TrainStep:
         jit_compile: bool = False,
         loss_scale: Optional[DynamicLossScale] = None,
         skip_nonfinite: bool = True,
+        accumulation_steps: int = 1,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -102,14 +118,38 @@ class TrainStep:
             )
         if not model.built:
             raise ValueError("Build the model (call it once or give it an Input) before the step.")
+        if int(accumulation_steps) < 1:
+            raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}.")
+        if getattr(optimizer, "gradient_accumulation_steps", None):
+            raise ValueError(
+                "The optimizer has Keras's gradient_accumulation_steps set: it would accumulate "
+                "after the block transform (and fails under tf.distribute). Use "
+                "TrainStep(accumulation_steps=k) instead."
+            )
+        self.accumulation_steps = int(accumulation_steps)
+        self._forward_state = step_guard.forward_state_variables(model)
+        self.block_names = self.transform.partition(model.trainable_variables).names
         with self.strategy.scope():
             if not optimizer.built:
                 optimizer.build(model.trainable_variables)
             self.running_loss = _RunningMean()
             guarded = skip_nonfinite or loss_scale is not None
             self.bad_steps = step_guard.BadStepCounter() if guarded else None
-        self._forward_state = step_guard.forward_state_variables(model)
-        self.block_names = self.transform.partition(model.trainable_variables).names
+            only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+            self.last_norms = tf.Variable(
+                tf.zeros([len(self.block_names)]), trainable=False, aggregation=only_first,
+                name="last_block_norms",
+            )
+            self.last_scales = tf.Variable(
+                tf.ones([len(self.block_names)]), trainable=False, aggregation=only_first,
+                name="last_block_scales",
+            )
+            self.accumulator = None
+            if self.accumulation_steps > 1:
+                self.accumulator = GradientAccumulator(
+                    model.trainable_variables, self.accumulation_steps, self._forward_state
+                )
+        self._present = None  # which gradients are not None (set at trace time)
         # XLA compiles the step on its data; the loop that pulls batches from
         # the iterator stays outside it (XLA has no iterator ops), as Keras's
         # own fit does. Both entry points run the same compiled step.
@@ -124,6 +164,8 @@ class TrainStep:
         checkpoints still restore.
         """
         items = {}
+        if self.accumulator is not None:
+            items["gradient_accumulator"] = self.accumulator
         if self.loss_scale is not None:
             items["loss_scale"] = self.loss_scale
         if self.bad_steps is not None:
@@ -161,12 +203,26 @@ class TrainStep:
         if self.loss_scale is not None:
             grads = self.loss_scale.unscale(grads)
         finite = all_finite(grads)
-        grads, norms = self.transform(grads, variables, with_norms=self.report_norms)
+        grads, norms, scales = self._transform(grads, variables)
         finite = tf.logical_and(finite, all_finite(grads))
         grads = distributed.divide_for_keras_sum(grads)
-        if norms is None:
-            norms = tf.zeros([0], tf.float32)
-        return loss, norms, grads, finite, (y, pred, sample_weight), before
+        return loss, (norms, scales), grads, finite, (y, pred, sample_weight), before
+
+    def _transform(self, grads, variables):
+        """``(grads, norms, scales)``; empty norms and scales when nothing reports them."""
+        if self.transform.config.transform == "none" and not self.transform.config.groups:
+            if not self.report_norms:
+                empty = tf.zeros([0], tf.float32)
+                return list(grads), empty, empty
+            norms = self.transform.block_norms(grads, variables)
+            return list(grads), norms, tf.ones_like(norms)
+        return self.transform.apply(grads, variables)
+
+    def _record(self, norms, scales):
+        """Keep the applied update's norms and scales (cross-replica context)."""
+        if norms.shape[0] == self.last_norms.shape[0]:
+            self.last_norms.assign(norms)
+            self.last_scales.assign(scales)
 
     def _update_metrics(self, y, pred, sample_weight):
         for metric in self.metrics:
@@ -182,29 +238,32 @@ class TrainStep:
 
     def replica_step(self, batch):
         """The unguarded step: everything in one replica function."""
-        loss, norms, grads, _, outputs, _ = self._global_gradients(batch)
+        loss, norms_scales, grads, _, outputs, _ = self._global_gradients(batch)
         self._apply(grads, outputs)
-        return loss, norms
+        return loss, norms_scales
 
     # -- compiled entry points ----------------------------------------------
-    def _reduce(self, loss, norms):
+    def _reduce(self, loss, norms_scales):
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         # Every replica holds the same (all-reduced) norms: take the first.
-        norms = self.strategy.experimental_local_results(norms)[0]
-        return loss, norms
+        norms, scales = (self.strategy.experimental_local_results(t)[0] for t in norms_scales)
+        return loss, norms, scales
 
     def _distributed_step(self, batch):
+        if self.accumulator is not None:
+            return self._accumulating_step(batch)
         if self.bad_steps is None:
-            loss, norms = self._reduce(*self.strategy.run(self.replica_step, args=(batch,)))
+            loss, norms, scales = self._reduce(*self.strategy.run(self.replica_step, args=(batch,)))
+            self._record(norms, scales)
             self.running_loss.update(loss)
             return loss, norms
         return self._guarded_step(batch)
 
     def _guarded_step(self, batch):
-        loss, norms, grads, finite, outputs, before = self.strategy.run(
+        loss, norms_scales, grads, finite, outputs, before = self.strategy.run(
             self._global_gradients, args=(batch,)
         )
-        loss, norms = self._reduce(loss, norms)
+        loss, norms, scales = self._reduce(loss, norms_scales)
         # Every replica saw the same all-reduced gradient, and the loss is
         # summed over all of them: one decision for the whole cluster.
         finite = tf.logical_and(
@@ -215,19 +274,103 @@ class TrainStep:
             if self._forward_state:
                 self.strategy.run(self._restore_forward_state, args=(before,))
 
-        tf.cond(finite, lambda: self.strategy.run(self._apply, args=(grads, outputs)), skip)
+        def apply():
+            self.strategy.run(self._apply, args=(grads, outputs))
+            self._record(norms, scales)
+
+        tf.cond(finite, apply, skip)
         if self.loss_scale is not None:
             self.loss_scale.update(finite)
         self.bad_steps.record(finite)
         self.running_loss.update(loss, counted=finite)
         return loss, norms
 
+    # -- gradient accumulation ----------------------------------------------------
+    def _micro_gradients(self, batch):
+        """One micro-batch in a replica: forward, backward, add to this replica's sums."""
+        acc = self.accumulator
+        if self._forward_state:
+            _run_if(acc.count == 0, lambda: acc.save_window_start(self._forward_state))
+        x, y, sample_weight = unpack_batch(batch)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss, pred = self.compute_loss(x, y, sample_weight)
+            scaled = loss if self.loss_scale is None else self.loss_scale.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        if self.loss_scale is not None:
+            grads = self.loss_scale.unscale(grads)
+        self._present = [g is not None for g in grads]
+        acc.add(grads)
+        self._update_metrics(y, pred, sample_weight)
+        return loss
+
+    def _window_gradients(self):
+        """At a window's end, in a replica: all-reduce the sums once, average, transform."""
+        variables = self.model.trainable_variables
+        like = [v if present else None for v, present in zip(variables, self._present)]
+        grads = distributed.sum_over_replicas(self.accumulator.local_sums(like))
+        inv_k = tf.constant(1.0 / self.accumulation_steps)
+        grads = [None if g is None else scale_gradient(g, inv_k) for g in grads]
+        finite = all_finite(grads)
+        grads, norms, scales = self._transform(grads, variables)
+        finite = tf.logical_and(finite, all_finite(grads))
+        return distributed.divide_for_keras_sum(grads), norms, scales, finite
+
+    def _finish_window(self):
+        acc = self.accumulator
+        grads, norms, scales, finite = self.strategy.run(self._window_gradients)
+        norms, scales = (self.strategy.experimental_local_results(t)[0] for t in (norms, scales))
+        finite = self.strategy.experimental_local_results(finite)[0]
+        if self.bad_steps is not None:
+            finite = tf.logical_and(finite, tf.convert_to_tensor(acc.window_loss_finite))
+        else:
+            finite = tf.constant(True)
+
+        def apply():
+            self.strategy.run(self._apply, args=(grads,))
+            self._record(norms, scales)
+
+        def skip():
+            if self._forward_state:
+                self.strategy.run(lambda: acc.restore_window_start(self._forward_state))
+
+        tf.cond(finite, apply, skip)
+        if self.loss_scale is not None:
+            self.loss_scale.update(finite)
+        if self.bad_steps is not None:
+            self.bad_steps.record(finite)
+        self.strategy.run(acc.reset)
+        acc.count.assign(0)
+        acc.window_loss_finite.assign(True)
+
+    def _accumulating_step(self, batch):
+        acc = self.accumulator
+        loss = self.strategy.run(self._micro_gradients, args=(batch,))
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        loss_finite = tf.math.is_finite(loss)
+        acc.window_loss_finite.assign(tf.logical_and(acc.window_loss_finite, loss_finite))
+        self.running_loss.update(loss, counted=loss_finite)
+        count = acc.count.assign_add(1)
+        _run_if(count >= self.accumulation_steps, self._finish_window)
+        return loss, tf.convert_to_tensor(self.last_norms)
+
     def _distributed_loop(self, iterator, num_steps):
+        """``num_steps`` updates: as many batches, times ``accumulation_steps``."""
         step = self.step if self.jit_compile else self._distributed_step
         loss, norms = step(next(iterator))
-        for _ in tf.range(num_steps - 1):
+        for _ in tf.range(num_steps * self.accumulation_steps - 1):
             loss, norms = step(next(iterator))
         return loss, norms
+
+
+def _run_if(pred, fn) -> None:
+    """``fn()`` (which returns nothing) only when ``pred`` holds, in a graph or eagerly."""
+
+    def run():
+        fn()
+        return tf.constant(True)
+
+    tf.cond(pred, run, lambda: tf.constant(False))
 
 
 class _RunningMean:
