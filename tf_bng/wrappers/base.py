@@ -23,6 +23,7 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 
 from tf_bng import distributed
 from tf_bng import norms as norms_lib
+from tf_bng import selectors as selectors_lib
 from tf_bng.transforms import BlockTransform, TransformConfig
 
 __all__ = ["DEFAULT_BLOCKS", "BlockTransformOptimizer"]
@@ -87,6 +88,17 @@ def _check_inner(owner: str, optimizer: Any) -> None:
         )
 
 
+def _deserialized_groups(groups: Sequence) -> list:
+    """Groups as given, or as saved by ``get_config`` (selector configs as dicts)."""
+    out = []
+    for group in groups:
+        selector, overrides = group
+        if isinstance(selector, dict):
+            selector = selectors_lib.deserialize_selector(selector)
+        out.append((selector, dict(overrides)))
+    return out
+
+
 def _single_tensor_norm(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
     block_norm = norms_lib.get_norm(name)
 
@@ -117,6 +129,13 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         their raw gradient.
       epsilon: added to the norm before dividing (default 0: every nonzero block is
         normalized however small its norm; > 0 caps the gain at 1/epsilon).
+      max_scale: cap on the factor a block is multiplied by (None: no cap).
+      groups: ``[(selector, overrides), ...]`` parameter groups (see
+        :class:`tf_bng.TransformConfig`); saved when the selectors are
+        ``tf_bng.selectors.path(...)`` or ready-made selectors.
+      accumulation_steps: k > 1 sums the gradients of k batches and applies
+        one update from their mean (transformed) every k-th batch: k batches
+        of 32 equal one batch of 32*k. One device only (see ``apply``).
     """
 
     transform_name: ClassVar[str] = "none"
@@ -130,6 +149,9 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         blocks: Any = DEFAULT_BLOCKS,
         exclude: Sequence[str] = (),
         epsilon: float = 0.0,
+        max_scale: Optional[float] = None,
+        groups: Sequence = (),
+        accumulation_steps: int = 1,
         name: Optional[str] = None,
         **kwargs,
     ):
@@ -145,10 +167,15 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             blocks=blocks,
             exclude=(exclude,) if isinstance(exclude, str) else tuple(exclude),
             epsilon=epsilon,
+            max_scale=max_scale,
+            groups=tuple(_deserialized_groups(groups)),
             **options,
         )
+        if int(accumulation_steps) < 1:
+            raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}.")
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
+        self.accumulation_steps = int(accumulation_steps)
         self._block_transform = BlockTransform(config)
 
     # ---- the transform's settings --------------------------------------------
@@ -215,6 +242,14 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             return
         self.inner_optimizer.build(variables)
         super().build(variables)
+        self._gradient_sums = []
+        if self.accumulation_steps > 1:
+            self._micro_steps = self.add_variable(
+                shape=(), dtype="int64", initializer="zeros", name="micro_steps"
+            )
+            self._gradient_sums = [
+                self.add_variable_from_reference(v, name="gradient_sum") for v in variables
+            ]
 
     # ---- the update -------------------------------------------------------------
     def apply(self, grads, trainable_variables=None):
@@ -231,6 +266,12 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             return
         if not self.built:
             self.build(variables)
+        if self.accumulation_steps > 1:
+            self._accumulate(grads, variables)
+            return
+        self._transform_and_apply(grads, variables)
+
+    def _transform_and_apply(self, grads: list, variables: list) -> None:
         # Variables overwritten with their "gradient" (float8 scales) are not
         # gradients: keep them out of the reduction and the transform.
         passthrough = {
@@ -243,6 +284,41 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         for i in passthrough:
             transformed[i] = grads[i]
         self.inner_optimizer.apply(transformed, variables)
+
+    def _accumulate(self, grads: list, variables: list) -> None:
+        """Add this batch's gradients; every k-th call, apply their transformed mean.
+
+        The inner optimizer's ``apply`` runs inside a ``cond`` (only every
+        k-th batch). Under a multi-replica strategy that ``apply`` all-reduces
+        through ``merge_call``, which a ``cond`` in replica context cannot
+        hold; :class:`tf_bng.TrainStep` accumulates correctly there.
+        """
+        if distributed.in_multi_replica_context():
+            raise ValueError(
+                f"{type(self).__name__}(accumulation_steps={self.accumulation_steps}) works on one "
+                "device only: under a multi-replica strategy the inner optimizer's all-reduce "
+                "cannot run inside the conditional update. Use "
+                "tf_bng.TrainStep(accumulation_steps=k), which accumulates under tf.distribute."
+            )
+        for total, grad in zip(self._gradient_sums, grads):
+            if grad is not None:
+                total.assign_add(tf.cast(tf.convert_to_tensor(grad), total.dtype))
+        count = self._micro_steps.assign_add(1)
+        k = self.accumulation_steps
+        present = [g is not None for g in grads]
+
+        def update():
+            inv_k = tf.constant(1.0 / k)
+            means = [
+                tf.cast(tf.convert_to_tensor(total) * inv_k, v.dtype) if keep else None
+                for total, v, keep in zip(self._gradient_sums, variables, present)
+            ]
+            self._transform_and_apply(means, variables)
+            for total in self._gradient_sums:
+                total.assign(tf.zeros_like(total))
+            return tf.constant(True)
+
+        tf.cond(count % k == 0, update, lambda: tf.constant(False))
 
     # ---- serialization ------------------------------------------------------------
     def get_config(self) -> Dict[str, Any]:
@@ -260,6 +336,12 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             "blocks": cfg.blocks,
             "exclude": list(cfg.exclude),
             "epsilon": cfg.epsilon,
+            "max_scale": cfg.max_scale,
+            "groups": [
+                [selectors_lib.serialize_selector(selector), dict(overrides)]
+                for selector, overrides in cfg.groups
+            ],
+            "accumulation_steps": self.accumulation_steps,
             **{arg: getattr(cfg, field) for arg, field in self.transform_options.items()},
         }
 
