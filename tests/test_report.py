@@ -1,8 +1,9 @@
-"""The reproduction report (issue 5): a smoke-scale end-to-end run, its commands, its verdict rules.
+"""The reproduction report (issues 5, 9): a smoke-scale end-to-end run, its commands, its verdict rules.
 
 The end-to-end test checks that the files, tables and commands are produced,
 not what the numbers are (the smoke scale trains 1- and 2-layer nets for two
-epochs on 200 digits). The verdict rules are checked on hand-made curves.
+epochs on 200 digits, two seeds each). The verdict rules, over seeds, are
+checked on hand-made curves.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from tf_bng.reporting import SCALES, build_sections, generate_report, markdown_path_for
-from tf_bng.reporting import findings as F
-from tf_bng.reporting import paper
-from tf_bng.reporting.experiments import Section, mlp_variant, quadratic_variant, unique_variants
-from tf_bng.reporting.markdown import number, table
-from tf_bng.reporting.runs import RunResult
+from tf_bng_trainers.reporting import SCALES, build_sections, generate_report, markdown_path_for
+from tf_bng_trainers.reporting import findings as F
+from tf_bng_trainers.reporting import paper
+from tf_bng_trainers.reporting.experiments import Section, mlp_variant, quadratic_variant, unique_variants
+from tf_bng_trainers.reporting.markdown import number, table
+from tf_bng_trainers.reporting.runs import RunGroup, RunResult, curve_band
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -53,11 +54,21 @@ def test_every_run_finishes_and_is_recorded(smoke_report):
     with open(smoke_report["report"]["results_json"]) as f:
         summary = json.load(f)
     assert set(summary["runs"]) == {v.name for v in expected}
-    for name, run in summary["runs"].items():
-        assert run["error"] is None, name
-        assert "eval_loss" in run["final"], name
-        assert os.path.isfile(os.path.join(smoke_report["runs"], name, "metrics.jsonl"))
-    assert len(smoke_report["lines"]) == len(expected) + 1  # a header, then one line per run
+    runs = 0
+    for variant in expected:
+        recorded = summary["runs"][variant.name]
+        seeds = (0,) if variant.experiment == "quadratic" else SCALES["smoke"].seeds
+        assert variant.seeds == seeds and list(recorded["seeds"]) == [str(s) for s in seeds]
+        for seed, run in recorded["seeds"].items():
+            assert run["error"] is None, (variant.name, seed)
+            assert "eval_loss" in run["final"], (variant.name, seed)
+            config = json.load(open(os.path.join(smoke_report["runs"], variant.name, f"seed{seed}",
+                                                 "config.json")))
+            assert config["train"]["seed"] == int(seed)
+        losses = [run["final"]["eval_loss"] for run in recorded["seeds"].values()]
+        assert recorded["summary"]["eval_loss"]["median"] == pytest.approx(np.median(losses))
+        runs += len(seeds)
+    assert len(smoke_report["lines"]) == runs + 1  # a header, then one line per run
 
 
 def test_figures_are_pngs_linked_from_the_markdown(smoke_report):
@@ -106,10 +117,10 @@ def test_reuse_rerenders_without_training(smoke_report):
 
 
 def _parse_command(command: str, monkeypatch):
-    """Parse a printed ``trainers.train`` command with that binary's flag definitions."""
+    """Parse a printed ``trainers.train`` / ``trainers.seeds`` command with that binary's flags."""
     monkeypatch.chdir(REPO)
     args = shlex.split(command)
-    assert args[:3] == ["python", "-m", "trainers.train"]
+    assert args[:2] == ["python", "-m"] and args[2] in ("trainers.train", "trainers.seeds")
     argv = ["train"] + args[3:]
     flag_values = flags.FlagValues()
     # Override flags (--config.x.y) are found in sys_argv when the config flag is defined.
@@ -117,6 +128,8 @@ def _parse_command(command: str, monkeypatch):
         "config", None, "", flag_values=flag_values, lock_config=True, sys_argv=argv
     )
     flags.DEFINE_string("workdir", None, "", flag_values=flag_values)
+    if args[2] == "trainers.seeds":
+        flags.DEFINE_list("seeds", None, "", flag_values=flag_values)
     flag_values(argv)
     return flag_values
 
@@ -126,10 +139,19 @@ def test_printed_commands_rebuild_the_same_config(scale, monkeypatch):
     sections = build_sections(SCALES[scale])
     samples = [section.variants[-1] for section in sections]
     for variant in samples:
-        parsed = _parse_command(variant.command("runs/report"), monkeypatch)
-        assert parsed.workdir == f"runs/report/{variant.name}"
-        built = variant.build_config().to_json_best_effort(sort_keys=True)
-        assert parsed.config.to_json_best_effort(sort_keys=True) == built
+        command = variant.command("runs/report")
+        parsed = _parse_command(command, monkeypatch)
+        if len(variant.seeds) > 1:  # trainers.seeds: runs seed s in <workdir>/seed<s>
+            assert command.startswith("python -m trainers.seeds ")
+            assert parsed.workdir == f"runs/report/{variant.name}"
+            assert [int(s) for s in parsed.seeds] == list(variant.seeds)
+            built = variant.build_config()
+        else:
+            (seed,) = variant.seeds
+            assert parsed.workdir == variant.run_dir("runs/report", seed)
+            built = variant.build_config(seed)
+        assert parsed.config.to_json_best_effort(sort_keys=True) == built.to_json_best_effort(
+            sort_keys=True)
 
 
 def test_full_scale_runs_the_issue_grid():
@@ -145,11 +167,16 @@ def test_full_scale_runs_the_issue_grid():
     assert {(v.label, v.value("depth")) for v in sections["deep_mlp"].variants} == {
         ("NSGD", 30), ("NAdam", 30), ("Adam", 30)
     }
-    assert {(v.value("depth"), v.transform) for v in sections["adaptive"].variants} == {
-        (18, t) for t in ("none", "ng", "ng_adap", "clip")
+    assert {(v.value("depth"), v.optimizer, v.transform) for v in sections["adaptive"].variants} == {
+        (18, o, t) for o in ("momentum", "adam") for t in ("none", "ng", "ng_adap", "clip")
     }
     config = figure1[0].build_config()
-    assert config.transform.epsilon == 0.0 and config.train.epochs == 50.0
+    assert config.transform.epsilon == 0.0 and config.train.epochs == SCALES["full"].mlp_epochs
+    # Issue 9: every claim on trained networks over >= 3 seeds; the quadratic is deterministic.
+    for key, section in sections.items():
+        for variant in section.variants:
+            assert len(variant.seeds) == (1 if key == "quadratic" else 3), variant.name
+    assert "40 epochs" in SCALES["full"].note and SCALES["full"].mlp_epochs == 40.0
 
 
 def test_paper_commands_name_valid_config_variants(monkeypatch):
@@ -169,13 +196,24 @@ def test_paper_commands_name_valid_config_variants(monkeypatch):
 
 # -- verdict rules on hand-made runs (no training) -------------------------------------------
 
-def _fake(variant, train_losses, eval_accuracy=0.5):
+def _run(variant, train_losses, eval_accuracy=0.5, seed=0):
     records = [
         {"split": "train", "step": 40 * (i + 1), "epoch": float(i + 1), "loss": loss}
         for i, loss in enumerate(train_losses)
     ]
     final = {"train_loss": train_losses[-1], "eval_accuracy": eval_accuracy, "eval_loss": 1.0}
-    return RunResult(variant, final, records, seconds=1.0)
+    return RunResult(variant, final, records, seconds=1.0, seed=seed)
+
+
+def _fake(variant, train_losses, eval_accuracy=0.5):
+    """A group of one seed."""
+    return RunGroup(variant, [_run(variant, train_losses, eval_accuracy)])
+
+
+def _seeded(variant, per_seed):
+    """A group with one run per ``(train_losses, eval_accuracy)`` of ``per_seed``."""
+    return RunGroup(variant, [_run(variant, losses, accuracy, seed)
+                              for seed, (losses, accuracy) in enumerate(per_seed)])
 
 
 def _figure1_section(curves):
@@ -214,6 +252,49 @@ def test_figure1_rules_when_adam_is_not_stuck():
     assert verdicts == ["does not hold", "does not hold", "partly holds"]
 
 
+def test_depth_claim_holds_only_when_every_seed_does():
+    scale = SCALES["full"]
+    adam, adam_ng = mlp_variant(scale, 18, "adam", "none"), mlp_variant(scale, 18, "adam", "ng")
+    stuck = [([2.31], 0.1), ([2.305], 0.1), ([2.302], 0.1)]
+
+    def verdict(ng_losses):
+        results = {adam.name: _seeded(adam, stuck),
+                   adam_ng.name: _seeded(adam_ng, [([loss], 0.7) for loss in ng_losses])}
+        return F.figure1_findings(Section("figure1", "t", (adam, adam_ng)), results)[0]
+
+    assert verdict([0.5, 0.6, 0.9]).verdict == "holds"
+    partly = verdict([0.5, 0.9, 1.6])  # one seed above 0.5 ln 10 = 1.151
+    assert partly.verdict == "partly holds"
+    assert "Adam 2.31 [2.3–2.31]" in partly.evidence and "Adam+NG 0.9 [0.5–1.6]" in partly.evidence
+    assert "3 of 3 seeds" in partly.evidence and "2 of 3 seeds" in partly.evidence
+    assert verdict([2.4, 2.4, 0.5]).verdict == "does not hold"  # median above plain Adam's
+
+
+def test_gain_and_best_compare_medians_over_seeds():
+    scale = SCALES["full"]
+    per_seed = {  # (depth, transform) -> per-seed curves; Adam only
+        (6, "none"): [[1.0, 0.2], [1.0, 0.4], [5.0, 5.0]],  # areas 0.6, 0.7, 5.0: median 0.7
+        (6, "ng"): [[0.5, 0.5], [0.6, 0.6], [0.4, 0.4]],  # median area 0.5: gain 0.2
+        (18, "none"): [[2.3, 2.3]] * 3,  # 2.3
+        (18, "ng"): [[2.0, 1.0], [9.0, 9.0], [1.0, 0.2]],  # areas 1.5, 9, 0.6: median 1.5, gain 0.8
+    }
+    variants = tuple(mlp_variant(scale, d, "adam", t) for d, t in per_seed)
+    results = {v.name: _seeded(v, [(c, 0.5) for c in per_seed[(v.value("depth"), v.transform)]])
+               for v in variants}
+    gain, best = F.figure1_findings(Section("figure1", "t", variants), results)[1:]
+    assert gain.verdict == "holds" and "Adam: 0.2, 0.8 (grows)" in gain.evidence
+    # final losses: depth 6 plain 0.4 (median of 0.2, 0.4, 5) vs NG 0.5; depth 18 plain 2.3 vs NG 1.0
+    assert best.evidence == "best median over seeds, by depth: 6: Adam (0.4), 18: Adam+NG (1)."
+
+
+def test_curve_band_spans_the_seeds():
+    variant = mlp_variant(SCALES["full"], 6, "adam", "ng")
+    group = _seeded(variant, [([3.0, 2.0, 1.0], 0.5), ([1.0, 1.0, 1.0], 0.5), ([2.0, 4.0], 0.5)])
+    x, median, low, high = curve_band(group, "train", "loss")
+    assert x.tolist() == [1.0, 2.0] and median.tolist() == [2.0, 2.0]
+    assert low.tolist() == [1.0, 1.0] and high.tolist() == [3.0, 4.0]
+
+
 def test_adaptive_rules_skip_ties():
     scale = SCALES["full"]
     accuracies = {("momentum", "ng"): 0.80, ("momentum", "ng_adap"): 0.85, ("momentum", "clip"): 0.60,
@@ -238,8 +319,8 @@ def test_quadratic_rule_counts_divergence():
                    for k, g in enumerate(gaps)]
         return RunResult(variant, {}, records, 1.0)
 
-    results = {variants[0].name: run(variants[0], [500.0, 300.0, 100.0]),
-               variants[1].name: run(variants[1], [500.0, 1e30, None])}
+    results = {variants[0].name: RunGroup(variants[0], [run(variants[0], [500.0, 300.0, 100.0])]),
+               variants[1].name: RunGroup(variants[1], [run(variants[1], [500.0, 1e30, None])])}
     (finding,) = F.quadratic_findings(Section("quadratic", "q", variants), results)
     assert finding.verdict == "partly holds"
     assert finding.evidence == (
@@ -253,7 +334,7 @@ def test_rankings_put_the_best_first():
     variants = tuple(mlp_variant(scale, 6, o, "ng") for o in runs)
     results = {v.name: _fake(v, [runs[v.optimizer][0]], runs[v.optimizer][1]) for v in variants}
     learned, by_loss, by_accuracy = F.ranking_findings(Section("deep_mlp", "d", variants), results)
-    assert learned.evidence == "Adam+NG, AdaGrad+NG of 3."
+    assert learned.evidence == "Adam+NG (1 of 1 seeds), AdaGrad+NG (1 of 1 seeds) of 3."
     assert by_loss.evidence == "Adam+NG 0.5, AdaGrad+NG 0.7, SGDM+NG 0.9"
     assert by_accuracy.evidence == "Adam+NG 0.35, AdaGrad+NG 0.25, SGDM+NG 0.15"
 

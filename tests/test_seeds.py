@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from tf_bng.reporting.seeds import band, final_metrics, format_summary, spread, summarize
+from tf_bng_trainers.reporting.seeds import band, final_metrics, format_summary, spread, summarize
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAN = math.nan
@@ -71,7 +71,7 @@ def test_band_is_taken_where_every_seed_logged():
 
 
 def test_seed_commands_and_seed_lists():
-    from trainers import seeds
+    from tf_bng_trainers import seeds
 
     assert seeds.parse_seeds(["3", "1"], None) == [3, 1]
     assert seeds.parse_seeds(None, 3) == [0, 1, 2]
@@ -79,7 +79,7 @@ def test_seed_commands_and_seed_lists():
         with pytest.raises(ValueError):
             seeds.parse_seeds(*bad)
     command = seeds.seed_command("configs/x.py:depth=2", {"train.epochs": 3.0, "export": True}, 4, "/r")
-    assert command[1:] == ["-m", "trainers.train", "--config=configs/x.py:depth=2",
+    assert command[1:] == ["-m", "tf_bng_trainers.train", "--config=configs/x.py:depth=2",
                            "--config.train.epochs=3.0", "--config.export=true",
                            "--config.train.seed=4", "--workdir=/r/seed4"]
     with pytest.raises(ValueError, match="train.seed"):

@@ -4,7 +4,8 @@ Runs the CPU-scale reproductions (paper Figure 1 on MNIST-5k, the seed's
 convex quadratic and deep MLP, NGadap and CLIP against NG) with the
 project's own training loop, writes the PNGs and ``results.json`` into
 ``--out`` and RESULTS.md next to that directory (``docs/results`` ->
-``docs/RESULTS.md``). Full: ≤ 30 min on 2 cores; ``--quick``: ≤ 5 min.
+``docs/RESULTS.md``). Full: every trained network over 3 seeds (median,
+min-max band), ≤ 60 min on 2 cores; ``--quick``: one seed, ≤ 5 min.
 Run directories go to ``--workdir``; ``--reuse`` re-renders from finished
 runs whose config is unchanged instead of training them again.
 """
@@ -21,7 +22,7 @@ from absl import app, flags, logging  # noqa: E402
 _OUT = flags.DEFINE_string("out", "docs/results", "Directory for the PNGs and results.json.")
 _MARKDOWN = flags.DEFINE_string("markdown", None, "RESULTS.md path (default: next to --out).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/report", "Where the run directories go.")
-_QUICK = flags.DEFINE_bool("quick", False, "Fewer epochs and iterations (≤ 5 minutes).")
+_QUICK = flags.DEFINE_bool("quick", False, "One seed, fewer epochs and iterations (≤ 5 minutes).")
 _SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models and data: checks the pipeline, not results.")
 _REUSE = flags.DEFINE_bool("reuse", False, "Reuse finished runs with an identical config.")
 
@@ -44,7 +45,7 @@ def main(argv) -> None:
     if _QUICK.value and _SMOKE.value:
         raise app.UsageError("--quick and --smoke are exclusive.")
     logging.set_verbosity(logging.ERROR)  # one progress line per run instead of TF's retrace notes
-    from tf_bng.reporting import generate_report
+    from .reporting import generate_report
 
     scale = "smoke" if _SMOKE.value else "quick" if _QUICK.value else "full"
     report = generate_report(

@@ -25,14 +25,24 @@ from typing import Any, Mapping, Sequence
 
 from absl import app, flags
 
-from trainers import train  # defines --config and --workdir, as the single-run binary has them
 
-_SEEDS = flags.DEFINE_list("seeds", None, "Comma-separated train.seed values, e.g. 0,1,2,3,4.")
-_NUM_SEEDS = flags.DEFINE_integer("num_seeds", None, "Seeds 0 .. N-1 (instead of --seeds).")
-_JOBS = flags.DEFINE_integer("jobs", 1, "Seeds trained at the same time (processes).")
-_METRICS = flags.DEFINE_list(
-    "metrics", None, "Final metrics to summarize (default: every one but the bookkeeping ones)."
-)
+def define_flags() -> dict:
+    """The binary's flags, defined when it runs (importing this module defines none).
+
+    ``--config`` and ``--workdir`` are ``trainers.train``'s own (importing it
+    defines them), so both binaries read a config the same way.
+    """
+    from . import train
+
+    return dict(
+        train=train,
+        seeds=flags.DEFINE_list("seeds", None, "Comma-separated train.seed values, e.g. 0,1,2,3,4."),
+        num_seeds=flags.DEFINE_integer("num_seeds", None, "Seeds 0 .. N-1 (instead of --seeds)."),
+        jobs=flags.DEFINE_integer("jobs", 1, "Seeds trained at the same time (processes)."),
+        metrics=flags.DEFINE_list(
+            "metrics", None, "Final metrics to summarize (default: all but the bookkeeping ones)."),
+    )
+
 
 # Final metrics that describe the run's speed or settings, not its outcome.
 BOOKKEEPING = ("step", "train_learning_rate", "train_steps_per_second", "train_bad_steps")
@@ -65,7 +75,7 @@ def seed_command(config_file: str, overrides: Mapping[str, Any], seed: int, root
     if "train.seed" in overrides:
         raise ValueError("--config.train.seed is set by --seeds/--num_seeds; remove it")
     return [
-        sys.executable, "-m", "trainers.train", f"--config={config_file}",
+        sys.executable, "-m", f"{__package__ or 'trainers'}.train", f"--config={config_file}",
         *(f"--config.{k}={_flag_value(v)}" for k, v in overrides.items()),
         f"--config.train.seed={seed}", f"--workdir={seed_dir(root, seed)}",
     ]
@@ -77,7 +87,7 @@ def seed_dir(root: str, seed: int) -> str:
 
 def _environment() -> dict:
     """The child processes import the same tf_bng/trainers as this one (a worktree, say)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(train.__file__)))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
     return env
@@ -112,7 +122,7 @@ def summary_record(
     config_file: str, overrides: Mapping[str, Any], seeds: Sequence[int], root: str,
     per_seed: Mapping[int, dict], codes: Mapping[int, int], summary: Mapping[str, Any],
 ) -> dict:
-    """What ``summary.json`` holds (``summary``: metric -> :class:`~tf_bng.reporting.seeds.Spread`)."""
+    """What ``summary.json`` holds (``summary``: metric -> :class:`~.reporting.seeds.Spread`)."""
     return {
         "config": config_file,
         "overrides": {k: _flag_value(v) for k, v in overrides.items()},
@@ -125,22 +135,24 @@ def summary_record(
     }
 
 
-def main(argv) -> None:
+def main(argv, holders: dict) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    train, jobs = holders["train"], holders["jobs"].value
     config_flag = flags.FLAGS["config"]
     config_file, overrides = config_flag.config_filename, dict(config_flag.override_values)
     root = train._WORKDIR.value
     try:
-        seeds = parse_seeds(_SEEDS.value, _NUM_SEEDS.value)
+        seeds = parse_seeds(holders["seeds"].value, holders["num_seeds"].value)
         commands = {s: seed_command(config_file, overrides, s, root) for s in seeds}
     except ValueError as e:
         sys.exit(f"error: {e}.")
     train.keep_files_in_workdir(root)  # importing TensorFlow below must not write into HOME
-    from tf_bng.reporting.seeds import final_metrics, format_summary, summarize
-    from tf_bng.training import ConfigError
-    from tf_bng.training.config_checks import check_workdir, validate_config
+    from tf_bng.errors import ConfigError
     from tf_bng.training.metrics_log import read_records
+
+    from .config_checks import check_workdir, validate_config
+    from .reporting.seeds import final_metrics, format_summary, summarize
 
     try:
         validate_config(train._CONFIG.value)  # one line now, not one per seed later
@@ -149,11 +161,10 @@ def main(argv) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(ConfigError.exit_code)
 
-    print(f"{len(seeds)} seeds of {config_file}, {_JOBS.value} at a time, into {root}/seed<N>",
-          flush=True)
-    codes = run_seeds(commands, root, _JOBS.value)
+    print(f"{len(seeds)} seeds of {config_file}, {jobs} at a time, into {root}/seed<N>", flush=True)
+    codes = run_seeds(commands, root, jobs)
     per_seed = {s: final_metrics(read_records(seed_dir(root, s))) for s in seeds}
-    metrics = _METRICS.value or sorted(
+    metrics = holders["metrics"].value or sorted(
         {m for s in seeds for m in per_seed[s]} - set(BOOKKEEPING))
     summary = summarize({s: {m: per_seed[s].get(m) for m in metrics} for s in seeds})
     record = summary_record(config_file, overrides, seeds, root, per_seed, codes, summary)
@@ -168,5 +179,10 @@ def main(argv) -> None:
         sys.exit(f"error: seed(s) {', '.join(map(str, failed))} failed; see {logs}")
 
 
+def run() -> None:
+    holders = define_flags()
+    app.run(lambda argv: main(argv, holders), flags_parser=holders["train"]._parse_flags)
+
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=train._parse_flags)
+    run()

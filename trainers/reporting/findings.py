@@ -1,7 +1,11 @@
 """Verdicts on the paper's claims, computed from the runs' numbers (never typed in).
 
 Each claim gets a rule with explicit thresholds, stated in the report next to
-the verdict, so a reader can check it against the tables.
+the verdict, so a reader can check it against the tables. Trained networks
+run over several seeds (a :class:`~.runs.RunGroup` per
+variant): rankings use the medians over seeds, and a claim about one variant
+"holds" only when it holds in every seed (the evidence gives median [min–max]
+and how many seeds satisfy each threshold).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from typing import Mapping
 
 import numpy as np
 
-from tf_bng.reporting.experiments import Section, Variant
-from tf_bng.reporting.runs import RunResult, curve, is_finite_number
+from .experiments import Section, Variant
+from .runs import RunGroup, RunResult, curve, is_finite_number
+from .seeds import Spread
 
 __all__ = [
     "Finding",
@@ -23,12 +28,15 @@ __all__ = [
     "LEARNED_ACCURACY",
     "TIE_ACCURACY",
     "mean_train_loss",
+    "mean_train_losses",
+    "single_run",
     "figure1_findings",
     "quadratic_gaps",
     "quadratic_findings",
     "ranking_findings",
     "adaptive_findings",
     "first_block_norms",
+    "median_block_norms",
     "gradient_norm_rows",
 ]
 
@@ -58,7 +66,17 @@ def mean_train_loss(result: RunResult) -> float:
     return float(np.mean(losses)) if losses.size else math.nan
 
 
-def _by(section: Section, results: Mapping[str, RunResult], **match) -> RunResult:
+def mean_train_losses(group: RunGroup) -> Spread:
+    """:func:`mean_train_loss` of each seed."""
+    return group.map(mean_train_loss)
+
+
+def single_run(group: RunGroup) -> RunResult:
+    """The one run of a deterministic variant (the quadratic)."""
+    return group.runs[0]
+
+
+def _by(section: Section, results: Mapping[str, RunGroup], **match) -> RunGroup:
     for variant in section.variants:
         if all(variant.value(k) == v for k, v in match.items()):
             return results[variant.name]
@@ -77,7 +95,7 @@ def _fmt(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.3g}"
 
 
-def figure1_findings(section: Section, results: Mapping[str, RunResult]) -> list[Finding]:
+def figure1_findings(section: Section, results: Mapping[str, RunGroup]) -> list[Finding]:
     """The paper's §4.1 claims: Adam stuck at the deepest net, NG's gain growing with depth."""
     findings = [_adam_stuck_finding(section, results)]
     if len(_depths(section)) > 1:
@@ -86,30 +104,40 @@ def figure1_findings(section: Section, results: Mapping[str, RunResult]) -> list
     return findings
 
 
-def _adam_stuck_finding(section: Section, results: Mapping[str, RunResult]) -> Finding:
+def _seeds(spread: Spread) -> str:
+    return f"{len(spread.values)} seed{'s' if len(spread.values) != 1 else ''}"
+
+
+def _adam_stuck_finding(section: Section, results: Mapping[str, RunGroup]) -> Finding:
     deepest = _depths(section)[-1]
     adam = _by(section, results, depth=deepest, optimizer="adam", transform="none")
     adam_ng = _by(section, results, depth=deepest, optimizer="adam", transform="ng")
-    plain, normalized = adam.metric("train_loss"), adam_ng.metric("train_loss")
-    stuck = plain >= STUCK_FRACTION * CHANCE_LOSS
-    converges = normalized <= LEARNED_FRACTION * CHANCE_LOSS
-    verdict = "holds" if stuck and converges else (
-        "partly holds" if stuck and normalized < plain else "does not hold"
-    )
+    plain, normalized = adam.spread("train_loss"), adam_ng.spread("train_loss")
+    stuck_line, learned_line = STUCK_FRACTION * CHANCE_LOSS, LEARNED_FRACTION * CHANCE_LOSS
+    is_stuck, learns = (lambda v: v >= stuck_line), (lambda v: v <= learned_line)
+    if plain.all(is_stuck) and normalized.all(learns):
+        verdict = "holds"
+    elif is_stuck(plain.median) and normalized.median < plain.median:
+        verdict = "partly holds"
+    else:
+        verdict = "does not hold"
     return Finding(
         claim=f"At depth {deepest}, Adam is stuck while Adam+NG converges.",
         verdict=verdict,
         evidence=(
-            f"final train loss Adam {_fmt(plain)} (stuck means ≥ {STUCK_FRACTION} × ln 10 = "
-            f"{STUCK_FRACTION * CHANCE_LOSS:.3f}: {'yes' if stuck else 'no'}), Adam+NG "
-            f"{_fmt(normalized)} (converging means ≤ {LEARNED_FRACTION} × ln 10 = "
-            f"{LEARNED_FRACTION * CHANCE_LOSS:.3f}: {'yes' if converges else 'no'}); test accuracy "
-            f"{_fmt(adam.metric('eval_accuracy'))} vs {_fmt(adam_ng.metric('eval_accuracy'))}."
+            f"final train loss, median [min–max] over {_seeds(plain)}: Adam {plain.format()} "
+            f"(stuck means ≥ {STUCK_FRACTION} × ln 10 = {stuck_line:.3f}: "
+            f"{plain.count(is_stuck)} of {len(plain.values)} seeds), Adam+NG {normalized.format()} "
+            f"(converging means ≤ {LEARNED_FRACTION} × ln 10 = {learned_line:.3f}: "
+            f"{normalized.count(learns)} of {len(normalized.values)} seeds); test accuracy "
+            f"{adam.spread('eval_accuracy').format()} vs {adam_ng.spread('eval_accuracy').format()}. "
+            "Holds: every seed on its side of both lines; partly: Adam stuck and Adam+NG lower, "
+            "on the medians."
         ),
     )
 
 
-def _gain_finding(section: Section, results: Mapping[str, RunResult]) -> Finding:
+def _gain_finding(section: Section, results: Mapping[str, RunGroup]) -> Finding:
     depths, optimizers = _depths(section), _optimizers(section)
     growing, parts = 0, []
     for optimizer in optimizers:
@@ -118,7 +146,7 @@ def _gain_finding(section: Section, results: Mapping[str, RunResult]) -> Finding
              _by(section, results, depth=d, optimizer=optimizer, transform="ng"))
             for d in depths
         ]
-        gains = [mean_train_loss(plain) - mean_train_loss(ng) for plain, ng in pairs]
+        gains = [mean_train_losses(plain).median - mean_train_losses(ng).median for plain, ng in pairs]
         grows = all(b > a for a, b in zip(gains, gains[1:]))
         growing += grows
         parts.append(
@@ -129,23 +157,25 @@ def _gain_finding(section: Section, results: Mapping[str, RunResult]) -> Finding
         claim=f"NG's gain grows with depth ({', '.join(map(str, depths))}).",
         verdict=_verdict(growing, len(optimizers)),
         evidence=(
-            "gain = mean train loss over the epochs (area under the training curve) of the "
-            "plain optimizer minus that of its NG version, by depth: " + "; ".join(parts) + "."
+            "gain = median over seeds of the plain optimizer's mean train loss over the epochs "
+            "(area under the training curve) minus the same median for its NG version, by depth: "
+            + "; ".join(parts) + "."
         ),
     )
 
 
-def _adam_ng_best_finding(section: Section, results: Mapping[str, RunResult]) -> Finding:
+def _adam_ng_best_finding(section: Section, results: Mapping[str, RunGroup]) -> Finding:
     best_by_depth = []
     for depth in _depths(section):
-        runs = [results[v.name] for v in section.variants if v.value("depth") == depth]
-        best = min(runs, key=lambda r: _nan_last(r.metric("train_loss")))
-        best_by_depth.append((depth, best.variant.label))
-    wins = sum(label == "Adam+NG" for _, label in best_by_depth)
+        groups = [results[v.name] for v in section.variants if v.value("depth") == depth]
+        best = min(groups, key=lambda g: _nan_last(g.metric("train_loss")))
+        best_by_depth.append((depth, best.variant.label, best.metric("train_loss")))
+    wins = sum(label == "Adam+NG" for _, label, _ in best_by_depth)
     return Finding(
         claim="Adam+NG is the best algorithm at every depth (lowest final train loss).",
         verdict=_verdict(wins, len(best_by_depth)),
-        evidence="best by depth: " + ", ".join(f"{d}: {label}" for d, label in best_by_depth) + ".",
+        evidence="best median over seeds, by depth: "
+        + ", ".join(f"{d}: {label} ({_fmt(loss)})" for d, label, loss in best_by_depth) + ".",
     )
 
 
@@ -163,24 +193,25 @@ def _diverged(result: RunResult) -> bool:
     return not result.ok or gaps.size == 0 or not np.isfinite(gaps[-1]) or gaps[-1] >= gaps[0]
 
 
-def quadratic_findings(section: Section, results: Mapping[str, RunResult]) -> list[Finding]:
-    """Which methods converge at which learning rates, and which is best at each."""
+def quadratic_findings(section: Section, results: Mapping[str, RunGroup]) -> list[Finding]:
+    """Which methods converge at which learning rates, and which is best at each (one run each)."""
     methods: dict[str, list[Variant]] = {}
     for variant in section.variants:
         methods.setdefault(variant.label, []).append(variant)
     findings = []
     for label, variants in methods.items():
-        converged = [v for v in variants if not _diverged(results[v.name])]
+        run = {v.name: single_run(results[v.name]) for v in variants}
+        converged = [v for v in variants if not _diverged(run[v.name])]
         rates = lambda vs: ", ".join(f"{v.value('optimizer.learning_rate'):g}" for v in vs)  # noqa: E731
         diverged = [v for v in variants if v not in converged]
-        best = min(variants, key=lambda v: _nan_last(_last_gap(results[v.name])))
+        best = min(variants, key=lambda v: _nan_last(_last_gap(run[v.name])))
         findings.append(Finding(
             claim=f"{label} decreases f − f* at every learning rate.",
             verdict=_verdict(len(converged), len(variants)),
             evidence=(
                 f"decreasing at lr {rates(converged) or 'none'}"
                 + (f"; diverged or not decreasing at lr {rates(diverged)}" if diverged else "")
-                + f"; best final f − f* {_fmt(_last_gap(results[best.name]))} at lr "
+                + f"; best final f − f* {_fmt(_last_gap(run[best.name]))} at lr "
                 f"{best.value('optimizer.learning_rate'):g}."
             ),
         ))
@@ -192,55 +223,61 @@ def _last_gap(result: RunResult) -> float:
     return float(gaps[-1]) if gaps.size else math.nan
 
 
-def ranking_findings(section: Section, results: Mapping[str, RunResult]) -> list[Finding]:
-    """Plain observations: which variant trains and tests best."""
-    runs = [results[v.name] for v in section.variants]
-    by_train = sorted(runs, key=lambda r: _nan_last(r.metric("train_loss")))
-    by_test = sorted(runs, key=lambda r: _nan_last(-r.metric("eval_accuracy")))
-    learned = [r for r in runs if r.metric("eval_accuracy") >= LEARNED_ACCURACY]
+def ranking_findings(section: Section, results: Mapping[str, RunGroup]) -> list[Finding]:
+    """Plain observations: which variant trains and tests best (medians over seeds)."""
+    groups = [results[v.name] for v in section.variants]
+    by_train = sorted(groups, key=lambda g: _nan_last(g.metric("train_loss")))
+    by_test = sorted(groups, key=lambda g: _nan_last(-g.metric("eval_accuracy")))
+    learns = lambda v: v >= LEARNED_ACCURACY  # noqa: E731
+    learned = [g for g in groups if learns(g.metric("eval_accuracy"))]
     return [
         Finding(
-            claim=f"Variants that learn (final test accuracy ≥ {LEARNED_ACCURACY:g}, twice chance):",
+            claim=f"Variants that learn (median final test accuracy ≥ {LEARNED_ACCURACY:g}, twice chance):",
             verdict="observed",
-            evidence=(", ".join(r.variant.label for r in learned) if learned else "none")
-            + f" of {len(runs)}.",
+            evidence=(", ".join(
+                f"{g.variant.label} ({g.spread('eval_accuracy').count(learns)} of {len(g.runs)} seeds)"
+                for g in learned) if learned else "none")
+            + f" of {len(groups)}.",
         ),
         Finding(
-            claim="Ranking by final train loss (lowest first):",
+            claim="Ranking by final train loss (lowest median first; median [min–max] over seeds):",
             verdict="observed",
-            evidence=", ".join(f"{r.variant.label} {_fmt(r.metric('train_loss'))}" for r in by_train),
+            evidence=", ".join(f"{g.variant.label} {g.spread('train_loss').format()}" for g in by_train),
         ),
         Finding(
-            claim="Ranking by final test accuracy (highest first):",
+            claim="Ranking by final test accuracy (highest median first; median [min–max] over seeds):",
             verdict="observed",
-            evidence=", ".join(f"{r.variant.label} {_fmt(r.metric('eval_accuracy'))}" for r in by_test),
+            evidence=", ".join(
+                f"{g.variant.label} {g.spread('eval_accuracy').format()}" for g in by_test),
         ),
     ]
 
 
-def adaptive_findings(section: Section, results: Mapping[str, RunResult]) -> list[Finding]:
-    """The paper's CIFAR claims (Tables 1-2), checked on the deepest MLP: NGadap best, CLIP worst."""
+def adaptive_findings(section: Section, results: Mapping[str, RunGroup]) -> list[Finding]:
+    """The paper's CIFAR claims (Tables 1-2), checked on the deepest MLP: NGadap best, CLIP worst.
+
+    Ranked by the median test accuracy over seeds.
+    """
     optimizers = _optimizers(section)
     adap_best, clip_worst, decided, summaries = 0, 0, 0, []
     for optimizer in optimizers:
-        runs = {
+        groups = {
             t: _by(section, results, optimizer=optimizer, transform=t)
             for t in ("ng", "ng_adap", "clip")
         }
         # Sort keys: lower is better; a failed run (NaN) counts as the worst.
-        error = {t: _nan_last(-r.metric("eval_accuracy")) for t, r in runs.items()}
-        summaries.append(
-            ", ".join(f"{r.variant.label} {_fmt(r.metric('eval_accuracy'))}" for r in runs.values())
-        )
+        error = {t: _nan_last(-g.metric("eval_accuracy")) for t, g in groups.items()}
+        summaries.append(", ".join(
+            f"{g.variant.label} {g.spread('eval_accuracy').format()}" for g in groups.values()))
         if max(error.values()) - min(error.values()) < TIE_ACCURACY:
             continue  # all three equal (e.g. all at chance): no ranking to check
         decided += 1
         adap_best += min(error, key=error.get) == "ng_adap"
         clip_worst += max(error, key=error.get) == "clip"
     evidence = (
-        "final test accuracy: " + "; ".join(summaries) + f". Base optimizers where the three "
-        f"differ by at least {TIE_ACCURACY:g} (the others are ties and not counted): {decided} of "
-        f"{len(optimizers)}."
+        "final test accuracy, median [min–max] over seeds: " + "; ".join(summaries)
+        + f". Base optimizers where the three medians differ by at least {TIE_ACCURACY:g} (the "
+        f"others are ties and not counted): {decided} of {len(optimizers)}."
     )
     return [
         Finding(
@@ -268,21 +305,31 @@ def first_block_norms(result: RunResult) -> tuple[float, np.ndarray]:
     return math.nan, np.array([])
 
 
+def median_block_norms(group: RunGroup) -> tuple[float, np.ndarray]:
+    """:func:`first_block_norms`, per block the median over the group's seeds."""
+    firsts = [first_block_norms(run) for run in group.runs]
+    firsts = [(epoch, norms) for epoch, norms in firsts if norms.size]
+    if not firsts or len({norms.size for _, norms in firsts}) != 1:
+        return (firsts[0] if firsts else (math.nan, np.array([])))
+    return firsts[0][0], np.nanmedian(np.stack([norms for _, norms in firsts]), axis=0)
+
+
 def gradient_norm_rows(
-    section: Section, results: Mapping[str, RunResult], optimizer: str = "adam"
+    section: Section, results: Mapping[str, RunGroup], optimizer: str = "adam"
 ) -> list[dict]:
     """Per depth, the plain optimizer's input- and output-layer gradient norms at the first log.
 
     The vanishing gradient the paper targets: the input layer's norm against
-    the output layer's.
+    the output layer's (per block, the median over seeds).
     """
     rows = []
     for depth in _depths(section):
-        result = _by(section, results, depth=depth, optimizer=optimizer, transform="none")
-        epoch, norms = first_block_norms(result)
+        group = _by(section, results, depth=depth, optimizer=optimizer, transform="none")
+        epoch, norms = median_block_norms(group)
         if norms.size:
             rows.append(dict(
-                depth=depth, label=result.variant.label, epoch=epoch, blocks=norms.size,
+                depth=depth, label=group.variant.label, epoch=epoch, blocks=norms.size,
                 first=float(norms[0]), last=float(norms[-1]), smallest=float(np.nanmin(norms)),
+                seeds=len(group.runs),
             ))
     return rows

@@ -10,12 +10,12 @@ import resource
 import time
 from typing import Callable, Optional
 
-from tf_bng.reporting import plots
-from tf_bng.reporting.document import ReportInputs, render
-from tf_bng.reporting.experiments import (
+from . import plots
+from .document import ReportInputs, render
+from .experiments import (
     OPTIMIZER_LABELS, SCALES, Section, build_sections, unique_variants,
 )
-from tf_bng.reporting.runs import RunResult, run_variants
+from .runs import RunGroup, run_variants
 
 __all__ = ["markdown_path_for", "generate_report"]
 
@@ -48,25 +48,32 @@ def _by_key(sections: tuple[Section, ...], key: str) -> Section:
     return next(s for s in sections if s.key == key)
 
 
+def _seeds_note(section: Section) -> str:
+    seeds = len(section.variants[0].seeds)
+    return f" — median of {seeds} seeds, band min–max" if seeds > 1 else ""
+
+
 def _draw_figures(sections, results, out_dir: str) -> dict[str, str]:
     """All PNGs; returns {figure key: absolute path}."""
     paths = {k: os.path.join(out_dir, f"{k}.png")
              for k in ("figure1", "gradient_norms", "quadratic", "deep_mlp", "adaptive")}
     figure1 = _by_key(sections, "figure1")
     plots.plot_figure1(figure1, results, paths["figure1"],
-                       "Sigmoid MLP on MNIST-5k: plain (dashed) vs NG (solid)")
+                       "Sigmoid MLP on MNIST-5k: plain (dashed) vs NG (solid)" + _seeds_note(figure1))
     plots.plot_gradient_norms(figure1, results, paths["gradient_norms"],
-                              "Layer gradient norms at the first log, plain Adam")
+                              "Layer gradient norms at the first log, plain Adam"
+                              + (" (median of seeds)" if _seeds_note(figure1) else ""))
     plots.plot_quadratic(_by_key(sections, "quadratic"), results, paths["quadratic"],
                          "Convex quadratic: f − f* vs iteration")
     deep = _by_key(sections, "deep_mlp")
-    plots.plot_losses([("", deep.variants)], results, paths["deep_mlp"], "Deep MLP on MNIST-5k")
+    plots.plot_losses([("", deep.variants)], results, paths["deep_mlp"],
+                      "Deep MLP on MNIST-5k" + _seeds_note(deep))
     adaptive = _by_key(sections, "adaptive")
     optimizers = list(dict.fromkeys(v.optimizer for v in adaptive.variants))
     plots.plot_losses(
         [(OPTIMIZER_LABELS.get(o, o), [v for v in adaptive.variants if v.optimizer == o])
          for o in optimizers],
-        results, paths["adaptive"], adaptive.title, color_by="transform",
+        results, paths["adaptive"], adaptive.title + _seeds_note(adaptive), color_by="transform",
     )
     return paths
 
@@ -90,8 +97,9 @@ def generate_report(
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     sections = build_sections(SCALES[scale])
     variants = unique_variants(sections)
-    progress(f"Report scale {scale!r}: {len(variants)} runs into {workdir}.")
-    results: dict[str, RunResult] = run_variants(variants, workdir, reuse=reuse, progress=progress)
+    runs = sum(len(v.seeds) for v in variants)
+    progress(f"Report scale {scale!r}: {len(variants)} variants, {runs} runs into {workdir}.")
+    results: dict[str, RunGroup] = run_variants(variants, workdir, reuse=reuse, progress=progress)
 
     os.makedirs(out_dir, exist_ok=True)
     markdown_path = markdown_path or markdown_path_for(out_dir)
@@ -116,9 +124,18 @@ def generate_report(
         "scale": scale,
         "wall_seconds": wall,
         "runs": {
-            name: {"final": r.final, "seconds": r.seconds, "error": r.error, "diverged": r.diverged,
-                   "command": r.variant.command(workdir)}
-            for name, r in results.items()
+            name: {
+                "command": g.variant.command(workdir),
+                "seconds": g.seconds,
+                "seeds": {
+                    str(r.seed): {"final": r.final, "seconds": r.seconds, "error": r.error,
+                                  "diverged": r.diverged}
+                    for r in g.runs
+                },
+                "summary": {key: g.spread(key).as_dict()
+                            for key in ("train_loss", "eval_loss", "eval_accuracy")},
+            }
+            for name, g in results.items()
         },
     }
     results_json = os.path.join(out_dir, "results.json")

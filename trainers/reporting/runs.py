@@ -1,10 +1,13 @@
 """Run variants through the project's own ``train_and_evaluate`` and read back what they logged.
 
 Runs go one after another in this process (TensorFlow is imported once; the
-machine has 2 cores). Each leaves the usual run directory (``metrics.jsonl``,
-TensorBoard summaries, final checkpoint) plus ``report_run.json``; with
-``reuse=True`` a run whose stored config equals the variant's is read back
-instead of trained again (to re-render the report without re-training).
+machine has 2 cores), one per (variant, seed), in ``trainers.seeds``'s
+layout ``<root>/<variant>/seed<N>``. Each leaves the usual run directory
+(``metrics.jsonl``, TensorBoard summaries, final checkpoint) plus
+``report_run.json``; with ``reuse=True`` a run whose stored config equals
+the variant's is read back instead of trained again (to re-render the
+report without re-training). A variant's runs form a :class:`RunGroup`,
+which the findings and tables read through medians and spreads over seeds.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from tf_bng.reporting.experiments import Variant
+from .experiments import Variant
+from .seeds import Spread, band, spread
 
-__all__ = ["RunResult", "run_variant", "run_variants", "curve", "is_finite_number"]
+__all__ = [
+    "RunResult", "RunGroup", "run_variant", "run_variants", "curve", "curve_band", "is_finite_number",
+]
 
 RUN_FILE = "report_run.json"
 # tf_bng.training.errors.TrainingDiverged, matched by name: the loop stops a run whose steps
@@ -32,7 +38,7 @@ _DIVERGED = "TrainingDiverged"
 
 @dataclasses.dataclass
 class RunResult:
-    """What the report needs from one run."""
+    """What the report needs from one run (one seed of a variant)."""
 
     variant: Variant
     final: dict  # train_and_evaluate's return value ({} if the run failed)
@@ -50,10 +56,64 @@ class RunResult:
     def failed(self) -> bool:
         return self.error is not None and not self.diverged
 
+    seed: int = 0
+
     def metric(self, key: str) -> float:
         """A final metric (``"train_loss"``), NaN when absent or not finite."""
         value = self.final.get(key)
         return float(value) if is_finite_number(value) else math.nan
+
+
+@dataclasses.dataclass
+class RunGroup:
+    """The runs of one variant, one per seed: a claim is judged on all of them.
+
+    ``metric`` is the median over seeds, ``spread`` the per-seed values with
+    their median / min / max. A group is ``failed`` / ``diverged`` if any of
+    its runs is.
+    """
+
+    variant: Variant
+    runs: list  # RunResult, in the variant's seed order
+
+    def metric(self, key: str) -> float:
+        return self.spread(key).median
+
+    def spread(self, key: str) -> Spread:
+        return spread(run.metric(key) for run in self.runs)
+
+    def map(self, fn) -> Spread:
+        """A :class:`Spread` of ``fn(run)`` over the seeds (e.g. a per-run mean train loss)."""
+        return spread(fn(run) for run in self.runs)
+
+    @property
+    def seeds(self) -> list:
+        return [run.seed for run in self.runs]
+
+    @property
+    def seconds(self) -> float:
+        return sum(run.seconds for run in self.runs)
+
+    @property
+    def ok(self) -> bool:
+        return all(run.ok for run in self.runs)
+
+    @property
+    def failed(self) -> bool:
+        return any(run.failed for run in self.runs)
+
+    @property
+    def diverged(self) -> bool:
+        return any(run.diverged for run in self.runs)
+
+    @property
+    def error(self) -> Optional[str]:
+        errors = [f"seed {run.seed}: {run.error}" for run in self.runs if run.error]
+        return "; ".join(errors) or None
+
+    @property
+    def reused(self) -> bool:
+        return all(run.reused for run in self.runs)
 
 
 def is_finite_number(value) -> bool:
@@ -69,11 +129,16 @@ def curve(result: RunResult, split: str, metric: str, x: str = "epoch") -> tuple
     return xs, ys
 
 
+def curve_band(group: RunGroup, split: str, metric: str, x: str = "epoch") -> tuple[np.ndarray, ...]:
+    """``(x, median, min, max)`` of one logged metric over the group's seeds."""
+    return band([curve(run, split, metric, x) for run in group.runs])
+
+
 def _config_json(config) -> str:
     return config.to_json_best_effort(sort_keys=True)
 
 
-def _load_previous(workdir: str, config_json: str, variant: Variant) -> Optional[RunResult]:
+def _load_previous(workdir: str, config_json: str, variant: Variant, seed: int) -> Optional[RunResult]:
     path = os.path.join(workdir, RUN_FILE)
     if not os.path.isfile(path):
         return None
@@ -85,7 +150,7 @@ def _load_previous(workdir: str, config_json: str, variant: Variant) -> Optional
 
     return RunResult(
         variant, stored["final"], read_records(workdir), stored["seconds"],
-        error=stored.get("error"), diverged=bool(stored.get("diverged")), reused=True,
+        error=stored.get("error"), diverged=bool(stored.get("diverged")), reused=True, seed=seed,
     )
 
 
@@ -95,18 +160,18 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {lines[-1] if lines else ''}"
 
 
-def run_variant(variant: Variant, root: str, *, reuse: bool = False) -> RunResult:
-    """Train ``variant`` from scratch in ``root/<variant.name>`` (or reuse an identical run)."""
+def run_variant(variant: Variant, root: str, seed: int, *, reuse: bool = False) -> RunResult:
+    """Train seed ``seed`` of ``variant`` from scratch in its run directory (or reuse an identical run)."""
     import keras
 
-    from tf_bng.training import train_and_evaluate
+    from ..experiment import train_and_evaluate
     from tf_bng.training.metrics_log import read_records
 
-    config = variant.build_config()
+    config = variant.build_config(seed)
     config_json = _config_json(config)
-    workdir = os.path.join(root, variant.name)
+    workdir = variant.run_dir(root, seed)
     if reuse:
-        previous = _load_previous(workdir, config_json, variant)
+        previous = _load_previous(workdir, config_json, variant, seed)
         if previous is not None:
             return previous
     shutil.rmtree(workdir, ignore_errors=True)
@@ -127,7 +192,8 @@ def run_variant(variant: Variant, root: str, *, reuse: bool = False) -> RunResul
              "diverged": diverged, "traceback": trace},
             f,
         )
-    return RunResult(variant, final, read_records(workdir), seconds, error=error, diverged=diverged)
+    return RunResult(variant, final, read_records(workdir), seconds, error=error, diverged=diverged,
+                     seed=seed)
 
 
 def run_variants(
@@ -136,15 +202,15 @@ def run_variants(
     *,
     reuse: bool = False,
     progress: Callable[[str], None] = print,
-) -> dict[str, RunResult]:
-    """Run each variant in turn; ``{variant.name: RunResult}``."""
-    variants = list(variants)
-    results: dict[str, RunResult] = {}
-    for index, variant in enumerate(variants, 1):
-        result = run_variant(variant, root, reuse=reuse)
-        results[variant.name] = result
+) -> dict[str, RunGroup]:
+    """Run every seed of each variant in turn; ``{variant.name: RunGroup}``."""
+    jobs = [(variant, seed) for variant in variants for seed in variant.seeds]
+    groups: dict[str, RunGroup] = {}
+    for index, (variant, seed) in enumerate(jobs, 1):
+        result = run_variant(variant, root, seed, reuse=reuse)
+        groups.setdefault(variant.name, RunGroup(variant, [])).runs.append(result)
         status = "reused" if result.reused else f"{result.seconds:.1f} s"
         if result.error:
             status += f", {'diverged' if result.diverged else 'FAILED'}: {result.error}"
-        progress(f"[{index}/{len(variants)}] {variant.name}: {status}")
-    return results
+        progress(f"[{index}/{len(jobs)}] {variant.name} seed {seed}: {status}")
+    return groups

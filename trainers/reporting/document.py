@@ -6,11 +6,11 @@ import dataclasses
 import math
 from typing import Mapping, Sequence
 
-from tf_bng.reporting import findings as F
-from tf_bng.reporting import paper
-from tf_bng.reporting.experiments import Scale, Section, Variant
-from tf_bng.reporting.markdown import bullet, commands_block, number, table
-from tf_bng.reporting.runs import RunResult
+from . import findings as F
+from . import paper
+from .experiments import Scale, Section, Variant
+from .markdown import bullet, commands_block, number, table
+from .runs import RunGroup
 
 __all__ = ["ReportInputs", "render"]
 
@@ -19,7 +19,7 @@ __all__ = ["ReportInputs", "render"]
 class ReportInputs:
     scale: Scale
     sections: tuple[Section, ...]
-    results: Mapping[str, RunResult]
+    results: Mapping[str, RunGroup]  # variant name -> its runs, one per seed
     figures: Mapping[str, str]  # figure key -> path relative to the markdown file
     runs_root: str  # where the run directories are
     command: str  # the command that produced the report
@@ -41,16 +41,21 @@ def _findings_md(items: Sequence[F.Finding]) -> str:
 
 
 def _commands_md(inputs: ReportInputs, section: Section) -> str:
+    runs = sum(len(v.seeds) for v in section.variants)
+    each = "one run each" if runs == len(section.variants) else f"{runs} runs: every seed of a variant"
     return commands_block(
-        f"The {len(section.variants)} commands of this section (one run each)",
+        f"The {len(section.variants)} commands of this section ({each})",
         [v.command(inputs.runs_root) for v in section.variants],
     )
 
 
-def _status(result: RunResult, text: str) -> str:
+def _status(result: RunGroup, text: str) -> str:
+    if result.failed:
+        return f"failed ({result.error})"
     if result.diverged:
-        return "diverged"
-    return f"failed ({result.error})" if result.failed else text
+        diverged = sum(run.diverged for run in result.runs)
+        return "diverged" if diverged == len(result.runs) else f"{text} ({diverged} diverged)"
+    return text
 
 
 def _classifier_setup(variant: Variant, *, paper_mnist: bool = False) -> str:
@@ -100,15 +105,26 @@ def _loss_rows(inputs: ReportInputs, variants: Sequence[Variant], lead: Sequence
         yield [
             *(str(variant.value(k)) for k in lead),
             variant.label,
-            _status(r, number(r.metric("train_loss"))),
-            number(F.mean_train_loss(r)),
-            number(r.metric("eval_loss")),
-            number(r.metric("eval_accuracy"), 3),
+            _status(r, r.spread("train_loss").format()),
+            F.mean_train_losses(r).format(),
+            r.spread("eval_loss").format(),
+            r.spread("eval_accuracy").format(),
             number(r.seconds, 3),
         ]
 
 
-_LOSS_HEADERS = ("variant", "final train loss", "mean train loss", "test loss", "test accuracy", "seconds")
+_LOSS_HEADERS = ("variant", "final train loss", "mean train loss", "test loss", "test accuracy",
+                 "seconds (all seeds)")
+
+
+def _seeds_sentence(variants: Sequence[Variant]) -> str:
+    seeds = variants[0].seeds
+    if len(seeds) == 1:
+        return f"One run per variant (`train.seed` {seeds[0]})."
+    return (
+        f"Every variant runs with seeds {', '.join(map(str, seeds))} (`train.seed`): table cells are "
+        "the median [min–max] over the seeds, curves the median with a shaded min–max band."
+    )
 
 
 def _figure1_md(inputs: ReportInputs) -> str:
@@ -120,7 +136,8 @@ def _figure1_md(inputs: ReportInputs) -> str:
         f"## 1. {section.title}",
         "Paper §4.1: sigmoid MLPs of 100 units per hidden layer (depth = hidden layers), "
         "each base optimizer plain (dashed) and with layer-wise NG (solid). "
-        + _classifier_setup(first, paper_mnist=True) + " " + _optimizer_settings(section.variants),
+        + _classifier_setup(first, paper_mnist=True) + " " + _optimizer_settings(section.variants)
+        + " " + _seeds_sentence(section.variants),
         "NG uses ε = 0 (the paper's G/‖G‖): with the library default ε = 1e-7 a block whose gradient "
         "norm is far below 1e-7 is scaled by at most 1/ε and stays tiny, and the deep nets' first "
         "layers have such norms (table below).",
@@ -133,7 +150,8 @@ def _figure1_md(inputs: ReportInputs) -> str:
     if norm_rows:
         parts += [
             f"Vanishing gradients: block gradient norms of plain {norm_rows[0]['label']} at its first log "
-            "(before any transform), input layer vs output layer.",
+            "(before any transform), input layer vs output layer; per block the median over "
+            f"{norm_rows[0]['seeds']} seed(s).",
             _image(inputs, "gradient_norms", "Layer gradient norms"),
             table(
                 ("depth", "blocks", "epoch", "input layer ‖g‖", "output layer ‖g‖",
@@ -171,7 +189,7 @@ def _quadratic_md(inputs: ReportInputs) -> str:
                 if v.label == method and v.value("optimizer.learning_rate") == lr
             )
             result = inputs.results[variant.name]
-            _, gaps = F.quadratic_gaps(result)
+            _, gaps = F.quadratic_gaps(F.single_run(result))
             last = float(gaps[-1]) if gaps.size else math.nan
             row.append(_status(result, number(last, 3, missing="not finite")))
         rows.append(row)
@@ -186,7 +204,8 @@ def _quadratic_md(inputs: ReportInputs) -> str:
         f"f(w) = ½ wᵀQw − bᵀw in R^{problem.dim} as the seed's notebook builds it "
         f"(`tf_bng.problems.quadratic`, seed {int(first.model.seed)}): f* = {problem.optimum:.6g}, "
         f"f(w₀) − f* = {problem.value(problem.w0) - problem.optimum:.6g}, "
-        f"{int(first.train.steps)} iterations, full batch. NSGD / SGDM = SGD with momentum "
+        f"{int(first.train.steps)} iterations, full batch, fixed start: deterministic, so one run "
+        "per learning rate (no seeds). NSGD / SGDM = SGD with momentum "
         f"{sgd.momentum:g}{' (Nesterov)' if sgd.nesterov else ''} (the seed's base optimizer) with / "
         "without NG; NAdam = **Adam** with NG (the seed's notebook ran SGD for its \"NAdam\" curves), "
         f"next to plain Adam. Plotted: the train record of each logged step, {logged} "
@@ -209,7 +228,8 @@ def _deep_mlp_md(inputs: ReportInputs) -> str:
         f"The seed's model: {section.variants[0].value('depth')} × (Dense 128, ReLU, BatchNorm, "
         "Dropout 0.2), l2 1e-5; NG per tensor (`blocks=variable`, the seed's wrapper). "
         "NSGD = SGD Nesterov momentum + NG, NAdam = Adam + NG. "
-        + _classifier_setup(section.variants[0]) + " " + _optimizer_settings(section.variants),
+        + _classifier_setup(section.variants[0]) + " " + _optimizer_settings(section.variants)
+        + " " + _seeds_sentence(section.variants),
         _image(inputs, "deep_mlp", "Deep MLP"),
         table(_LOSS_HEADERS, _loss_rows(inputs, section.variants)),
         _findings_md(F.ranking_findings(section, inputs.results)),
@@ -230,7 +250,7 @@ def _adaptive_md(inputs: ReportInputs) -> str:
         f"Same runs as section 1 at depth {config.model.depth} for plain and NG, plus NGadap "
         f"(α = {transforms['ng_adap'].alpha:g}) and CLIP (per-layer threshold "
         f"{transforms['clip'].threshold:g}), the paper's best CIFAR settings. Line styles: dashed plain, "
-        "solid NG, dash-dot NGadap, dotted CLIP.",
+        "solid NG, dash-dot NGadap, dotted CLIP. " + _seeds_sentence(section.variants),
         _image(inputs, "adaptive", "NGadap and CLIP vs NG"),
         table(_LOSS_HEADERS, _loss_rows(inputs, section.variants)),
         "**The paper's CIFAR claims (Tables 1–2), checked on this MLP:**",
@@ -271,9 +291,10 @@ def _timing_md(inputs: ReportInputs) -> str:
         names = [v.name for v in section.variants if v.name not in counted]
         counted.update(names)
         seconds = sum(inputs.results[n].seconds for n in names)
-        rows.append([section.title, len(section.variants), len(names), number(seconds, 3)])
+        runs = sum(len(inputs.results[n].runs) for n in names)
+        rows.append([section.title, len(section.variants), runs, number(seconds, 3)])
     failed = [r for r in inputs.results.values() if r.failed]
-    reused = sum(r.reused for r in inputs.results.values())
+    reused = sum(run.reused for r in inputs.results.values() for run in r.runs)
     total = sum(r.seconds for r in inputs.results.values())
     parts = [
         "## Run times",
@@ -283,7 +304,7 @@ def _timing_md(inputs: ReportInputs) -> str:
         f"time (set-up, tracing, training, evaluation) sums to {total / 60:.1f} min"
         + (f" ({reused} runs were reused from an earlier report run, `--reuse`)" if reused else "")
         + f". {inputs.environment}.",
-        table(("section", "variants", "new runs", "training seconds"), rows),
+        table(("section", "variants", "new runs (variants × seeds)", "training seconds"), rows),
     ]
     if failed:
         parts.append("Failed runs: " + "; ".join(f"`{r.variant.name}`: {r.error}" for r in failed))
@@ -298,27 +319,40 @@ def _summary_md(inputs: ReportInputs) -> str:
     return "\n".join(f"- **{f.verdict}** — {f.claim}" for f in items)
 
 
+def _seeds_header(scale: Scale) -> str:
+    if len(scale.seeds) == 1:
+        return f"One seed (`train.seed` {scale.seeds[0]}) per run: single runs of chaotic deep nets."
+    return (
+        f"Every trained network runs with {len(scale.seeds)} seeds ({', '.join(map(str, scale.seeds))}): "
+        "tables give the median [min–max] over the seeds, curves the median with a shaded min–max "
+        "band, and each verdict states how it uses them (rankings compare medians; a claim about a "
+        "variant holds when every seed satisfies it). The convex quadratic is deterministic: one run."
+    )
+
+
 def render(inputs: ReportInputs) -> str:
     """The whole RESULTS.md."""
     scale = inputs.scale
     header = [
         "# Reproduction report",
         f"Generated by `{inputs.command}` (scale `{scale.name}`) with the project's own training loop "
-        f"(`tf_bng.training.train_and_evaluate`, the code behind `python -m trainers.train`). Every "
+        f"(`trainers/experiment.py`'s `train_and_evaluate`, the code behind `python -m trainers.train`). Every "
         "number, table and verdict below is computed from the runs' `metrics.jsonl` by "
-        "`tf_bng/reporting`; none is typed in (except the paper's own numbers in section 5). "
+        "`trainers/reporting`; none is typed in (except the paper's own numbers in section 5). "
         f"Run directories (metrics, TensorBoard summaries, final checkpoints): `{inputs.runs_root}/`. "
-        f"{inputs.environment}. One seed (`train.seed` 0) per run.",
-        "Regenerate: `make report` (full, ≤ 30 min on 2 cores) or "
-        "`python -m trainers.report --out=docs/results --quick` (≤ 5 min, fewer epochs/iterations).",
+        f"{inputs.environment}. " + _seeds_header(scale),
+        "Regenerate: `make report` (full, ≤ 60 min on 2 cores) or "
+        "`python -m trainers.report --out=docs/results --quick` (≤ 5 min, one seed, fewer "
+        "epochs/iterations).",
         "## Summary",
         _summary_md(inputs),
     ]
     settings = ", ".join(
         f"{k} {'/'.join(map(str, v)) if isinstance(v, tuple) else v}"
-        for k, v in dataclasses.asdict(scale).items() if k != "name" and v is not None
+        for k, v in dataclasses.asdict(scale).items()
+        if k not in ("name", "note") and v is not None
     )
-    header.insert(2, f"Scale `{scale.name}` ({settings}).")
+    header.insert(2, f"Scale `{scale.name}` ({settings})." + (f" {scale.note}" if scale.note else ""))
     if scale.name != "full":
         header.insert(3, f"**Scale `{scale.name}`: reduced variants, epochs and iterations; the "
                          "verdicts are about these short runs, not the paper's.**")

@@ -2,6 +2,8 @@
 
 Colour = base optimizer (or learning rate in the quadratic sweep), line
 style = transform: dashed plain, solid NG, dash-dot NGadap, dotted CLIP.
+Trained networks: the line is the median over seeds, the shaded band spans
+the seeds' min and max.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tf_bng.reporting.experiments import TRANSFORM_LABELS, Section, Variant
-from tf_bng.reporting.findings import CHANCE_LOSS, first_block_norms, quadratic_gaps
-from tf_bng.reporting.runs import RunResult, curve
+from .experiments import TRANSFORM_LABELS, Section, Variant
+from .findings import CHANCE_LOSS, median_block_norms, quadratic_gaps, single_run
+from .runs import RunGroup, curve_band
 
 __all__ = ["plot_losses", "plot_figure1", "plot_quadratic", "plot_gradient_norms"]
 
@@ -45,7 +47,7 @@ def _legend_label(variant: Variant, color_by: str) -> str:
 
 def plot_losses(
     columns: Sequence[tuple[str, Sequence[Variant]]],
-    results: Mapping[str, RunResult],
+    results: Mapping[str, RunGroup],
     path: str,
     title: str,
     *,
@@ -53,7 +55,8 @@ def plot_losses(
 ) -> None:
     """Rows train / test loss vs epoch; one column per ``(title, variants)`` (any classifier runs).
 
-    ``color_by="transform"`` colours by transform (for columns of one optimizer each).
+    Median over seeds, shaded min–max band. ``color_by="transform"`` colours
+    by transform (for columns of one optimizer each).
     """
     palette = _TRANSFORM_COLORS if color_by == "transform" else _OPTIMIZER_COLORS
     fig, axes = _figure(2, len(columns), sharex="col", sharey="row")
@@ -61,10 +64,12 @@ def plot_losses(
         for row, (split, ylabel) in enumerate(_SPLITS):
             ax = axes[row][col]
             for variant in variants:
-                xs, ys = curve(results[variant.name], split, "loss")
-                ax.plot(xs, ys, label=_legend_label(variant, color_by),
-                        color=palette.get(variant.value(color_by), "tab:gray"),
+                xs, median, low, high = curve_band(results[variant.name], split, "loss")
+                color = palette.get(variant.value(color_by), "tab:gray")
+                ax.plot(xs, median, label=_legend_label(variant, color_by), color=color,
                         linestyle=_TRANSFORM_STYLES.get(variant.transform, "-"))
+                if len(results[variant.name].runs) > 1:
+                    ax.fill_between(xs, low, high, color=color, alpha=0.15, linewidth=0)
             ax.axhline(CHANCE_LOSS, color="0.6", linewidth=0.8, linestyle=":")
             ax.grid(alpha=0.3)
             if row == 0:
@@ -76,7 +81,7 @@ def plot_losses(
     _save(fig, axes[0][-1], path, title)
 
 
-def plot_figure1(section: Section, results: Mapping[str, RunResult], path: str, title: str) -> None:
+def plot_figure1(section: Section, results: Mapping[str, RunGroup], path: str, title: str) -> None:
     """The paper's Figure 1 layout: one column per depth, train on top, test below."""
     depths = sorted({v.value("depth") for v in section.variants})
     columns = [
@@ -85,7 +90,7 @@ def plot_figure1(section: Section, results: Mapping[str, RunResult], path: str, 
     plot_losses(columns, results, path, title)
 
 
-def plot_quadratic(section: Section, results: Mapping[str, RunResult], path: str, title: str) -> None:
+def plot_quadratic(section: Section, results: Mapping[str, RunGroup], path: str, title: str) -> None:
     """f − f* vs iteration, log scale; one panel per method, one line per learning rate.
 
     The y axis stops at 10 × the starting gap, so a diverging run (drawn
@@ -102,7 +107,7 @@ def plot_quadratic(section: Section, results: Mapping[str, RunResult], path: str
     start = []
     for ax, method in zip(axes.flat, methods):
         for variant in (v for v in section.variants if v.label == method):
-            result = results[variant.name]
+            result = single_run(results[variant.name])
             steps, gaps = quadratic_gaps(result)
             if gaps.size and np.isfinite(gaps[0]):
                 start.append(gaps[0])
@@ -125,15 +130,18 @@ def plot_quadratic(section: Section, results: Mapping[str, RunResult], path: str
     _save(fig, axes.flat[0], path, title + " (dotted: diverged)")
 
 
-def plot_gradient_norms(section: Section, results: Mapping[str, RunResult], path: str, title: str,
+def plot_gradient_norms(section: Section, results: Mapping[str, RunGroup], path: str, title: str,
                         optimizer: str = "adam") -> None:
-    """Block gradient norm (before the transform) vs layer, first logged step, plain optimizer."""
+    """Block gradient norm (before the transform) vs layer, first logged step, plain optimizer.
+
+    Per block, the median over seeds.
+    """
     fig, axes = _figure(1, 1, width=6.0, height=3.6)
     ax = axes[0][0]
     for variant in section.variants:
         if variant.optimizer != optimizer or variant.transform != "none":
             continue
-        _, norms = first_block_norms(results[variant.name])
+        _, norms = median_block_norms(results[variant.name])
         if not norms.size:
             continue
         ax.plot(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan), marker="o",

@@ -1,0 +1,43 @@
+"""``make demo`` (issue 9 item 5): the headline statement, its PASS/FAIL rule, a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tf_bng_trainers import demo
+
+
+def _results(adam: float, adam_ng: float) -> dict:
+    return {"Adam": {"eval_accuracy": adam}, "Adam+NG": {"eval_accuracy": adam_ng}}
+
+
+@pytest.mark.parametrize(
+    "adam, adam_ng, passed",
+    [(0.10, 0.65, True), (0.10, 0.60, True), (0.10, 0.59, False), (0.16, 0.9, False),
+     (0.15, 0.6, True)],
+)
+def test_headline_needs_adam_ng_at_0_6_and_adam_at_chance(adam, adam_ng, passed):
+    held, lines = demo.headline(_results(adam, adam_ng), depth=18, seed=1, epochs=60)
+    assert held is passed
+    assert lines[0] == "Depth-18 sigmoid MLP, MNIST-5k, seed 1, 60 epochs:"
+    assert lines[1] == f"  Adam+NG: {adam_ng:.2f} test accuracy; Adam: {adam:.2f} (chance 0.10)."
+    assert lines[2].startswith("PASS: the paper's headline held" if passed else
+                               "FAIL: the paper's headline did not hold")
+
+
+def test_demo_runs_both_variants_from_the_stated_seed(tmp_path):
+    results = demo.run_demo(str(tmp_path), epochs=1, depth=2, seed=3,
+                            **{"data.limit": 200, "model.width": 8})
+    assert list(results) == ["Adam", "Adam+NG"]
+    for name in results:
+        run = tmp_path / name.replace("+", "_")
+        assert json.load(open(run / "config.json"))["train"]["seed"] == 3
+        assert 0.0 <= results[name]["eval_accuracy"] <= 1.0
+        assert results[name]["first_layer_grad_norm"] > 0
+    with open(tmp_path / "headline.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert json.load(open(tmp_path / "results.json"))["Adam+NG"]["step"] == results["Adam+NG"]["step"]
+    assert os.path.getsize(tmp_path / "headline.png") > 5_000
