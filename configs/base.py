@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 import ml_collections
 from ml_collections import config_dict
 
+from tf_bng.selectors import one_dimensional
 from tf_bng.transforms import TransformConfig
 
 __all__ = [
@@ -44,7 +45,16 @@ OPTIMIZER_PRESETS: dict[str, dict[str, Any]] = {
     "adam": dict(name="adam", learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-8),
     "adagrad": dict(name="adagrad", learning_rate=0.01),
     "adagrad_bng": dict(name="adagrad_bng", learning_rate=0.01, delta=1e-8),
+    # LARS as practitioners run it (You et al. 2017): SGD momentum; the trust ratio is
+    # ng_adap (see LARS_TRANSFORM); biases and normalization parameters (the rank <= 1
+    # variables) keep out of the trust ratio and of weight decay; warmup then cosine.
+    "lars": dict(name="sgd", learning_rate=1.0, momentum=0.9,
+                 exclude_from_weight_decay=("bias", "gamma", "beta")),
 }
+LARS_TRANSFORM = dict(
+    name="ng_adap", alpha=0.001, groups=((one_dimensional, {"transform": "none"}),)
+)
+LARS_SCHEDULE = dict(name="cosine", warmup_epochs=5.0)
 # The paper's best: NGadap alpha = 0.02, CLIP threshold 0.1.
 TRANSFORM_PRESETS: dict[str, dict[str, Any]] = {
     "none": dict(name="none"),
@@ -85,12 +95,16 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.optimizer.beta_2 = 0.999
     c.optimizer.epsilon = 1e-7
     c.optimizer.delta = 1e-8  # adagrad_bng
+    c.optimizer.exclude_from_weight_decay = ()  # variable-name patterns kept out of weight_decay
 
     c.schedule = ml_collections.ConfigDict()
-    c.schedule.name = "constant"  # constant | piecewise | exponential
+    c.schedule.name = "constant"  # constant | piecewise | exponential | cosine | polynomial
     c.schedule.boundaries = ()  # piecewise: epochs where the rate is multiplied by decay_rate
     c.schedule.decay_rate = 0.1
     c.schedule.decay_epochs = 0.0  # exponential: epochs per decay_rate factor (0: whole run)
+    c.schedule.warmup_epochs = 0.0  # linear warmup to learning_rate first (large batches)
+    c.schedule.end_learning_rate = 0.0  # cosine / polynomial: the rate at the end
+    c.schedule.power = 1.0  # polynomial
 
     # The library's TransformConfig defaults (clip threshold 1.0, eps 0, ...); the
     # TRANSFORM_PRESETS set the paper's values (clip 0.1) explicitly.
@@ -103,11 +117,16 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.transform.threshold = library.threshold
     c.transform.exclude = tuple(library.exclude)  # regexes on variable.path
     c.transform.epsilon = library.epsilon  # 0: the paper's G/||G||; > 0 caps the gain at 1/eps
+    c.transform.max_scale = config_dict.placeholder(float)  # cap on a block's scale (LARS clip)
+    # Parameter groups, set in a config file: ((selector, {overrides}), ...), see
+    # tf_bng.TransformConfig; selectors from tf_bng.selectors (path(regex), one_dimensional).
+    c.transform.groups = tuple(library.groups)
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 1.0
     c.train.steps = 0  # > 0 overrides epochs
     c.train.steps_per_loop = 50  # steps inside one tf.function call
+    c.train.accumulation_steps = 1  # k > 1: one update from the mean gradient of k batches
     c.train.log_every = 0  # steps; 0: once per epoch
     c.train.eval_every = 0  # steps; 0: once per epoch
     c.train.checkpoint_every = 0  # steps; 0: once per epoch
@@ -198,10 +217,23 @@ def apply_common_variants(
     explicitly is kept (and then rejected by the config checks).
     """
     preset = variant["optimizer"]
-    if preset == "adagrad_bng" and "transform" not in getattr(variant, "given", ("transform",)):
+    given = getattr(variant, "given", ("transform",))
+    if preset == "adagrad_bng" and "transform" not in given:
         variant = {**variant, "transform": "none"}
     apply_optimizer(config, preset, (optimizer_overrides or {}).get(preset))
-    apply_transform(config, variant["transform"])
+    if preset == "lars":
+        if "transform" in given:
+            raise ValueError(
+                f"optimizer=lars brings its own transform (ng_adap, alpha 0.001, 1-D variables "
+                f"excluded); drop transform={variant['transform']} from the config argument."
+            )
+        variant = {**variant, "transform": "ng_adap"}
+        for key, value in LARS_TRANSFORM.items():
+            config.transform[key] = value
+        for key, value in LARS_SCHEDULE.items():
+            config.schedule[key] = value
+    else:
+        apply_transform(config, variant["transform"])
     config.experiment += ":" + ",".join(f"{k}={v}" for k, v in variant.items())
     config.lock()
     return config

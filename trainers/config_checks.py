@@ -81,6 +81,8 @@ def transform_config(transform: Any) -> TransformConfig:
             threshold=transform.threshold,
             exclude=tuple(transform.exclude),
             epsilon=transform.epsilon,
+            max_scale=transform.get("max_scale"),
+            groups=tuple(transform.get("groups", ()) or ()),
         )
     except ValueError as e:
         raise ConfigError(f"transform: {one_line(e)}") from None
@@ -105,6 +107,9 @@ def _validate_optimizer(optimizer: Any) -> None:
 def _validate_schedule(schedule: Any) -> None:
     _choice("schedule.name", schedule.name, SCHEDULES)
     _positive("schedule.decay_rate", schedule.decay_rate)
+    for key in ("warmup_epochs", "end_learning_rate"):
+        if key in schedule:
+            _positive(f"schedule.{key}", schedule[key], allow_zero=True)
     boundaries = [_number("schedule.boundaries", b) for b in schedule.boundaries]
     if boundaries != sorted(set(boundaries)) or (boundaries and boundaries[0] <= 0):
         raise ConfigError(
@@ -128,6 +133,10 @@ def _validate_train(train: Any) -> None:
     if not train.epochs and not train.steps:
         raise ConfigError("train.epochs and train.steps are both 0: nothing to train.")
     _positive("train.steps_per_loop", train.steps_per_loop)
+    if "accumulation_steps" in train:
+        steps = train.accumulation_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"train.accumulation_steps={steps!r} must be an integer >= 1.")
     for key in ("log_every", "eval_every", "checkpoint_every", "max_bad_steps"):
         if key in train:
             _positive(f"train.{key}", train[key], allow_zero=True)
@@ -189,7 +198,8 @@ def validate_config(config: Any) -> Settings:
     _validate_combination(config.optimizer, config.transform)
     _validate_train(config.train)
     _validate_runtime(config.runtime)
-    return Settings(transform=transform)
+    steps = int(config.train.get("accumulation_steps", 1) or 1)
+    return Settings(transform=transform, step_options={"accumulation_steps": steps})
 
 
 def check_workdir(workdir: str) -> None:

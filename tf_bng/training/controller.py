@@ -168,7 +168,10 @@ class Controller:
         scalars.update(self._learning_rate())
         scalars["steps_per_second"] = steps_per_second
         step_fn.running_loss.reset()
-        self._write("train", step, scalars, block_norms=norms)
+        scales = None
+        if step_fn.transform.config.transform != "none" or step_fn.transform.config.groups:
+            scales = step_fn.last_scales.numpy()
+        self._write("train", step, scalars, block_norms=norms, block_scales=scales)
         remaining = (self.total_steps - step) / steps_per_second if steps_per_second else 0.0
         logging.info(
             "train step %d/%d: loss %.5g, %.1f steps/s, ETA %s",

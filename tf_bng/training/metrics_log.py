@@ -82,14 +82,23 @@ class MetricsLog:
         step: int,
         scalars: Mapping[str, Any],
         block_norms: Optional[Sequence[float]] = None,
+        block_scales: Optional[Sequence[float]] = None,
     ) -> dict:
-        """Log one event; returns the JSON record."""
+        """Log one event; returns the JSON record.
+
+        ``block_norms`` go to ``grad_norm/<block>``, ``block_scales`` (the
+        factor each block's gradient was multiplied by: trust ratios, clip
+        factors) to ``scale/<block>``.
+        """
         record = {"step": int(step), "split": split}
         record.update({k: _plain(v) for k, v in scalars.items()})
-        norms = {}
-        if block_norms is not None and len(block_norms):
-            norms = {n: _plain(v) for n, v in zip(self.block_names, np.asarray(block_norms))}
-            record["grad_norm"] = norms
+        per_block = {}
+        for key, values in (("grad_norm", block_norms), ("scale", block_scales)):
+            if values is not None and len(values):
+                per_block[key] = {
+                    n: _plain(v) for n, v in zip(self.block_names, np.asarray(values))
+                }
+                record[key] = per_block[key]
         if not self.enabled:
             return record
         with tf.io.gfile.GFile(self.path, "a") as f:
@@ -97,8 +106,9 @@ class MetricsLog:
         with self._writer(split).as_default():
             for key, value in scalars.items():
                 write_scalar(key, float(value), step)
-            for name, value in norms.items():
-                write_scalar(f"grad_norm/{name}", float("nan") if value is None else value, step)
+            for key, values in per_block.items():
+                for name, value in values.items():
+                    write_scalar(f"{key}/{name}", float("nan") if value is None else value, step)
         self._writers[split].flush()
         return record
 
