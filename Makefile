@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install report report-quick bench clean
+.PHONY: test demo install report report-quick bench bench-accelerator clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.transform_bandwidth
 	$(PY) -m benchmarks.wrapper_vs_step
 	$(PY) -m benchmarks.clip_vs_keras
+
+bench-accelerator: $(STAMP)
+	$(PY) -m benchmarks.accelerator
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -31,7 +31,8 @@ ALL_BLOCKS = "layer,variable,global"
 DEFAULT_PLAN = {"deep_mlp": (ALL_TRANSFORMS, ALL_BLOCKS), "resnet20": ("ng", "layer")}
 # (rounds, repeats): a deep-MLP step takes ~20-30 ms, a ResNet-20 step ~0.35-0.7 s
 # (load 2 / load 5 on 2 cores); the default run takes ~2-4 minutes accordingly.
-DEFAULT_ROUNDS = {"deep_mlp": (40, 2), "resnet20": (30, 1)}
+# many_blocks (not run by default): a step takes ~30-40 ms at load 5, but tracing 201 blocks ~1 min.
+DEFAULT_ROUNDS = {"deep_mlp": (40, 2), "resnet20": (30, 1), "many_blocks": (60, 3)}
 HEADLINE = ("ng", "layer")
 
 

@@ -2,8 +2,11 @@
 
 ``deep_mlp``: the keras seed's MLP, 30 x (Dense(128) + BatchNorm + Dropout),
 784 inputs, batch 128. ``resnet20``: He et al.'s CIFAR ResNet-20 on random
-32x32x3 images, batch 128. ``smoke=True`` swaps in tiny stand-ins with the
-same kinds of layers, so a test can run every script in seconds.
+32x32x3 images, batch 128. ``many_blocks``: 100 x (Dense(16) + BatchNorm +
+ReLU), batch 8, 201 layer blocks of almost no arithmetic: the launch-bound case
+(issue 12), where a per-block cost of the transform shows as on an accelerator.
+``smoke=True`` swaps in tiny stand-ins with the same kinds of layers, so a test
+can run every script in seconds.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from typing import Callable, Optional
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import layers
 
 from tf_bng import TrainStep, TransformConfig, models
+from tf_bng.models.layers import logits
 
 BATCH = 128
 NUM_CLASSES = 10
@@ -62,9 +67,23 @@ def _resnet20(smoke: bool) -> tuple[keras.Model, tuple]:
     return model, _synthetic((side, side, 3), batch)
 
 
+def _many_blocks(smoke: bool) -> tuple[keras.Model, tuple]:
+    """Dense -> BN -> ReLU repeated: two layer blocks per repeat, each a few hundred floats."""
+    repeats, width, batch = (3, 8, 4) if smoke else (100, 16, 8)
+    inputs = keras.Input(shape=(width,), name="features")
+    x = inputs
+    for i in range(1, repeats + 1):
+        x = layers.Dense(width, name=f"dense{i}")(x)
+        x = layers.BatchNormalization(name=f"dense{i}_bn")(x)
+        x = layers.ReLU(name=f"dense{i}_relu")(x)
+    model = keras.Model(inputs, logits(x, NUM_CLASSES), name="many_blocks")
+    return model, _synthetic((width,), batch)
+
+
 BUILDERS: dict[str, Callable[[bool], tuple[keras.Model, tuple]]] = {
     "deep_mlp": _deep_mlp,
     "resnet20": _resnet20,
+    "many_blocks": _many_blocks,
 }
 
 

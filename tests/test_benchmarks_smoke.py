@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:  # `python -m pytest` from the root has it; plain 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import (  # noqa: E402
+    accelerator,
     clip_vs_keras,
     loop_vs_fit,
     profile_step,
@@ -22,7 +23,10 @@ from benchmarks import (  # noqa: E402
     timing,
     transform_bandwidth,
     wrapper_vs_step,
+    workloads,
 )
+
+from tf_bng import BlockTransform, TransformConfig  # noqa: E402
 
 RATIO = r"\d+\.\d{3}"
 
@@ -67,6 +71,41 @@ def test_benchmark_prints_its_summary_line(module, argv, pattern, capsys):
     module.main(["--smoke", *argv])
     out = capsys.readouterr().out
     assert re.fullmatch(pattern, _last_line(out)), out
+
+
+def test_accelerator_says_it_is_reduced_and_ends_with_one_ratio_per_cell(capsys):
+    """A slice of the smoke grid (all of it takes ~30 s on a loaded box): mirrored timing with
+    the loss scale, and the XLA cell TrainStep refuses under MirroredStrategy today."""
+    accelerator.main(["--smoke", "--devices", "all", "--precisions", "mixed_float16"])
+    out = capsys.readouterr().out
+    assert "REDUCED RUN" in out
+    last = _last_line(out)
+    assert last.startswith("accelerator reduced ng/none "), out
+    cells = dict(item.split("=") for item in last.split()[3:])
+    assert list(cells) == ["tiny_cnn/mirrored2/f16", "tiny_cnn/mirrored2/f16+xla"]
+    assert all(re.fullmatch(rf"{RATIO}|n/a", value) for value in cells.values()), last
+
+
+def test_accelerator_reports_an_impossible_cell_as_na_with_its_reason():
+    cell = accelerator.Cell("tiny_cnn", "all", "float32", xla=True)
+    row = accelerator.format_row(cell, accelerator.Result(replicas=2, reason="XLA fails"))
+    assert row.endswith("n/a (XLA fails)")
+
+
+def test_many_blocks_is_the_launch_bound_case():
+    """201 layer blocks (100 x Dense + BatchNorm, and the logits) at batch 8."""
+    workload = workloads.build("many_blocks")
+    transform = BlockTransform(TransformConfig(transform="ng", blocks="layer"))
+    assert len(transform.partition(workload.model.trainable_variables).names) == 201
+    assert workload.batch_size == 8
+    assert "many_blocks" in step_overhead.DEFAULT_ROUNDS
+
+
+def test_step_overhead_runs_many_blocks():
+    headline = step_overhead.main(
+        ["--smoke", "--models", "many_blocks", "--transforms", "ng", "--blocks", "layer"]
+    )
+    assert set(headline) == {"many_blocks"}
 
 
 def test_profile_attributes_ops_to_the_part_of_the_step_they_come_from():
