@@ -6,6 +6,9 @@ from tf_bng.transforms import TRANSFORMS, BlockTransform, TransformConfig, trans
 from tf_bng.step import EvalStep, TrainStep, make_train_step
 from tf_bng.adagrad_bng import AdaGradBNG
 from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
+from tf_bng import backward_scaling, models, selectors
+from tf_bng.backward_scaling import BackwardScale
+from tf_bng.schedules import LinearWarmup, make_schedule
 
 __all__ = [
     "available_norms",
@@ -24,6 +27,13 @@ __all__ = [
     "NormalizedOptimizer",
     "ClippedOptimizer",
     "AdaptiveNormalizedOptimizer",
+    "EvalStep",
+    "BackwardScale",
+    "LinearWarmup",
+    "make_schedule",
+    "backward_scaling",
+    "models",
+    "selectors",
 ]
 
 __version__ = "0.1.0"

@@ -19,11 +19,13 @@ same decision also drives the loss scale.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
 
+from tf_bng import backward_scaling as backward_scaling_lib
 from tf_bng import distributed
 from tf_bng.losses import per_example_loss_fn
 from tf_bng.step import guard as step_guard
@@ -64,6 +66,14 @@ class TrainStep:
     ``last_scales`` holds, per block, the factor the last applied update
     multiplied the block's gradient by (NGadap's trust ratio, a clip's
     factor): the ``scale/<block>`` the training log writes.
+
+    ``backward_scaling=True`` (``ng`` / ``ng_adap`` only) trains a copy of
+    the model's graph with :class:`~tf_bng.BackwardScale` points inserted
+    where every path passes (see :mod:`tf_bng.backward_scaling`): the
+    backprop signal is multiplied by powers of two that keep it inside the
+    float range, which leaves NG's update unchanged. Norms and scales are
+    reported as the true ones; ``last_log10_norms`` holds their log10, which
+    stays finite where the norm itself leaves float32's range.
     """
 
     def __init__(
@@ -81,6 +91,7 @@ class TrainStep:
         loss_scale: Optional[DynamicLossScale] = None,
         skip_nonfinite: bool = True,
         accumulation_steps: int = 1,
+        backward_scaling: bool = False,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -127,7 +138,9 @@ class TrainStep:
                 "TrainStep(accumulation_steps=k) instead."
             )
         self.accumulation_steps = int(accumulation_steps)
-        self._forward_state = step_guard.forward_state_variables(model)
+        self.backward_scaling = bool(backward_scaling)
+        if self.backward_scaling:
+            _check_backward_scaling(self.transform.config, model, optimizer)
         self.block_names = self.transform.partition(model.trainable_variables).names
         with self.strategy.scope():
             if not optimizer.built:
@@ -144,8 +157,31 @@ class TrainStep:
                 tf.ones([len(self.block_names)]), trainable=False, aggregation=only_first,
                 name="last_block_scales",
             )
-            self.accumulator = None
-            if self.accumulation_steps > 1:
+            self.last_log10_norms = tf.Variable(
+                tf.zeros([len(self.block_names)]), trainable=False, aggregation=only_first,
+                name="last_block_log10_norms",
+            )
+            self._train_model, self.scale_points = model, None
+            if self.backward_scaling:
+                self._train_model, self.scale_points = backward_scaling_lib.insert_scale_points(
+                    model
+                )
+                self.scale_points.set_auto_commit(False)
+        point_variables = set()
+        if self.scale_points is not None:
+            point_variables = {
+                id(v) for v in self.scale_points.exponents + self.scale_points.pending
+            }
+            self._factors = self.scale_points.block_matrix(
+                model.trainable_variables,
+                self.transform.partition(model.trainable_variables).blocks,
+            )
+        self._forward_state = [
+            v for v in step_guard.forward_state_variables(model) if id(v) not in point_variables
+        ]
+        self.accumulator = None
+        if self.accumulation_steps > 1:
+            with self.strategy.scope():
                 self.accumulator = GradientAccumulator(
                     model.trainable_variables, self.accumulation_steps, self._forward_state
                 )
@@ -166,6 +202,8 @@ class TrainStep:
         items = {}
         if self.accumulator is not None:
             items["gradient_accumulator"] = self.accumulator
+        if self.scale_points is not None:
+            items["backward_scaling"] = self.scale_points
         if self.loss_scale is not None:
             items["loss_scale"] = self.loss_scale
         if self.bad_steps is not None:
@@ -174,7 +212,7 @@ class TrainStep:
 
     # -- replica computation -------------------------------------------------
     def compute_loss(self, x, y, sample_weight, training: bool = True):
-        pred = self.model(x, training=training)
+        pred = self._train_model(x, training=training)
         per_example = self._loss_fn(y, to_float32(pred))
         loss = tf.nn.compute_average_loss(
             per_example, sample_weight=sample_weight, global_batch_size=self.global_batch_size
@@ -203,26 +241,43 @@ class TrainStep:
         if self.loss_scale is not None:
             grads = self.loss_scale.unscale(grads)
         finite = all_finite(grads)
-        grads, norms, scales = self._transform(grads, variables)
+        grads, reports = self._transform(grads, variables)
         finite = tf.logical_and(finite, all_finite(grads))
         grads = distributed.divide_for_keras_sum(grads)
-        return loss, (norms, scales), grads, finite, (y, pred, sample_weight), before
+        return loss, reports, grads, finite, (y, pred, sample_weight), before
 
     def _transform(self, grads, variables):
-        """``(grads, norms, scales)``; empty norms and scales when nothing reports them."""
+        """``(grads, (norms, scales, log10_norms))``; empty when nothing reports them.
+
+        With backward scaling the transform sees scaled gradients; the
+        reported norms and scales are converted back to the true ones.
+        """
+        empty = tf.zeros([0], tf.float32)
         if self.transform.config.transform == "none" and not self.transform.config.groups:
             if not self.report_norms:
-                empty = tf.zeros([0], tf.float32)
-                return list(grads), empty, empty
+                return list(grads), (empty, empty, empty)
             norms = self.transform.block_norms(grads, variables)
-            return list(grads), norms, tf.ones_like(norms)
-        return self.transform.apply(grads, variables)
+            return list(grads), (norms, tf.ones_like(norms), empty)
+        grads, norms, scales = self.transform.apply(grads, variables)
+        if self.scale_points is None:
+            return grads, (norms, scales, empty)
+        log2_factors = self.scale_points.log2_factors(self._factors)
+        norms, log10_norms = backward_scaling_lib.true_norms(norms, log2_factors)
+        scales = tf.exp(tf.math.log(scales) + log2_factors * math.log(2.0))
+        return grads, (norms, scales, log10_norms)
 
-    def _record(self, norms, scales):
+    def _record(self, norms, scales, log10_norms=None):
         """Keep the applied update's norms and scales (cross-replica context)."""
         if norms.shape[0] == self.last_norms.shape[0]:
             self.last_norms.assign(norms)
             self.last_scales.assign(scales)
+        if log10_norms is not None and log10_norms.shape[0] == self.last_norms.shape[0]:
+            self.last_log10_norms.assign(log10_norms)
+
+    def _commit_backward_scales(self):
+        """The exponents proposed by this update's backward pass take effect (cross-replica)."""
+        if self.scale_points is not None:
+            self.scale_points.commit()
 
     def _update_metrics(self, y, pred, sample_weight):
         for metric in self.metrics:
@@ -243,27 +298,30 @@ class TrainStep:
         return loss, norms_scales
 
     # -- compiled entry points ----------------------------------------------
-    def _reduce(self, loss, norms_scales):
-        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+    def _first_replica(self, reports):
         # Every replica holds the same (all-reduced) norms: take the first.
-        norms, scales = (self.strategy.experimental_local_results(t)[0] for t in norms_scales)
-        return loss, norms, scales
+        return tuple(self.strategy.experimental_local_results(t)[0] for t in reports)
 
     def _distributed_step(self, batch):
         if self.accumulator is not None:
             return self._accumulating_step(batch)
         if self.bad_steps is None:
-            loss, norms, scales = self._reduce(*self.strategy.run(self.replica_step, args=(batch,)))
-            self._record(norms, scales)
+            loss, reports = self.strategy.run(self.replica_step, args=(batch,))
+            loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+            reports = self._first_replica(reports)
+            self._record(*reports)
+            self._commit_backward_scales()
             self.running_loss.update(loss)
-            return loss, norms
+            return loss, reports[0]
         return self._guarded_step(batch)
 
     def _guarded_step(self, batch):
-        loss, norms_scales, grads, finite, outputs, before = self.strategy.run(
+        loss, reports, grads, finite, outputs, before = self.strategy.run(
             self._global_gradients, args=(batch,)
         )
-        loss, norms, scales = self._reduce(loss, norms_scales)
+        loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        reports = self._first_replica(reports)
+        norms = reports[0]
         # Every replica saw the same all-reduced gradient, and the loss is
         # summed over all of them: one decision for the whole cluster.
         finite = tf.logical_and(
@@ -276,9 +334,10 @@ class TrainStep:
 
         def apply():
             self.strategy.run(self._apply, args=(grads, outputs))
-            self._record(norms, scales)
+            self._record(*reports)
 
         tf.cond(finite, apply, skip)
+        self._commit_backward_scales()
         if self.loss_scale is not None:
             self.loss_scale.update(finite)
         self.bad_steps.record(finite)
@@ -312,14 +371,14 @@ class TrainStep:
         inv_k = tf.constant(1.0 / self.accumulation_steps)
         grads = [None if g is None else scale_gradient(g, inv_k) for g in grads]
         finite = all_finite(grads)
-        grads, norms, scales = self._transform(grads, variables)
+        grads, reports = self._transform(grads, variables)
         finite = tf.logical_and(finite, all_finite(grads))
-        return distributed.divide_for_keras_sum(grads), norms, scales, finite
+        return distributed.divide_for_keras_sum(grads), reports, finite
 
     def _finish_window(self):
         acc = self.accumulator
-        grads, norms, scales, finite = self.strategy.run(self._window_gradients)
-        norms, scales = (self.strategy.experimental_local_results(t)[0] for t in (norms, scales))
+        grads, reports, finite = self.strategy.run(self._window_gradients)
+        reports = self._first_replica(reports)
         finite = self.strategy.experimental_local_results(finite)[0]
         if self.bad_steps is not None:
             finite = tf.logical_and(finite, tf.convert_to_tensor(acc.window_loss_finite))
@@ -328,13 +387,14 @@ class TrainStep:
 
         def apply():
             self.strategy.run(self._apply, args=(grads,))
-            self._record(norms, scales)
+            self._record(*reports)
 
         def skip():
             if self._forward_state:
                 self.strategy.run(lambda: acc.restore_window_start(self._forward_state))
 
         tf.cond(finite, apply, skip)
+        self._commit_backward_scales()
         if self.loss_scale is not None:
             self.loss_scale.update(finite)
         if self.bad_steps is not None:
@@ -361,6 +421,43 @@ class TrainStep:
         for _ in tf.range(num_steps * self.accumulation_steps - 1):
             loss, norms = step(next(iterator))
         return loss, norms
+
+
+_DIRECTION_ONLY = ("ng", "ng_adap")
+
+
+def _check_backward_scaling(config: TransformConfig, model: keras.Model, optimizer) -> None:
+    """Backward scaling changes gradient magnitudes: only direction-only settings are exact."""
+    for index, rule in enumerate(config.rules()):
+        where = "transform" if index == 0 else f"transform group {index}"
+        if index and rule.transform == "none":
+            continue  # such a group is excluded: its variables keep their raw gradient
+        if rule.transform not in _DIRECTION_ONLY:
+            raise ValueError(
+                f"backward_scaling needs a transform that uses only each block's direction "
+                f"(ng, ng_adap); {where} is {rule.transform!r}, which needs true magnitudes."
+            )
+        if rule.max_scale is not None or rule.epsilon > 0:
+            raise ValueError(
+                f"backward_scaling cannot be combined with max_scale or epsilon > 0 ({where}): "
+                "both compare a true gradient norm with a fixed number."
+            )
+        if callable(rule.blocks) or rule.blocks == "global":
+            raise ValueError(
+                f"backward_scaling needs blocks='layer' or 'variable' ({where}): a block "
+                "spanning several layers would mix gradients carrying different factors."
+            )
+    if model.losses:
+        raise ValueError(
+            "backward_scaling cannot be used with regularization losses (model.losses, e.g. an "
+            "l2 kernel regularizer / model.weight_decay): their gradient does not pass through "
+            "the scaled backward signal. Use the optimizer's decoupled weight_decay instead."
+        )
+    if type(optimizer).__name__ == "AdaGradBNG":
+        raise ValueError(
+            "backward_scaling cannot be used with AdaGradBNG, whose step size uses the true "
+            "gradient norm; use ng with another optimizer."
+        )
 
 
 def _run_if(pred, fn) -> None:

@@ -1,0 +1,169 @@
+"""Per-layer backward scaling (issue 13): exact for ng/ng_adap, alive where backprop underflows."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_bng
+from helpers import max_abs_diff
+
+EXPONENTS = (5.0, -3.0, 7.0)
+
+
+def sigmoid_mlp(depth=3, seed=0, regularized=False):
+    keras.utils.set_random_seed(seed)
+    reg = keras.regularizers.L2(1e-3) if regularized else None
+    layers = [keras.layers.Dense(6, activation="sigmoid", kernel_regularizer=reg,
+                                 name=f"hidden{i + 1}") for i in range(depth)]
+    return keras.Sequential([keras.Input((5,)), *layers, keras.layers.Dense(3, name="out")])
+
+
+def data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 5)).astype(np.float32), rng.integers(0, 3, n).astype(np.int32)
+
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def run(transform, scaling, strategy=None, steps=4, exponents=EXPONENTS, batch=16):
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = sigmoid_mlp()
+        optimizer = keras.optimizers.Adam(0.01)
+    step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=optimizer, transform=transform,
+                            global_batch_size=batch, strategy=strategy, backward_scaling=scaling)
+    if scaling:
+        for variable, value in zip(step.scale_points.exponents, exponents):
+            variable.assign(value)
+    x, y = data(batch * steps)
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(batch))
+    norms = [step.step(b)[1].numpy() for b in dataset]
+    return model, step, norms
+
+
+@pytest.mark.parametrize("transform", ["ng", "ng_adap"])
+def test_update_equals_the_unscaled_one_where_nothing_underflows(transform):
+    plain, _, plain_norms = run(transform, False)
+    scaled, step, norms = run(transform, True)
+    assert [float(e.numpy()) for e in step.scale_points.exponents] == list(EXPONENTS)
+    for a, b in zip(scaled.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(norms, plain_norms, rtol=1e-5)  # true norms are reported
+    np.testing.assert_allclose(step.last_log10_norms.numpy(), np.log10(plain_norms[-1]), atol=1e-5)
+
+
+def test_mirrored_equals_one_device_with_backward_scaling(mirrored_strategy):
+    single, *_ = run("ng", True)
+    mirrored, *_ = run("ng", True, strategy=mirrored_strategy)
+    assert max_abs_diff(mirrored.get_weights(), single.get_weights()) <= 2e-6
+
+
+def attenuating_model(depth=16, dtype="float32"):
+    """Every layer shrinks the backward signal ~1e-3 times: plain float32 backprop reaches 0."""
+    keras.utils.set_random_seed(1)
+    init = keras.initializers.RandomNormal(stddev=1e-4)
+    layers = [keras.layers.Dense(8, kernel_initializer=init, name=f"layer{i + 1}", dtype=dtype)
+              for i in range(depth)]
+    return keras.Sequential([keras.Input((8,), dtype=dtype), *layers,
+                             keras.layers.Dense(2, name="out", dtype=dtype)])
+
+
+def _first_block_direction(model, x, y):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(LOSS(y, model(x)))
+    kernel, bias = tape.gradient(loss, model.trainable_variables)[:2]
+    flat = np.concatenate([np.ravel(kernel), np.ravel(bias)]).astype(np.float64)
+    return flat / np.linalg.norm(flat)
+
+
+def test_the_first_layer_learns_where_plain_backprop_underflows_to_zero():
+    x = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
+    y = np.zeros((8,), np.int32)
+    runs = {}
+    for scaling in (False, True):
+        model = attenuating_model()
+        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.01),
+                                transform="ng", global_batch_size=8, backward_scaling=scaling)
+        before = model.get_weights()[0].copy()
+        for _ in range(4):
+            step.step((x, y))
+        runs[scaling] = (model.get_weights()[0] - before, step)
+    moved_plain, plain = runs[False]
+    moved_scaled, scaled = runs[True]
+    assert not np.any(moved_plain) and plain.last_norms.numpy()[0] == 0.0
+    assert np.any(moved_scaled)
+    log10_first = float(scaled.last_log10_norms.numpy()[0])
+    assert np.isfinite(log10_first) and log10_first < -38  # far below float32's range
+    # The scaled float32 gradient points where the float64 gradient does.
+    model64 = attenuating_model(dtype="float64")
+    model64.set_weights(scaled.model.get_weights())
+    expected = _first_block_direction(model64, x.astype(np.float64), y)
+    got = _first_block_direction(scaled._train_model, x, y)
+    assert float(np.dot(got, expected)) > 1 - 1e-5
+
+
+def test_refusals_name_the_setting():
+    model = sigmoid_mlp()
+    kwargs = dict(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.1),
+                  global_batch_size=4, backward_scaling=True)
+    with pytest.raises(ValueError, match="'clip', which needs true magnitudes"):
+        tf_bng.TrainStep(transform="clip", **kwargs)
+    with pytest.raises(ValueError, match="max_scale or epsilon > 0"):
+        tf_bng.TrainStep(transform=tf_bng.TransformConfig(transform="ng", epsilon=1e-7), **kwargs)
+    with pytest.raises(ValueError, match="blocks='layer' or 'variable'"):
+        tf_bng.TrainStep(transform=tf_bng.TransformConfig(transform="ng", blocks="global"),
+                         **kwargs)
+    kwargs["model"] = sigmoid_mlp(regularized=True)
+    with pytest.raises(ValueError, match="regularization losses"):
+        tf_bng.TrainStep(transform="ng", **kwargs)
+
+
+def test_exponents_are_checkpointed():
+    _, step, _ = run("ng", True)
+    saved = tf.train.Checkpoint(**step.checkpoint_items())
+    path = saved.write("/tmp/tf_bng_backward_scaling_test/ckpt")
+    _, other, _ = run("ng", True, exponents=(0.0, 0.0, 0.0), steps=1)
+    tf.train.Checkpoint(**other.checkpoint_items()).read(path).expect_partial()
+    assert [float(e.numpy()) for e in other.scale_points.exponents] == \
+        [float(e.numpy()) for e in step.scale_points.exponents]
+
+
+def test_resnet_points_sit_only_where_every_path_passes():
+    model = tf_bng.models.cifar_resnet(depth=8, num_classes=10, input_shape=(8, 8, 3))
+    _, points = tf_bng.backward_scaling.insert_scale_points(model)
+    names = [layer.name for layer in points.layers]
+    assert len(names) == 10
+    inside = {v.path for v in model.trainable_variables if "block1_conv1" in v.path}
+    conv1 = next(v for v in model.trainable_variables if v.path in inside)
+    shortcut = [v for v in model.trainable_variables if "conv2" in v.path][0]
+    # both layers of one residual block see the same points downstream
+    assert points._downstream[id(conv1)] == points._downstream[id(shortcut)]
+
+
+def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points():
+    x, y = data(64)
+
+    def fit(with_points):
+        keras.utils.set_random_seed(3)
+        inputs = keras.Input((5,))
+        h = keras.layers.Dense(6, activation="sigmoid", name="a")(inputs)
+        if with_points:
+            h = tf_bng.BackwardScale()(h)
+        h = keras.layers.Dense(6, activation="sigmoid", name="b")(h)
+        if with_points:
+            h = tf_bng.BackwardScale()(h)
+        model = keras.Model(inputs, keras.layers.Dense(3, name="c")(h))
+        if with_points:
+            for layer in model.layers:
+                if isinstance(layer, tf_bng.BackwardScale):
+                    layer.exponent.assign(9.0)
+        model.compile(optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1)), loss=LOSS)
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        return [w for w in model.get_weights()
+                if w.shape != ()]  # the points' exponents are scalars
+
+    for a, b in zip(fit(True), fit(False)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
