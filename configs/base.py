@@ -121,6 +121,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     # Parameter groups, set in a config file: ((selector, {overrides}), ...), see
     # tf_bng.TransformConfig; selectors from tf_bng.selectors (path(regex), one_dimensional).
     c.transform.groups = tuple(library.groups)
+    # Multiply the backprop signal by powers of two between layers (ng / ng_adap only):
+    # very deep nets and float16 keep a nonzero gradient; the update is unchanged.
+    c.transform.backward_scaling = False
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 1.0

@@ -199,7 +199,18 @@ def validate_config(config: Any) -> Settings:
     _validate_train(config.train)
     _validate_runtime(config.runtime)
     steps = int(config.train.get("accumulation_steps", 1) or 1)
-    return Settings(transform=transform, step_options={"accumulation_steps": steps})
+    scaling = config.transform.get("backward_scaling", False)
+    if not isinstance(scaling, bool):
+        raise ConfigError(f"transform.backward_scaling={scaling!r} must be true or false.")
+    if scaling and config.transform.name not in ("ng", "ng_adap"):
+        raise ConfigError(
+            f"transform.backward_scaling=True needs transform.name=ng or ng_adap (it changes "
+            f"gradient magnitudes, which transform.name={config.transform.name!r} uses)."
+        )
+    return Settings(
+        transform=transform,
+        step_options={"accumulation_steps": steps, "backward_scaling": scaling},
+    )
 
 
 def check_workdir(workdir: str) -> None:

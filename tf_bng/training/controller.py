@@ -171,7 +171,11 @@ class Controller:
         scales = None
         if step_fn.transform.config.transform != "none" or step_fn.transform.config.groups:
             scales = step_fn.last_scales.numpy()
-        self._write("train", step, scalars, block_norms=norms, block_scales=scales)
+        log10_norms = None
+        if getattr(step_fn, "scale_points", None) is not None:
+            log10_norms = step_fn.last_log10_norms.numpy()
+        self._write("train", step, scalars, block_norms=norms, block_scales=scales,
+                    block_log10_norms=log10_norms)
         remaining = (self.total_steps - step) / steps_per_second if steps_per_second else 0.0
         logging.info(
             "train step %d/%d: loss %.5g, %.1f steps/s, ETA %s",

@@ -83,17 +83,21 @@ class MetricsLog:
         scalars: Mapping[str, Any],
         block_norms: Optional[Sequence[float]] = None,
         block_scales: Optional[Sequence[float]] = None,
+        block_log10_norms: Optional[Sequence[float]] = None,
     ) -> dict:
         """Log one event; returns the JSON record.
 
         ``block_norms`` go to ``grad_norm/<block>``, ``block_scales`` (the
         factor each block's gradient was multiplied by: trust ratios, clip
-        factors) to ``scale/<block>``.
+        factors) to ``scale/<block>``, ``block_log10_norms`` (backward
+        scaling: finite where the norm leaves float32's range) to
+        ``grad_log10_norm/<block>``.
         """
         record = {"step": int(step), "split": split}
         record.update({k: _plain(v) for k, v in scalars.items()})
         per_block = {}
-        for key, values in (("grad_norm", block_norms), ("scale", block_scales)):
+        for key, values in (("grad_norm", block_norms), ("scale", block_scales),
+                            ("grad_log10_norm", block_log10_norms)):
             if values is not None and len(values):
                 per_block[key] = {
                     n: _plain(v) for n, v in zip(self.block_names, np.asarray(values))

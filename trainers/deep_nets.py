@@ -1,0 +1,217 @@
+"""Very deep nets and float16: backward scaling's evidence over seeds (issue 13).
+
+``python -m trainers.deep_nets [--out=docs/results] [--epochs=50] [--seeds=0,1,2]``
+
+Trains the paper's sigmoid MLP on MNIST-5k with Adam+NG, with and without
+``transform.backward_scaling``: float16 (``mixed_float16``) at depth 18 next
+to float32, and float32 at depths 30 and 50 at two learning rates. Every run
+is a ``trainers.train`` process in ``--workdir/<variant>/seed<N>`` (a
+finished run is reused). Writes ``deep_nets.json``, ``deep_nets.md`` (a
+table: final train loss median [min, max] over the seeds, the smallest
+first-layer gradient norm logged, and whether it was ever exactly 0) and
+``deep_nets.png`` (median curves with min-max bands) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+_OUT = flags.DEFINE_string("out", "docs/results", "Where the table, JSON and plot go.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/deep_nets", "Where the runs go.")
+_EPOCHS = flags.DEFINE_float("epochs", 50.0, "Epochs per run (40 steps each).")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "train.seed values.")
+_ONLY = flags.DEFINE_list("only", None, "Run only these variants (names).")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    label: str
+    depth: int
+    learning_rate: float = 1e-3
+    float16: bool = False
+    scaling: bool = False
+
+    def overrides(self) -> list[str]:
+        flags_ = [f"--config.optimizer.learning_rate={self.learning_rate}",
+                  f"--config.transform.backward_scaling={str(self.scaling).lower()}"]
+        if self.float16:
+            flags_.append("--config.runtime.mixed_precision=mixed_float16")
+        return flags_
+
+
+VARIANTS = (
+    Variant("d18_f32", "depth 18, float32", 18),
+    Variant("d18_f16", "depth 18, float16", 18, float16=True),
+    Variant("d18_f16_bs", "depth 18, float16, backward scaling", 18, float16=True, scaling=True),
+    Variant("d30", "depth 30, lr 1e-3", 30),
+    Variant("d30_bs", "depth 30, lr 1e-3, backward scaling", 30, scaling=True),
+    Variant("d30_lr3e-4", "depth 30, lr 3e-4", 30, learning_rate=3e-4),
+    Variant("d30_lr3e-4_bs", "depth 30, lr 3e-4, backward scaling", 30, learning_rate=3e-4,
+            scaling=True),
+    Variant("d50", "depth 50, lr 1e-3", 50),
+    Variant("d50_bs", "depth 50, lr 1e-3, backward scaling", 50, scaling=True),
+    Variant("d50_lr3e-4", "depth 50, lr 3e-4", 50, learning_rate=3e-4),
+    Variant("d50_lr3e-4_bs", "depth 50, lr 3e-4, backward scaling", 50, learning_rate=3e-4,
+            scaling=True),
+)
+
+
+def _records(run_dir: str) -> list[dict]:
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return [r for r in out if r.get("split") == "train"]
+
+
+def _train(variant: Variant, seed: int, run_dir: str, total_steps: int) -> None:
+    records = _records(run_dir)
+    if records and records[-1]["step"] >= total_steps:
+        return
+    command = [
+        sys.executable, "-m", "trainers.train",
+        f"--config=configs/mnist_mlp.py:depth={variant.depth},optimizer=adam,transform=ng",
+        f"--config.train.seed={seed}", f"--config.train.steps={total_steps}",
+        "--config.train.log_every=100", "--config.train.eval_every=1000",
+        "--config.train.checkpoint_every=1000", *variant.overrides(), f"--workdir={run_dir}",
+    ]
+    started = time.time()
+    result = subprocess.run(command, capture_output=True, text=True)
+    print(f"{variant.name} seed {seed}: exit {result.returncode} in {time.time() - started:.0f} s",
+          flush=True)
+    if result.returncode not in (0, 4):
+        print(result.stderr[-2000:], file=sys.stderr)
+
+
+def _first_layer(record: dict) -> tuple[float, bool]:
+    """(log10 of the first layer's gradient norm, whether it was exactly 0) of one record."""
+    log10 = record.get("grad_log10_norm") or {}
+    norms = record.get("grad_norm") or {}
+    name = next((k for k in norms if k.endswith("hidden1")), None)
+    if name is None:
+        return float("nan"), False
+    if name in log10 and log10[name] is not None and math.isfinite(log10[name]):
+        return float(log10[name]), False
+    value = norms.get(name)
+    if not value:
+        return float("-inf"), True
+    return math.log10(value), False
+
+
+def summarize(variant: Variant, runs: dict[int, list[dict]]) -> dict:
+    finals = [recs[-1]["loss"] for recs in runs.values() if recs]
+    first = [(_first_layer(r)) for recs in runs.values() for r in recs]
+    finite = [v for v, _ in first if math.isfinite(v)]
+    return {
+        "label": variant.label,
+        "final_train_loss": finals,
+        "median": _median(finals),
+        "min": min(finals) if finals else None,
+        "max": max(finals) if finals else None,
+        "first_layer_log10_norm_min": min(finite) if finite else None,
+        "first_layer_ever_zero": any(zero for _, zero in first),
+        "records": len(first),
+    }
+
+
+def _median(values):
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] + values[mid])
+
+
+def _fmt(x):
+    return "–" if x is None else f"{x:.3f}"
+
+
+def table(summary: dict) -> str:
+    lines = ["| variant | final train loss: median [min, max] | smallest first-layer grad norm "
+             "logged | first layer ever 0 |", "|---|---|---|---|"]
+    for s in summary.values():
+        low = s["first_layer_log10_norm_min"]
+        lines.append(
+            f"| {s['label']} | {_fmt(s['median'])} [{_fmt(s['min'])}, {_fmt(s['max'])}] | "
+            f"{'–' if low is None else f'1e{low:.0f}'} | {'**yes**' if s['first_layer_ever_zero'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(curves: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = (("depth 18", "d18"), ("depth 30", "d30"), ("depth 50", "d50"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    for ax, (title, prefix) in zip(axes, groups):
+        for name, runs in curves.items():
+            if not name.startswith(prefix + "_") and name != prefix:
+                continue
+            series = [np.array([r["loss"] for r in recs]) for recs in runs.values() if recs]
+            if not series:
+                continue
+            n = min(len(s) for s in series)
+            stack = np.stack([s[:n] for s in series])
+            steps = [r["step"] for r in next(iter(runs.values()))][:n]
+            line, = ax.plot(steps, np.median(stack, axis=0), label=name,
+                            linestyle="-" if name.endswith("_bs") else "--")
+            ax.fill_between(steps, stack.min(axis=0), stack.max(axis=0), alpha=0.15,
+                            color=line.get_color())
+        ax.set_title(f"{title}: Adam+NG, median and min-max over seeds")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("train loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv) -> None:
+    del argv
+    seeds = [int(s) for s in _SEEDS.value]
+    total_steps = int(round(_EPOCHS.value * 40))
+    variants = [v for v in VARIANTS if not _ONLY.value or v.name in _ONLY.value]
+    curves, summary = {}, {}
+    started = time.time()
+    for variant in variants:
+        runs = {}
+        for seed in seeds:
+            run_dir = os.path.join(_WORKDIR.value, variant.name, f"seed{seed}")
+            _train(variant, seed, run_dir, total_steps)
+            runs[seed] = _records(run_dir)
+        curves[variant.name] = runs
+        summary[variant.name] = summarize(variant, runs)
+    os.makedirs(_OUT.value, exist_ok=True)
+    with open(os.path.join(_OUT.value, "deep_nets.json"), "w") as f:
+        json.dump({"epochs": _EPOCHS.value, "seeds": seeds, "variants": summary}, f, indent=2)
+    text = table(summary)
+    with open(os.path.join(_OUT.value, "deep_nets.md"), "w") as f:
+        f.write(f"Adam+NG on MNIST-5k, {_EPOCHS.value:g} epochs, seeds {seeds}; "
+                f"`python -m trainers.deep_nets --epochs={_EPOCHS.value:g}`\n\n{text}\n")
+    plot(curves, os.path.join(_OUT.value, "deep_nets.png"))
+    print(text)
+    print(f"\n{(time.time() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    app.run(main)
