@@ -3,13 +3,13 @@
 NG and NGadap use only the direction of each block's gradient, so the
 backward signal may be multiplied by any positive number between layers
 without changing the update. A :class:`BackwardScale` layer is the identity
-in the forward pass and multiplies the gradient flowing back through it by
-``2**exponent`` (a power of two: exact). After each backward pass it
-proposes the exponent for the next step from the largest |signal| it passed
-on, gathered over replicas (the largest) so every replica agrees; the proposal is
-committed by the train step once per update (fixed within an accumulation
-window), or by the layer itself (``auto_commit``) when used with
-``model.fit`` and the wrapper optimizers.
+in the forward pass; in the backward pass it multiplies the gradient flowing
+through it by ``2**e`` (a power of two: exact), with ``e`` chosen from that
+same gradient so that its largest |element| lands at ``2**target``. The
+largest element is gathered over all replicas first, so every replica uses
+the same power and MirroredStrategy still equals one device. The power used
+is kept in ``applied`` (the train step reads it to report true norms and to
+bring the micro-batches of an accumulation window to one common factor).
 
 :func:`insert_scale_points` puts one after every layer of a Sequential model
 and after every layer call of a functional model that all paths pass through
@@ -20,56 +20,32 @@ block, where two paths would get different factors).
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["BackwardScale", "ScalePoints", "insert_scale_points", "find_scale_points"]
+__all__ = ["BackwardScale", "ScalePoints", "insert_scale_points", "find_scale_points",
+           "power_of_two", "true_norms"]
 
-# (band, jump) in powers of two per compute dtype: the largest |signal| after a
-# point is kept within 2**±band of 1 (float16's normal range is 2**-14..2**16);
-# a signal that overflowed moves the exponent down by jump.
-_BANDS = {"float16": (6.0, 8.0), "bfloat16": (20.0, 40.0), "float32": (20.0, 40.0),
-          "float64": (100.0, 200.0)}
-_MAX_EXPONENT = {"float16": 24.0, "bfloat16": 120.0, "float32": 120.0, "float64": 1000.0}
+# Per signal dtype: the power of two the largest |signal| is brought to, and the
+# largest power a point applies. float16 (normal range 2**-14..2**16) aims low:
+# a weight gradient sums the signal over the batch (x100 = 2**7 and more) and
+# must not overflow either; its smallest elements may then become subnormal.
+_TARGET = {"float16": -6.0, "bfloat16": 0.0, "float32": 0.0, "float64": 0.0}
+_LIMIT = {"float16": 40.0, "bfloat16": 126.0, "float32": 126.0, "float64": 126.0}
 
 
-def _power_of_two(exponent: tf.Tensor) -> tf.Tensor:
+def power_of_two(exponent: tf.Tensor) -> tf.Tensor:
     """``2**exponent`` as an exact float32 (the exponent rounded, clamped to [-126, 127])."""
     e = tf.cast(tf.clip_by_value(tf.round(exponent), -126.0, 127.0), tf.int32)
     return tf.bitcast(tf.bitwise.left_shift(e + 127, 23), tf.float32)
 
 
-class _Chain(threading.local):
-    """The shifts the points above chose in the current backward pass, per replica thread.
-
-    Backprop reaches the points nearest the loss first; each adds the shift
-    it chose, and the next point down reads the sum. A plain Python value
-    (a tensor while tracing): the gradient functions of one backward pass
-    run, or are traced, in that order. Thread-local because MirroredStrategy
-    traces each replica in its own thread.
-    """
-
-    def reset(self) -> None:
-        self.value = None
-
-    def carry(self) -> tf.Tensor:
-        value = getattr(self, "value", None)
-        return tf.zeros([], tf.float32) if value is None else value
-
-    def set_carry(self, value: tf.Tensor) -> None:
-        self.value = value
-
-
-_CHAIN = _Chain()
-
-
 @keras.saving.register_keras_serializable(package="tf_bng")
 class BackwardScale(keras.layers.Layer):
-    """Identity forward; backward multiplies the incoming gradient by ``2**exponent``.
+    """Identity forward; backward rescales the incoming gradient by a power of two.
 
     Place it between layers of a subclassed model (where every path passes)
     to use backward scaling with ``NormalizedOptimizer`` /
@@ -77,77 +53,52 @@ class BackwardScale(keras.layers.Layer):
     ``TrainStep(backward_scaling=True)`` insert the points itself.
     """
 
-    def __init__(self, auto_commit: bool = True, **kwargs):
+    def __init__(self, **kwargs):
+        # The signal keeps its own dtype (float16 under mixed precision): the
+        # target depends on it, and a cast here would move the overflow.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        self.auto_commit = bool(auto_commit)
         self.supports_masking = True
 
     def build(self, input_shape):
-        kw = dict(shape=(), initializer="zeros", trainable=False, dtype="float32",
-                  aggregation="only_first_replica")
-        self.exponent = self.add_weight(name="exponent", **kw)
-        self.pending = self.add_weight(name="pending_exponent", **kw)
+        self.applied = self.add_weight(
+            name="applied_exponent", shape=(), initializer="zeros", trainable=False,
+            dtype="float32", aggregation="only_first_replica",
+        )
         super().build(input_shape)
 
     def call(self, inputs):
-        return self._scaled_backward(inputs, tf.convert_to_tensor(self.exponent))
+        @tf.custom_gradient
+        def identity(x):
+            def grad(dy):
+                exponent = self._exponent_for(dy)
+                self.applied.assign(exponent)
+                return tf.cast(tf.cast(dy, tf.float32) * power_of_two(exponent), dy.dtype)
 
-    def _propose(self, signal: tf.Tensor, exponent: tf.Tensor) -> tf.Tensor:
-        """The exponent for the next step, given the signal this point passed on (``dx``).
+            return tf.identity(x), grad
 
-        The points above this one (nearer the loss) already chose their shifts
-        in this backward pass: ``carry`` is their sum, by which this point's
-        input will change next step. The point shifts only when its predicted
-        output leaves the band; a signal that reached 0 keeps the exponent
-        (once the points above are fixed it arrives nonzero), one that
-        overflowed goes down by ``jump``.
+        return identity(inputs)
+
+    @staticmethod
+    def _exponent_for(signal: tf.Tensor) -> tf.Tensor:
+        """The power of two that brings the largest |signal| (over all replicas) to the target.
+
+        A signal that is all zeros or not finite is passed on unchanged (0).
         """
         dtype = signal.dtype.name
-        band, jump = _BANDS.get(dtype, _BANDS["float32"])
         largest = tf.reduce_max(tf.abs(tf.cast(signal, tf.float32)))
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             # ReduceOp has no MAX: gather every replica's value, then take the largest.
             largest = tf.reduce_max(context.all_gather(largest[None], axis=0))
-        carry = _CHAIN.carry()
-        predicted = tf.math.log(largest) / math.log(2.0) + carry
-        shift = tf.where(
-            largest > 0,
-            tf.where(tf.math.is_finite(largest),
-                     tf.where(tf.abs(predicted) > band, -tf.round(predicted), 0.0), -jump),
-            0.0,
-        )
-        limit = _MAX_EXPONENT.get(dtype, 120.0)
-        proposal = tf.clip_by_value(exponent + shift, -limit, limit)
-        _CHAIN.set_carry(carry + (proposal - exponent))
-        return proposal
-
-    def _scaled_backward(self, x, exponent):
-        @tf.custom_gradient
-        def identity(x):
-            def grad(dy):
-                factor = _power_of_two(exponent)
-                dx = tf.cast(tf.cast(dy, tf.float32) * factor, dy.dtype)
-                proposal = self._propose(dx, exponent)
-                self.pending.assign(proposal)
-                if self.auto_commit:
-                    self.exponent.assign(proposal)
-                return dx
-
-            return tf.identity(x), grad
-
-        _CHAIN.reset()  # a forward pass starts a new chain for its backward pass
-        return identity(x)
-
-    def commit(self) -> None:
-        """Use the proposed exponent from the next step on."""
-        self.exponent.assign(tf.convert_to_tensor(self.pending))
+        ok = tf.logical_and(largest > 0, tf.math.is_finite(largest))
+        safe = tf.where(ok, largest, 1.0)
+        exponent = _TARGET.get(dtype, 0.0) - tf.round(tf.math.log(safe) / math.log(2.0))
+        limit = _LIMIT.get(dtype, 126.0)
+        return tf.where(ok, tf.clip_by_value(exponent, -limit, limit), 0.0)
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "auto_commit": self.auto_commit}
 
 
 class ScalePoints(tf.Module):
@@ -161,17 +112,8 @@ class ScalePoints(tf.Module):
     def __init__(self, layers: Sequence[BackwardScale], downstream: dict):
         super().__init__(name="backward_scaling")
         self.layers = list(layers)
-        self.exponents = [layer.exponent for layer in self.layers]
-        self.pending = [layer.pending for layer in self.layers]
+        self.applied = [layer.applied for layer in self.layers]
         self._downstream = dict(downstream)  # id(variable) -> tuple of point indices
-
-    def set_auto_commit(self, value: bool) -> None:
-        for layer in self.layers:
-            layer.auto_commit = value
-
-    def commit(self) -> None:
-        for layer in self.layers:
-            layer.commit()
 
     def block_matrix(self, variables: Sequence[Any], blocks: Sequence[Sequence[int]]) -> np.ndarray:
         """[blocks, points] 0/1: which points multiply each block's gradient.
@@ -192,11 +134,15 @@ class ScalePoints(tf.Module):
         return matrix
 
     def log2_factors(self, matrix: np.ndarray) -> tf.Tensor:
-        """Per block: the log2 of the factor its gradient carries (this step's exponents)."""
+        """Per row of ``matrix``: the log2 of the factor the last backward pass applied."""
         if not self.layers:
             return tf.zeros([matrix.shape[0]], tf.float32)
-        exponents = tf.stack([tf.convert_to_tensor(e) for e in self.exponents])
+        exponents = tf.stack([tf.convert_to_tensor(e) for e in self.applied])
         return tf.linalg.matvec(tf.constant(matrix), exponents)
+
+    def variable_matrix(self, variables: Sequence[Any]) -> np.ndarray:
+        """[variables, points] 0/1: which points multiply each variable's gradient."""
+        return self.block_matrix(variables, [[i] for i in range(len(variables))])
 
 
 def find_scale_points(model: keras.Model) -> list:
@@ -219,7 +165,7 @@ def _sequential_with_points(model: keras.Sequential):
         x = layer(x)
         calls.append(layer)
         if index < len(layers) - 1:
-            point = BackwardScale(auto_commit=False, name=f"backward_scale_{len(points) + 1}")
+            point = BackwardScale(name=f"backward_scale_{len(points) + 1}")
             x = point(x)
             points.append((point, index))
     return keras.Model(inputs, x, name=f"{model.name}_scaled"), points, calls
@@ -251,7 +197,7 @@ def _functional_with_points(model: keras.Model):
         out = layer(*args, **kwargs)
         index = next(counter)
         if index in cuts and isinstance(out, keras.KerasTensor):
-            point = BackwardScale(auto_commit=False, name=f"backward_scale_{len(points) + 1}")
+            point = BackwardScale(name=f"backward_scale_{len(points) + 1}")
             points.append((point, index))
             return point(out)
         return out

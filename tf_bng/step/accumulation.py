@@ -37,7 +37,14 @@ class GradientAccumulator(tf.Module):
     ``reset`` run in replica context.
     """
 
-    def __init__(self, variables: Sequence[Any], steps: int, forward_state: Sequence[Any] = ()):
+    def __init__(
+        self,
+        variables: Sequence[Any],
+        steps: int,
+        forward_state: Sequence[Any] = (),
+        *,
+        with_reference: bool = False,
+    ):
         super().__init__(name="gradient_accumulator")
         if int(steps) < 2:
             raise ValueError(f"GradientAccumulator needs steps >= 2, got {steps}.")
@@ -65,6 +72,12 @@ class GradientAccumulator(tf.Module):
             )
             for i, v in enumerate(forward_state)
         ]
+        # Backward scaling: per variable, the log2 factor the window's sums carry.
+        self.reference = tf.Variable(
+            tf.zeros([len(variables) if with_reference else 0]),
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, name="window_log2_factor",
+            **on_read,
+        )
         self.window_loss_finite = tf.Variable(
             True, trainable=False, name="window_loss_finite",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,

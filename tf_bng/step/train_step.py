@@ -166,16 +166,14 @@ class TrainStep:
                 self._train_model, self.scale_points = backward_scaling_lib.insert_scale_points(
                     model
                 )
-                self.scale_points.set_auto_commit(False)
         point_variables = set()
         if self.scale_points is not None:
-            point_variables = {
-                id(v) for v in self.scale_points.exponents + self.scale_points.pending
-            }
-            self._factors = self.scale_points.block_matrix(
-                model.trainable_variables,
-                self.transform.partition(model.trainable_variables).blocks,
-            )
+            point_variables = {id(v) for v in self.scale_points.applied}
+            variables = model.trainable_variables
+            blocks = self.transform.partition(variables).blocks
+            self._factors = self.scale_points.block_matrix(variables, blocks)
+            self._variable_factors = self.scale_points.variable_matrix(variables)
+            self._first_of_block = [ix[0] for ix in blocks]
         self._forward_state = [
             v for v in step_guard.forward_state_variables(model) if id(v) not in point_variables
         ]
@@ -183,7 +181,8 @@ class TrainStep:
         if self.accumulation_steps > 1:
             with self.strategy.scope():
                 self.accumulator = GradientAccumulator(
-                    model.trainable_variables, self.accumulation_steps, self._forward_state
+                    model.trainable_variables, self.accumulation_steps, self._forward_state,
+                    with_reference=self.scale_points is not None,
                 )
         self._present = None  # which gradients are not None (set at trace time)
         # XLA compiles the step on its data; the loop that pulls batches from
@@ -261,7 +260,11 @@ class TrainStep:
         grads, norms, scales = self.transform.apply(grads, variables)
         if self.scale_points is None:
             return grads, (norms, scales, empty)
-        log2_factors = self.scale_points.log2_factors(self._factors)
+        if self.accumulator is not None:  # the window's common factor, per block
+            log2_factors = tf.gather(tf.convert_to_tensor(self.accumulator.reference),
+                                     self._first_of_block)
+        else:
+            log2_factors = self.scale_points.log2_factors(self._factors)
         norms, log10_norms = backward_scaling_lib.true_norms(norms, log2_factors)
         scales = tf.exp(tf.math.log(scales) + log2_factors * math.log(2.0))
         return grads, (norms, scales, log10_norms)
@@ -274,10 +277,22 @@ class TrainStep:
         if log10_norms is not None and log10_norms.shape[0] == self.last_norms.shape[0]:
             self.last_log10_norms.assign(log10_norms)
 
-    def _commit_backward_scales(self):
-        """The exponents proposed by this update's backward pass take effect (cross-replica)."""
-        if self.scale_points is not None:
-            self.scale_points.commit()
+    def _to_window_factor(self, grads):
+        """Micro-batch gradients brought to the window's common power-of-two factor.
+
+        Each backward pass chooses its own powers; the first micro-batch of a
+        window fixes the reference, and later ones are multiplied by the exact
+        power of two ``2**(reference - own)`` before they are summed.
+        """
+        acc = self.accumulator
+        own = self.scale_points.log2_factors(self._variable_factors)
+        _run_if(acc.count == 0, lambda: acc.reference.assign(own))
+        shift = tf.convert_to_tensor(acc.reference) - own
+        return [
+            None if g is None else scale_gradient(
+                g, backward_scaling_lib.power_of_two(shift[i]))
+            for i, g in enumerate(grads)
+        ]
 
     def _update_metrics(self, y, pred, sample_weight):
         for metric in self.metrics:
@@ -310,7 +325,6 @@ class TrainStep:
             loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
             reports = self._first_replica(reports)
             self._record(*reports)
-            self._commit_backward_scales()
             self.running_loss.update(loss)
             return loss, reports[0]
         return self._guarded_step(batch)
@@ -337,7 +351,6 @@ class TrainStep:
             self._record(*reports)
 
         tf.cond(finite, apply, skip)
-        self._commit_backward_scales()
         if self.loss_scale is not None:
             self.loss_scale.update(finite)
         self.bad_steps.record(finite)
@@ -358,6 +371,8 @@ class TrainStep:
         grads = tape.gradient(scaled, variables)
         if self.loss_scale is not None:
             grads = self.loss_scale.unscale(grads)
+        if self.scale_points is not None:
+            grads = self._to_window_factor(grads)
         self._present = [g is not None for g in grads]
         acc.add(grads)
         self._update_metrics(y, pred, sample_weight)
@@ -394,7 +409,6 @@ class TrainStep:
                 self.strategy.run(lambda: acc.restore_window_start(self._forward_state))
 
         tf.cond(finite, apply, skip)
-        self._commit_backward_scales()
         if self.loss_scale is not None:
             self.loss_scale.update(finite)
         if self.bad_steps is not None:
