@@ -114,7 +114,7 @@ def _first_layer(record: dict) -> tuple[float, bool]:
 
 
 def summarize(variant: Variant, runs: dict[int, list[dict]]) -> dict:
-    finals = [recs[-1]["loss"] for recs in runs.values() if recs]
+    finals = [recs[-1]["loss"] for recs in runs.values() if recs and recs[-1].get("loss") is not None]
     first = [(_first_layer(r)) for recs in runs.values() for r in recs]
     finite = [v for v, _ in first if math.isfinite(v)]
     return {
