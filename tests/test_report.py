@@ -176,7 +176,7 @@ def test_full_scale_runs_the_issue_grid():
     for key, section in sections.items():
         for variant in section.variants:
             assert len(variant.seeds) == (1 if key == "quadratic" else 3), variant.name
-    assert "40 epochs" in SCALES["full"].note and SCALES["full"].mlp_epochs == 40.0
+    assert "30 epochs" in SCALES["full"].note and SCALES["full"].mlp_epochs == 30.0
 
 
 def test_paper_commands_name_valid_config_variants(monkeypatch):

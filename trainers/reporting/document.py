@@ -138,9 +138,10 @@ def _figure1_md(inputs: ReportInputs) -> str:
         "each base optimizer plain (dashed) and with layer-wise NG (solid). "
         + _classifier_setup(first, paper_mnist=True) + " " + _optimizer_settings(section.variants)
         + " " + _seeds_sentence(section.variants),
-        "NG uses ε = 0 (the paper's G/‖G‖): with the library default ε = 1e-7 a block whose gradient "
-        "norm is far below 1e-7 is scaled by at most 1/ε and stays tiny, and the deep nets' first "
-        "layers have such norms (table below).",
+        "NG uses ε = 0 (the paper's G/‖G‖, the library default since issue 9): an ε > 0 scales a "
+        "block by at most 1/ε, so a block whose gradient norm is far below ε stays tiny, and the deep "
+        "nets' first layers have such norms (table below). Block norms are computed without "
+        "underflow, so a layer whose gradient elements are ~1e-20 is still normalized.",
         _image(inputs, "figure1", "Figure 1 reproduction"),
         "**The paper's claims, checked** (thresholds in the text; \"mean train loss\" is the mean of the "
         "per-epoch training losses, i.e. the area under the training curve, lower = faster):",
