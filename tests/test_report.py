@@ -268,6 +268,7 @@ def test_depth_claim_holds_only_when_every_seed_does():
     assert "Adam 2.31 [2.3–2.31]" in partly.evidence and "Adam+NG 0.9 [0.5–1.6]" in partly.evidence
     assert "3 of 3 seeds" in partly.evidence and "2 of 3 seeds" in partly.evidence
     assert verdict([2.4, 2.4, 0.5]).verdict == "does not hold"  # median above plain Adam's
+    assert verdict([2.25, 2.2, 2.3]).verdict == "does not hold"  # lower, but still on the plateau
 
 
 def test_gain_and_best_compare_medians_over_seeds():
