@@ -238,6 +238,7 @@ class Rescaled(NamedTuple):
     r: tf.Tensor
     p: tf.Tensor
     inv_p: tf.Tensor
+    finite: tf.Tensor  # every element of the block is finite (max |g| propagates NaN)
 
     @property
     def value(self) -> tf.Tensor:
@@ -258,6 +259,9 @@ class BlockNorm:
         self._fn = fn
         self.flat_fn = flat_fn  # the user's function, for registered norms
         self.__name__ = name
+        # A trusted cheap value of a built-in norm implies finite elements (sums,
+        # squares and max propagate inf and NaN); a user norm may not.
+        self.trusted_means_finite = flat_fn is None
 
     def cheap(self, ts: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """``(value, trusted)`` without rescaling, on :func:`dense_block` tensors."""
@@ -269,8 +273,10 @@ class BlockNorm:
         largest = _max_abs(ts)
         p, inv_p = power_of_two_below(tf.where(largest > 0, largest, tf.ones([], dtype)))
         r, _ = self._fn([t * p for t in ts])
-        r = tf.where(largest > 0, tf.cast(r, dtype), tf.zeros([], dtype))
-        return Rescaled(r=r, p=p, inv_p=inv_p)
+        # 0 for a zero block; NaN or inf (not 0) for a block holding one.
+        r = tf.where(largest > 0, tf.cast(r, dtype),
+                     tf.where(tf.math.is_finite(largest), tf.zeros([], dtype), largest))
+        return Rescaled(r=r, p=p, inv_p=inv_p, finite=tf.math.is_finite(largest))
 
     def __call__(self, block: Sequence) -> tf.Tensor:
         ts = dense_block(block)

@@ -191,11 +191,17 @@ def _safe_scale_range(dtype: tf.DType) -> tuple[float, float]:
 
 class TransformResult(NamedTuple):
     """New gradients, and per block (float32, in ``BlockTransform.block_names`` order) the
-    gradient norm before the transform and the factor the block was multiplied by."""
+    gradient norm before the transform and the factor the block was multiplied by.
+
+    ``finite``: every input gradient was finite, decided from what the norms
+    computed anyway (no extra pass over the blocks); the new gradients are
+    then finite too, since every scale is bounded.
+    """
 
     grads: list
     norms: tf.Tensor
     scales: tf.Tensor
+    finite: tf.Tensor
 
 
 class _Rule:
@@ -311,7 +317,7 @@ class BlockTransform:
         first = tf.where(changed, p, one)
         second = tf.where(changed, c, one)
         new = [_scale_in(g, dtype, first, second) for g in grads]
-        return new, rescaled.value, first * second
+        return new, rescaled.value, first * second, rescaled.finite
 
     def _transform_block(self, rule: _Rule, grads: list, variables: list):
         """New gradients of one block, its norm and its scale: the cheap path when it is exact."""
@@ -321,7 +327,7 @@ class BlockTransform:
         n, trusted = rule.norm.cheap(ts)
         n = tf.cast(n, dtype)
         if cfg.transform == "none":
-            return list(grads), rule.norm(ts), tf.ones([], dtype)
+            return list(grads), rule.norm(ts), tf.ones([], dtype), all_finite(ts)
         m = None
         if cfg.transform == "ng_adap":
             m, m_trusted = rule.norm.cheap(dense_weights(variables))
@@ -331,9 +337,10 @@ class BlockTransform:
         scale = self._cheap_scale(cfg, n, m)
         low, high = _safe_scale_range(dtype)
         fast = tf.logical_and(trusted, tf.logical_and(scale >= low, scale <= high))
+        fast_finite = tf.constant(True) if rule.norm.trusted_means_finite else all_finite(ts)
         return tf.cond(
             fast,
-            lambda: ([scale_gradient(g, scale) for g in grads], n, scale),
+            lambda: ([scale_gradient(g, scale) for g in grads], n, scale, fast_finite),
             lambda: _call_out_of_line(
                 lambda g, t: self._exact_block(rule, g, t, variables), grads, ts
             ),
@@ -347,20 +354,26 @@ class BlockTransform:
             raise ValueError(f"Got {len(grads)} gradients for {len(variables)} variables.")
         plan = self.plan(variables, grads)
         out = list(grads)
-        norms, scales = [], []
+        norms, scales, finite = [], [], []
         # Block by block rather than one vectorized scale computation over all
         # blocks: a block's scaling then waits only for its own gradients and
         # overlaps the rest of backprop.
         with tf.name_scope("block_transform"):
             for ix, r in zip(plan.blocks, plan.rules):
-                new, n, scale = self._transform_block(
+                new, n, scale, ok = self._transform_block(
                     self._rules[r], [grads[i] for i in ix], [variables[i] for i in ix]
                 )
                 for i, g in zip(ix, new):
                     out[i] = g
                 norms.append(n)
                 scales.append(scale)
-            return TransformResult(out, _stack_float32(norms), _stack_float32(scales))
+                finite.append(ok)
+            in_blocks = {i for ix in plan.blocks for i in ix}
+            finite.append(all_finite([g for i, g in enumerate(grads) if i not in in_blocks]))
+            return TransformResult(
+                out, _stack_float32(norms), _stack_float32(scales),
+                tf.reduce_all(tf.stack(finite)),
+            )
 
     def __call__(
         self, grads: Sequence[Any], variables: Sequence[Any], *, with_norms: bool = True
@@ -386,6 +399,19 @@ def _call_out_of_line(fn, *args):
     if tf.executing_eagerly():
         return fn(*args)
     return tf.function(fn, experimental_attributes={"_noinline": True}, autograph=False)(*args)
+
+
+def all_finite(tensors: Sequence[Any]) -> tf.Tensor:
+    """True when every present tensor holds only finite values (dense or IndexedSlices)."""
+    checks = []
+    for t in tensors:
+        if t is None:
+            continue
+        values = t.values if isinstance(t, tf.IndexedSlices) else t
+        checks.append(tf.reduce_all(tf.math.is_finite(values)))
+    if not checks:
+        return tf.constant(True)
+    return checks[0] if len(checks) == 1 else tf.reduce_all(tf.stack(checks))
 
 
 def dense_weights(variables: Sequence[Any]) -> list[tf.Tensor]:

@@ -146,15 +146,16 @@ def _validate_train(train: Any) -> None:
 
 # Strategies under which the XLA-compiled step runs today; under tf.distribute
 # on CPU it fails (a resource on another device), a later issue extends XLA.
-JIT_STRATEGIES = ("default", "one_device")
+# (under mirrored and multi_worker only the transform is compiled: see TrainStep).
+JIT_STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 
 
 def _validate_runtime(runtime: Any) -> None:
     _choice("runtime.strategy", runtime.strategy, STRATEGIES)
     if runtime.jit_compile and runtime.strategy not in JIT_STRATEGIES:
         raise ConfigError(
-            f"runtime.jit_compile=True does not work with runtime.strategy={runtime.strategy!r} "
-            f"yet; use runtime.strategy={' or '.join(JIT_STRATEGIES)}, or runtime.jit_compile=False."
+            f"runtime.jit_compile=True does not apply to runtime.strategy={runtime.strategy!r} "
+            "(it compiles the step itself); set runtime.jit_compile=False."
         )
     _choice("runtime.mixed_precision", runtime.mixed_precision, PRECISIONS)
     _positive("runtime.virtual_cpus", runtime.virtual_cpus, allow_zero=True)

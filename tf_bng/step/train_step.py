@@ -122,11 +122,6 @@ class TrainStep:
                         "summing them, which is wrong under a multi-replica strategy. Use "
                         "transform='clip' or 'global_clip' instead."
                     )
-        if jit_compile and replicas > 1:
-            raise ValueError(
-                f"jit_compile=True does not work under {type(self.strategy).__name__} with "
-                f"{replicas} replicas yet (XLA fails on CPU); use one replica or jit_compile=False."
-            )
         if not model.built:
             raise ValueError("Build the model (call it once or give it an Input) before the step.")
         if int(accumulation_steps) < 1:
@@ -188,7 +183,14 @@ class TrainStep:
         # XLA compiles the step on its data; the loop that pulls batches from
         # the iterator stays outside it (XLA has no iterator ops), as Keras's
         # own fit does. Both entry points run the same compiled step.
-        self.jit_compile = bool(jit_compile)
+        # Under several replicas XLA cannot compile the step (collectives on other
+        # devices fail on CPU); it compiles the transform alone instead.
+        whole_step = bool(jit_compile) and replicas == 1
+        builtin_norms = all(
+            rule.norm.trusted_means_finite for rule in self.transform._rules
+        )
+        self._jit_transform = bool(jit_compile) and replicas > 1 and builtin_norms
+        self.jit_compile = whole_step
         self.step = tf.function(self._distributed_step, jit_compile=self.jit_compile)
         self.loop = tf.function(self._distributed_loop)
 
@@ -239,27 +241,28 @@ class TrainStep:
         grads = distributed.sum_over_replicas(grads)
         if self.loss_scale is not None:
             grads = self.loss_scale.unscale(grads)
-        finite = all_finite(grads)
-        grads, reports = self._transform(grads, variables)
-        finite = tf.logical_and(finite, all_finite(grads))
+        grads, reports, finite = self._transform(grads, variables)
         grads = distributed.divide_for_keras_sum(grads)
         return loss, reports, grads, finite, (y, pred, sample_weight), before
 
     def _transform(self, grads, variables):
-        """``(grads, (norms, scales, log10_norms))``; empty when nothing reports them.
+        """``(grads, (norms, scales, log10_norms), finite)``; empty reports when none are made.
 
+        ``finite`` (every gradient is finite) is the step's one finiteness
+        decision: the transform reads it off the norms it computes anyway.
         With backward scaling the transform sees scaled gradients; the
         reported norms and scales are converted back to the true ones.
         """
         empty = tf.zeros([0], tf.float32)
         if self.transform.config.transform == "none" and not self.transform.config.groups:
+            finite = all_finite(grads)
             if not self.report_norms:
-                return list(grads), (empty, empty, empty)
+                return list(grads), (empty, empty, empty), finite
             norms = self.transform.block_norms(grads, variables)
-            return list(grads), (norms, tf.ones_like(norms), empty)
-        grads, norms, scales = self.transform.apply(grads, variables)
+            return list(grads), (norms, tf.ones_like(norms), empty), finite
+        grads, norms, scales, finite = self._apply_transform(grads, variables)
         if self.scale_points is None:
-            return grads, (norms, scales, empty)
+            return grads, (norms, scales, empty), finite
         if self.accumulator is not None:  # the window's common factor, per block
             log2_factors = tf.gather(tf.convert_to_tensor(self.accumulator.reference),
                                      self._first_of_block)
@@ -267,7 +270,20 @@ class TrainStep:
             log2_factors = self.scale_points.log2_factors(self._factors)
         norms, log10_norms = backward_scaling_lib.true_norms(norms, log2_factors)
         scales = tf.exp(tf.math.log(scales) + log2_factors * math.log(2.0))
-        return grads, (norms, scales, log10_norms)
+        return grads, (norms, scales, log10_norms), finite
+
+    def _apply_transform(self, grads, variables):
+        """``transform.apply``, XLA-compiled on its own when asked under several replicas.
+
+        The transform has no collectives, so it compiles where the whole step
+        (all-reduce, Keras's apply) cannot; a user-registered norm may use ops
+        XLA lacks, so a transform with one is never compiled.
+        """
+        if not self._jit_transform:
+            return self.transform.apply(grads, variables)
+        compiled = tf.function(lambda g: tuple(self.transform.apply(g, variables)),
+                               jit_compile=True, autograph=False)
+        return compiled(list(grads))
 
     def _record(self, norms, scales, log10_norms=None):
         """Keep the applied update's norms and scales (cross-replica context)."""
@@ -385,9 +401,7 @@ class TrainStep:
         grads = distributed.sum_over_replicas(self.accumulator.local_sums(like))
         inv_k = tf.constant(1.0 / self.accumulation_steps)
         grads = [None if g is None else scale_gradient(g, inv_k) for g in grads]
-        finite = all_finite(grads)
-        grads, reports = self._transform(grads, variables)
-        finite = tf.logical_and(finite, all_finite(grads))
+        grads, reports, finite = self._transform(grads, variables)
         return distributed.divide_for_keras_sum(grads), reports, finite
 
     def _finish_window(self):
