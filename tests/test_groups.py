@@ -33,6 +33,14 @@ def grads(model):
     return [rng.normal(size=v.shape) * 10 ** rng.uniform(-2, 1) for v in model.trainable_variables]
 
 
+@pytest.fixture(autouse=True, params=["per_block", "vectorized"])
+def transform_mode(request, monkeypatch):
+    """Every test here runs twice: block by block, and all blocks of a rule at once."""
+    if request.param == "vectorized":
+        monkeypatch.setattr(tf_bng.BlockTransform, "vectorize_min_blocks", 1)
+    return request.param
+
+
 def _reference(model, grads, assignment, settings):
     """assignment[i] = rule of variable i (None: untouched); settings[rule] = reference kwargs."""
     variables = model.trainable_variables

@@ -109,6 +109,14 @@ def test_registered_norm_is_rescued_where_its_own_powers_underflow():
 # --- transforms ----------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True, params=["per_block", "vectorized"])
+def transform_mode(request, monkeypatch):
+    """Every test here runs twice: block by block, and all blocks of a rule at once."""
+    if request.param == "vectorized":
+        monkeypatch.setattr(tf_bng.BlockTransform, "vectorize_min_blocks", 1)
+    return request.param
+
+
 def _variables(block, value=0.3):
     return [keras.Variable(np.full(t.shape, value, np.float32), name=f"w{i}")
             for i, t in enumerate(block)]

@@ -76,6 +76,14 @@ def tape_grads(float64_model):
     return grads
 
 
+@pytest.fixture(autouse=True, params=["per_block", "vectorized"])
+def transform_mode(request, monkeypatch):
+    """Every test here runs twice: block by block, and all blocks of a rule at once."""
+    if request.param == "vectorized":
+        monkeypatch.setattr(tf_bng.BlockTransform, "vectorize_min_blocks", 1)
+    return request.param
+
+
 def _values(model):
     return [v.numpy() for v in model.trainable_variables]
 

@@ -118,7 +118,7 @@ def _normal(x: tf.Tensor) -> tf.Tensor:
     return tf.logical_and(tf.math.is_finite(x), x >= _tiny(x.dtype))
 
 
-def _squares_trusted(sum_sq: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+def squares_trusted(sum_sq: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
     """No overflow, and the flushed squares (each < 2*tiny) are a negligible share."""
     floor = n * (2.0 * _tiny(sum_sq.dtype) / _FLUSH_SHARE)
     return tf.logical_and(tf.math.is_finite(sum_sq), sum_sq >= floor)
@@ -134,12 +134,12 @@ def _l1(ts):
 
 def _l2(ts):
     s = _sum_sq(ts)
-    return tf.sqrt(s), _squares_trusted(s, _num_elements(ts, s.dtype))
+    return tf.sqrt(s), squares_trusted(s, _num_elements(ts, s.dtype))
 
 
 def _l1_l2(ts):
     a, s = _sum_abs(ts), _sum_sq(ts)
-    ok = tf.logical_and(_normal(a), _squares_trusted(s, _num_elements(ts, s.dtype)))
+    ok = tf.logical_and(_normal(a), squares_trusted(s, _num_elements(ts, s.dtype)))
     return 0.5 * (a + tf.sqrt(s)), ok
 
 
@@ -152,13 +152,13 @@ def _avg_l1(ts):
 def _avg_l2(ts):
     s = _sum_sq(ts)
     n = _num_elements(ts, s.dtype)
-    return tf.sqrt(s / n), _squares_trusted(s, n)
+    return tf.sqrt(s / n), squares_trusted(s, n)
 
 
 def _avg_l1_l2(ts):
     a, s = _sum_abs(ts), _sum_sq(ts)
     n = _num_elements(ts, s.dtype)
-    ok = tf.logical_and(_normal(a / n), _squares_trusted(s, n))
+    ok = tf.logical_and(_normal(a / n), squares_trusted(s, n))
     return 0.5 * (a / n + tf.sqrt(s / n)), ok
 
 
@@ -186,7 +186,7 @@ def _std(ts):
     ds = [t - shift for t in ts]
     mean = tf.add_n([tf.reduce_sum(d) for d in ds]) / n
     s = tf.add_n([tf.reduce_sum(tf.square(d - mean)) for d in ds])
-    return tf.sqrt(s / n), _squares_trusted(s, n)
+    return tf.sqrt(s / n), squares_trusted(s, n)
 
 
 _BUILTIN = {

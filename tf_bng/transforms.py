@@ -227,6 +227,12 @@ class BlockTransform:
     so stays right for gradients anywhere between 1e-38 and 3e38.
     """
 
+    # Rules with at least this many blocks are transformed all at once (one cond,
+    # vector scalar work) instead of block by block; see BUILD_NOTES for the
+    # measured crossover. Attributes, so a benchmark can compare both.
+    vectorize = True
+    vectorize_min_blocks = 64
+
     def __init__(self, config: Optional[TransformConfig] = None, **kwargs):
         if config is None:
             config = TransformConfig(**kwargs)
@@ -354,26 +360,117 @@ class BlockTransform:
             raise ValueError(f"Got {len(grads)} gradients for {len(variables)} variables.")
         plan = self.plan(variables, grads)
         out = list(grads)
-        norms, scales, finite = [], [], []
-        # Block by block rather than one vectorized scale computation over all
-        # blocks: a block's scaling then waits only for its own gradients and
-        # overlaps the rest of backprop.
+        norms: list = [None] * len(plan.blocks)
+        scales: list = [None] * len(plan.blocks)
+        finite = []
         with tf.name_scope("block_transform"):
-            for ix, r in zip(plan.blocks, plan.rules):
-                new, n, scale, ok = self._transform_block(
-                    self._rules[r], [grads[i] for i in ix], [variables[i] for i in ix]
-                )
-                for i, g in zip(ix, new):
-                    out[i] = g
-                norms.append(n)
-                scales.append(scale)
-                finite.append(ok)
+            by_rule: dict[int, list[int]] = {}
+            for b, r in enumerate(plan.rules):
+                by_rule.setdefault(r, []).append(b)
+            for r, block_ids in by_rule.items():
+                rule = self._rules[r]
+                vectorized = self.vectorize and self._can_vectorize(rule, plan, block_ids, grads)
+                if vectorized:
+                    new_grads, n, scale, ok = self._transform_vectorized(
+                        rule, [plan.blocks[b] for b in block_ids], grads, variables)
+                    for ix, new in zip((plan.blocks[b] for b in block_ids), new_grads):
+                        for i, g in zip(ix, new):
+                            out[i] = g
+                    for k, b in enumerate(block_ids):
+                        norms[b], scales[b] = n[k], scale[k]
+                    finite.append(ok)
+                    continue
+                # Block by block: a block's scaling waits only for its own
+                # gradients and overlaps the rest of backprop.
+                for b in block_ids:
+                    ix = plan.blocks[b]
+                    new, n, scale, ok = self._transform_block(
+                        rule, [grads[i] for i in ix], [variables[i] for i in ix]
+                    )
+                    for i, g in zip(ix, new):
+                        out[i] = g
+                    norms[b], scales[b] = n, scale
+                    finite.append(ok)
             in_blocks = {i for ix in plan.blocks for i in ix}
             finite.append(all_finite([g for i, g in enumerate(grads) if i not in in_blocks]))
             return TransformResult(
                 out, _stack_float32(norms), _stack_float32(scales),
                 tf.reduce_all(tf.stack(finite)),
             )
+
+    # -- many blocks at once ----------------------------------------------------------
+    def _can_vectorize(self, rule: _Rule, plan: BlockPlan, block_ids: list, grads: list) -> bool:
+        """Built-in norm, a scaling transform, dense gradients of one float32/float64 dtype,
+        and enough blocks to pay."""
+        if len(block_ids) < self.vectorize_min_blocks or rule.config.transform == "none":
+            return False
+        if not rule.norm.trusted_means_finite:
+            return False
+        dtypes = set()
+        for b in block_ids:
+            for i in plan.blocks[b]:
+                g = grads[i]
+                if isinstance(g, tf.IndexedSlices):
+                    return False
+                dtypes.add(tf.as_dtype(g.dtype))
+        return len(dtypes) == 1 and dtypes.pop() in (tf.float32, tf.float64)
+
+    def _vector_norms(self, rule: _Rule, blocks: list) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(norms, trusted)`` vectors of the cheap path; l2 as one segment sum."""
+        if rule.config.norm != "l2":
+            pairs = [rule.norm.cheap(ts) for ts in blocks]
+            return tf.stack([p[0] for p in pairs]), tf.stack([p[1] for p in pairs])
+        partial = tf.stack([tf.nn.l2_loss(t) for ts in blocks for t in ts]) * 2.0
+        segments = [b for b, ts in enumerate(blocks) for _ in ts]
+        sum_sq = tf.math.unsorted_segment_sum(partial, tf.constant(segments), len(blocks))
+        counts = tf.constant(
+            [float(max(1, sum(t.shape.num_elements() or 1 for t in ts))) for ts in blocks],
+            sum_sq.dtype,
+        )
+        return tf.sqrt(sum_sq), norms_lib.squares_trusted(sum_sq, counts)
+
+    def _transform_vectorized(self, rule: _Rule, blocks: list, grads: list, variables: list):
+        """Every block of one rule with one scale computation and one ``cond``.
+
+        Per block this costs a norm kernel per tensor and a multiply per tensor;
+        the scalar work (trust, scale, range) is done once on vectors. The exact
+        path, for the rare step where some block needs it, runs out of line.
+        """
+        cfg = rule.config
+        block_grads = [[grads[i] for i in ix] for ix in blocks]
+        block_vars = [[variables[i] for i in ix] for ix in blocks]
+        n, trusted = self._vector_norms(rule, block_grads)
+        m = None
+        if cfg.transform == "ng_adap":
+            m, m_trusted = self._vector_norms(rule, [dense_weights(vs) for vs in block_vars])
+            trusted = tf.logical_and(trusted, m_trusted)
+        scale = self._cheap_scale(cfg, n, m)
+        low, high = _safe_scale_range(n.dtype)
+        fast = tf.reduce_all(
+            tf.logical_and(trusted, tf.logical_and(scale >= low, scale <= high))
+        )
+
+        def cheap():
+            each = tf.unstack(scale)
+            new = [[g * each[k] for g in gs] for k, gs in enumerate(block_grads)]
+            return new, n, scale, tf.constant(True)
+
+        def exact(gs_flat):
+            new, ns, ss, oks = [], [], [], []
+            start = 0
+            for k, ix in enumerate(blocks):
+                gs = gs_flat[start:start + len(ix)]
+                start += len(ix)
+                g_new, nk, sk, ok = self._exact_block(
+                    rule, gs, norms_lib.dense_block(gs), block_vars[k])
+                new.append(g_new)
+                ns.append(nk)
+                ss.append(sk)
+                oks.append(ok)
+            return new, tf.stack(ns), tf.stack(ss), tf.reduce_all(tf.stack(oks))
+
+        flat = [g for gs in block_grads for g in gs]
+        return tf.cond(fast, cheap, lambda: _call_out_of_line(exact, flat))
 
     def __call__(
         self, grads: Sequence[Any], variables: Sequence[Any], *, with_norms: bool = True
