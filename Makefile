@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.transform_bandwidth
 	$(PY) -m benchmarks.wrapper_vs_step
 	$(PY) -m benchmarks.clip_vs_keras
+	$(PY) -m benchmarks.transform_candidates
 
 bench-accelerator: $(STAMP)
 	$(PY) -m benchmarks.accelerator

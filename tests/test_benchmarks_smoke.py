@@ -23,7 +23,7 @@ from benchmarks import (  # noqa: E402
     timing,
     transform_bandwidth,
     wrapper_vs_step,
-    workloads,
+    workloads, transform_candidates,
 )
 
 from tf_bng import BlockTransform, TransformConfig  # noqa: E402
@@ -64,6 +64,8 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
         (clip_vs_keras, ["--models", "resnet20"], rf"clip_vs_keras resnet20={RATIO}"),
         (profile_step, [],
          r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)"),
+        (transform_candidates, ["--models", "many_blocks", "--candidates", "per_block,default"],
+         rf"candidates many_blocks=(per_block|default):{RATIO},default:{RATIO}"),
     ],
     ids=lambda v: getattr(v, "__name__", "").rpartition(".")[2] or None,
 )
