@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.wrapper_vs_step
 	$(PY) -m benchmarks.clip_vs_keras
 	$(PY) -m benchmarks.transform_candidates
+	$(PY) -m benchmarks.backward_scaling_cost
 
 bench-accelerator: $(STAMP)
 	$(PY) -m benchmarks.accelerator

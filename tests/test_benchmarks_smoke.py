@@ -23,7 +23,9 @@ from benchmarks import (  # noqa: E402
     timing,
     transform_bandwidth,
     wrapper_vs_step,
-    workloads, transform_candidates,
+    workloads,
+    transform_candidates,
+    backward_scaling_cost,
 )
 
 from tf_bng import BlockTransform, TransformConfig  # noqa: E402
@@ -64,6 +66,7 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
         (clip_vs_keras, ["--models", "resnet20"], rf"clip_vs_keras resnet20={RATIO}"),
         (profile_step, [],
          r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)"),
+        (backward_scaling_cost, ["--models", "resnet20"], rf"backward_scaling resnet20={RATIO}"),
         (transform_candidates, ["--models", "many_blocks", "--candidates", "per_block,default"],
          rf"candidates many_blocks=(per_block|default):{RATIO},default:{RATIO}"),
     ],
