@@ -67,9 +67,9 @@ def assert_one_line_error(code: int, stderr: str, *expected: str) -> str:
          "error: optimizer.name='adagrad_bng' normalizes each block itself, so "
          "transform.name='ng' would normalize twice; set transform.name=none or choose another "
          "optimizer."),
-        (["--config.runtime.jit_compile=True", "--config.runtime.strategy=mirrored"],
-         "error: runtime.jit_compile=True does not work with runtime.strategy='mirrored' yet; "
-         "use runtime.strategy=default or one_device, or runtime.jit_compile=False."),
+        (["--config.runtime.jit_compile=True", "--config.runtime.strategy=tpu"],
+         "error: runtime.jit_compile=True does not apply to runtime.strategy='tpu' (it compiles the "
+         "step itself); set runtime.jit_compile=False."),
         (["--config.runtime.strategy=mirrored", "--config.data.batch_size=3"],
          "error: data.batch_size=3 is not divisible by the 2 replicas of runtime.strategy "
          "(MirroredStrategy); choose a multiple of 2."),
@@ -153,9 +153,6 @@ def overrides(draw) -> tuple[dict, list]:
             and settings.get("transform.name", "ng") in TRANSFORMS  # QUADRATIC names ng
             and settings.get("transform.name", "ng") != "none"):
         invalid.append("optimizer.name")  # AdaGradBNG after a block transform normalizes twice
-    if settings.get("runtime.jit_compile") == "true" and settings.get(
-            "runtime.strategy", "default") not in ("default", "one_device"):
-        invalid.append("runtime.jit_compile")  # XLA under tf.distribute: not yet
     return settings, invalid
 
 

@@ -114,7 +114,7 @@ def test_binary_trains_each_seed_and_summarizes_them(tmp_path):
     assert [c["train"]["seed"] for c in configs] == [0, 5]
     assert all(c["data"]["limit"] == 60 and c["model"]["width"] == 4 for c in configs)
     row = next(line for line in result.stdout.splitlines() if line.startswith("train_loss "))
-    assert row.split()[1:4] == [f"{v:.4g}" for v in (np.median(losses), min(losses), max(losses))]
+    assert row.split()[1:4] == [f"{v:.5g}" for v in (np.median(losses), min(losses), max(losses))]
 
 
 def test_binary_rejects_a_bad_config_once_before_training(tmp_path):

@@ -133,7 +133,7 @@ def band(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, .
         return common, np.nanmedian(stack, 0), np.nanmin(stack, 0), np.nanmax(stack, 0)
 
 
-def format_summary(summary: Mapping[str, Spread], seeds: Sequence[int], digits: int = 4) -> str:
+def format_summary(summary: Mapping[str, Spread], seeds: Sequence[int], digits: int = 5) -> str:
     """A plain-text table: one row per metric, median / min / max and the per-seed values."""
     header = f"{'metric':<24} {'median':>10} {'min':>10} {'max':>10}   per seed ({', '.join(map(str, seeds))})"
     lines = [header, "-" * len(header)]
