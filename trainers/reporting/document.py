@@ -26,6 +26,7 @@ class ReportInputs:
     wall_seconds: float
     cpu_seconds: float  # CPU time of the report process (user + system)
     environment: str  # versions and CPU count
+    extra_sections: tuple[str, ...] = ()  # markdown written by other programs (deep_nets)
 
 
 def _section(inputs: ReportInputs, key: str) -> Section:
@@ -358,5 +359,5 @@ def render(inputs: ReportInputs) -> str:
         header.insert(3, f"**Scale `{scale.name}`: reduced variants, epochs and iterations; the "
                          "verdicts are about these short runs, not the paper's.**")
     body = [_figure1_md(inputs), _quadratic_md(inputs), _deep_mlp_md(inputs), _adaptive_md(inputs),
-            _paper_md(), _timing_md(inputs)]
+            *inputs.extra_sections, _paper_md(), _timing_md(inputs)]
     return "\n\n".join(header + body) + "\n"

@@ -78,6 +78,26 @@ def _draw_figures(sections, results, out_dir: str) -> dict[str, str]:
     return paths
 
 
+def _deep_nets_section(out_dir: str, markdown_dir: str) -> tuple[str, ...]:
+    """Backward scaling's evidence (``python -m trainers.deep_nets``), when it has been run.
+
+    Its 33 runs take longer than the report's budget, so they are their own
+    program; the report includes their table and plot.
+    """
+    table = os.path.join(out_dir, "deep_nets.md")
+    if not os.path.exists(table):
+        return ()
+    with open(table) as f:
+        text = f.read().strip()
+    plot = os.path.relpath(os.path.join(out_dir, "deep_nets.png"), markdown_dir)
+    return (
+        "## Very deep nets and float16: backward scaling (issue 13)\n\n"
+        "Adam+NG on MNIST-5k with and without `transform.backward_scaling` (3 seeds; median "
+        "[min, max]). Produced by `python -m trainers.deep_nets` (not re-run by the report).\n\n"
+        + text + f"\n\n![deep nets]({plot})",
+    )
+
+
 def generate_report(
     out_dir: str,
     *,
@@ -116,6 +136,7 @@ def generate_report(
         wall_seconds=wall,
         cpu_seconds=_cpu_seconds() - cpu_started,
         environment=_environment(),
+        extra_sections=_deep_nets_section(out_dir, markdown_dir),
     )
     os.makedirs(markdown_dir, exist_ok=True)
     with open(markdown_path, "w") as f:
