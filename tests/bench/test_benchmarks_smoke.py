@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `python -m pytest` from the root has it; plain `pytest` may not
     sys.path.insert(0, str(ROOT))
 

@@ -23,7 +23,7 @@ from tf_bng.problems.quadratic import make_problem
 from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENTS = ("quadratic", "mnist_mlp", "deep_mlp", "cifar_resnet", "imagenet_resnet34",
                "ptb_lstm", "sentiment_cnn")
 

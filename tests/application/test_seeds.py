@@ -18,7 +18,7 @@ import pytest
 
 from tf_bng_trainers.reporting.seeds import band, final_metrics, format_summary, spread, summarize
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAN = math.nan
 
 

@@ -26,7 +26,7 @@ from tf_bng_trainers.reporting.experiments import Section, mlp_variant, quadrati
 from tf_bng_trainers.reporting.markdown import number, table
 from tf_bng_trainers.reporting.runs import RunGroup, RunResult, curve_band
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("figure1", "gradient_norms", "quadratic", "deep_mlp", "adaptive")
 

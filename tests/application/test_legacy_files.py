@@ -17,7 +17,7 @@ import tf_bng  # noqa: F401  (registers the wrapper classes)
 from tf_bng_configs import mnist_mlp
 from tf_bng_trainers.experiment import Trainer
 
-LEGACY = os.path.join(os.path.dirname(__file__), "data", "legacy_0.1")
+LEGACY = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "legacy_0.1")
 
 
 def test_an_old_checkpoint_resumes(tmp_path):

@@ -19,7 +19,7 @@ from helpers import TINY_MNIST_ARG, TINY_MNIST_SETTINGS, checkpoint_values, max_
 from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT_SECONDS = 180
 
 
