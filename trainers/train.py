@@ -92,7 +92,23 @@ def parse_config(argv: list[str]):
     return config.value, workdir.value
 
 
+def _workdir_in(argv: list[str]):
+    """The ``--workdir`` value of a command line, before absl parses it."""
+    for i, item in enumerate(argv):
+        if item.startswith("--workdir="):
+            return item.split("=", 1)[1]
+        if item == "--workdir" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+    # Loading a config file imports TensorFlow and Keras (configs take their
+    # defaults from the library), which write caches under HOME: point them
+    # into the workdir first.
+    workdir = _workdir_in(argv)
+    if workdir:
+        keep_files_in_workdir(workdir)
     argv = resolve_config_argv(argv)
     try:
         return flags.FLAGS(argv)
