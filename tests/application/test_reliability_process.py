@@ -100,9 +100,11 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(chain)
     assert launches[-1]["code"] == 0, launches[-1]["stderr"][-3000:]
     killed = [run for run in launches if run["signum"] == signal.SIGKILL]
     assert [run["code"] for run in killed] == [-signal.SIGKILL] * 2
-    # Each run resumed whenever an earlier one had saved a checkpoint (a kill may land before).
-    assert all(("Resuming at step" in run["stderr"]) == run["resumable"] for run in launches)
-    assert launches[-1]["resumable"]
+    # A run resumes only from a checkpoint an earlier run saved (a kill may land before one, or
+    # while the first one is written: then there is nothing intact to resume from yet), and the
+    # last run resumes.
+    assert all(run["resumable"] for run in launches if "Resuming at step" in run["stderr"])
+    assert launches[-1]["resumable"] and "Resuming at step" in launches[-1]["stderr"]
     resumed, whole = checkpoint_values(chain["workdir"]), checkpoint_values(chain["reference_dir"])
     assert sorted(resumed) == sorted(whole)
     assert any(key.startswith("optimizer/") for key in whole)
