@@ -6,7 +6,7 @@
 Candidates, all ``ng`` with layer blocks in TrainStep's guarded step:
 ``per_block`` (each block its own norm, scale and cond), ``vectorized`` (all
 blocks at once: one segment-sum norm, vector scale work, one cond),
-``default`` (vectorized from 64 blocks on: the shipped setting),
+``default`` (vectorized from 16 blocks on: the shipped setting),
 ``xla_transform`` (the default transform compiled by XLA on its own, nested
 in the step, as under MirroredStrategy with ``jit_compile=True``) and
 ``xla_step`` (the whole step compiled, one device only). Timed interleaved

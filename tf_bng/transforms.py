@@ -231,7 +231,7 @@ class BlockTransform:
     # vector scalar work) instead of block by block; see BUILD_NOTES for the
     # measured crossover. Attributes, so a benchmark can compare both.
     vectorize = True
-    vectorize_min_blocks = 64
+    vectorize_min_blocks = 16
 
     def __init__(self, config: Optional[TransformConfig] = None, **kwargs):
         if config is None:
