@@ -15,6 +15,7 @@ name, and guessing wrong would silently select other variables.
 
 from __future__ import annotations
 
+import abc
 import re
 from typing import Any, Callable, Dict
 
@@ -32,11 +33,12 @@ __all__ = [
 ]
 
 
-class Selector:
+class Selector(abc.ABC):
     """Base class: ``selector(variable) -> bool``; ``get_config()`` when it can be saved."""
 
+    @abc.abstractmethod
     def __call__(self, variable: Any) -> bool:
-        raise NotImplementedError
+        """Whether ``variable`` belongs to the group."""
 
     def get_config(self) -> Dict[str, Any]:
         raise ValueError(

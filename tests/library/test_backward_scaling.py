@@ -159,3 +159,41 @@ def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points():
 
     for a, b in zip(fit(True), fit(False)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("magnitude", [1e-30, 1e-8, 1.0, 1e30])
+def test_the_power_brings_the_largest_element_to_one_at_any_magnitude(magnitude):
+    signal = tf.constant([0.3, -1.0, 0.02], tf.float32) * magnitude
+    exponent = tf_bng.BackwardScale._exponent_for(signal)
+    scaled = signal * tf_bng.backward_scaling.power_of_two(exponent)
+    assert 0.5 <= float(tf.reduce_max(tf.abs(scaled))) <= 2.0
+    np.testing.assert_allclose(scaled.numpy() / signal.numpy(), 2.0 ** float(exponent), rtol=0)
+
+
+def test_float16_signal_aims_low_and_zero_or_inf_pass_unchanged():
+    signal = tf.constant([3e-7, -1e-6], tf.float16)  # subnormal in float16
+    exponent = float(tf_bng.BackwardScale._exponent_for(signal))
+    assert 2.0 ** -7 <= 1e-6 * 2.0**exponent <= 2.0 ** -5
+    assert float(tf_bng.BackwardScale._exponent_for(tf.zeros([3]))) == 0.0
+    assert float(tf_bng.BackwardScale._exponent_for(tf.constant([1.0, np.inf]))) == 0.0
+
+
+def test_mixed_float16_first_layer_keeps_a_gradient_where_plain_float16_loses_it():
+    x = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
+    y = np.zeros((8,), np.int32)
+    policy = keras.config.dtype_policy()
+    moved = {}
+    for scaling in (False, True):
+        keras.config.set_dtype_policy("mixed_float16")
+        try:
+            model = attenuating_model(depth=6, dtype=None)  # ~3e-4 per layer: 1e-21 at layer 1
+        finally:
+            keras.config.set_dtype_policy(policy)
+        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.01),
+                                transform="ng", global_batch_size=8, backward_scaling=scaling,
+                                loss_scale=tf_bng.step.DynamicLossScale(initial_scale=1.0))
+        before = model.get_weights()[0].copy()
+        for _ in range(3):
+            step.step((x, y))
+        moved[scaling] = np.abs(model.get_weights()[0] - before).max()
+    assert moved[False] == 0.0 and moved[True] > 0.0

@@ -15,17 +15,9 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
-from tf_bng.transforms import scale_gradient
+from tf_bng.transforms import all_finite, scale_gradient  # noqa: F401  (all_finite: old path)
 
 __all__ = ["DynamicLossScale", "all_finite"]
-
-
-def all_finite(grads: Sequence[Any]) -> tf.Tensor:
-    """True when every present gradient holds only finite values."""
-    checks = [
-        tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(g))) for g in grads if g is not None
-    ]
-    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
 
 
 class DynamicLossScale(tf.Module):
