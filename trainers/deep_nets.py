@@ -4,7 +4,7 @@
 
 Trains the paper's sigmoid MLP on MNIST-5k with Adam+NG, with and without
 ``transform.backward_scaling``: float16 (``mixed_float16``) at depth 18 next
-to float32, and float32 at depths 30 and 50 at two learning rates. Every run
+to float32, and float32 at depths 30 and 50 at three learning rates. Every run
 is a ``trainers.train`` process in ``--workdir/<variant>/seed<N>`` (a
 finished run is reused). Writes ``deep_nets.json``, ``deep_nets.md`` (a
 table: final train loss median [min, max] over the seeds, the smallest
@@ -61,6 +61,12 @@ VARIANTS = (
             scaling=True),
     Variant("d50_lr3e-4", "depth 50, lr 3e-4", 50, learning_rate=3e-4),
     Variant("d50_lr3e-4_bs", "depth 50, lr 3e-4, backward scaling", 50, learning_rate=3e-4,
+            scaling=True),
+    Variant("d30_lr1e-4", "depth 30, lr 1e-4", 30, learning_rate=1e-4),
+    Variant("d30_lr1e-4_bs", "depth 30, lr 1e-4, backward scaling", 30, learning_rate=1e-4,
+            scaling=True),
+    Variant("d50_lr1e-4", "depth 50, lr 1e-4", 50, learning_rate=1e-4),
+    Variant("d50_lr1e-4_bs", "depth 50, lr 1e-4, backward scaling", 50, learning_rate=1e-4,
             scaling=True),
 )
 
