@@ -5,20 +5,24 @@ backward signal may be multiplied by any positive number between layers
 without changing the update. A :class:`BackwardScale` layer is the identity
 in the forward pass; in the backward pass it multiplies the gradient flowing
 through it by ``2**e`` (a power of two: exact), with ``e`` chosen from that
-same gradient so that its largest |element| lands at ``2**target``. The
-largest element is gathered over all replicas first, so every replica uses
-the same power and MirroredStrategy still equals one device. The power used
-is kept in ``applied`` (the train step reads it to report true norms and to
+same gradient's magnitude: when the magnitude has left a band around the
+target (2**±32 of 1 in float32; always in float16), ``e`` brings it back.
+The magnitude is the largest over all replicas, so every replica uses the
+same power and MirroredStrategy still equals one device. The power used is
+kept in ``applied`` (the train step reads it to report true norms and to
 bring the micro-batches of an accumulation window to one common factor).
 
-:func:`insert_scale_points` puts one after every layer of a Sequential model
-and after every layer call of a functional model that all paths pass through
-(between layers, at residual-block outputs; never inside one branch of a
-block, where two paths would get different factors).
+:func:`insert_scale_points` puts one after every layer with weights of a
+Sequential model, and after the layer calls of a functional model that all
+paths pass through and that follow a layer with weights (between layers, at
+residual-block outputs; never inside one branch of a block, where two paths
+would get different factors).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from typing import Any, Sequence
 
@@ -29,18 +33,123 @@ import tensorflow as tf
 __all__ = ["BackwardScale", "ScalePoints", "insert_scale_points", "find_scale_points",
            "power_of_two", "true_norms"]
 
-# Per signal dtype: the power of two the largest |signal| is brought to, and the
-# largest power a point applies. float16 (normal range 2**-14..2**16) aims low:
-# a weight gradient sums the signal over the batch (x100 = 2**7 and more) and
-# must not overflow either; its smallest elements may then become subnormal.
-_TARGET = {"float16": -6.0, "bfloat16": 0.0, "float32": 0.0, "float64": 0.0}
-_LIMIT = {"float16": 40.0, "bfloat16": 126.0, "float32": 126.0, "float64": 126.0}
+# Per signal dtype: the power of two the signal's magnitude is brought to, and the
+# band (in powers of two) around it inside which a point leaves the signal alone.
+# float16 (normal range 2**-14..2**16) aims low and always rescales: a weight
+# gradient sums the signal over the batch (x100 = 2**7 and more) and must not
+# overflow either. The wide types have room: a signal within 2**±32 of 1 is left
+# as it is (no multiply), which is what almost every point sees in a healthy
+# net; a vanishing one is brought back as soon as it leaves the band.
+_TARGET = {"float16": -6, "bfloat16": 0, "float32": 0, "float64": 0}
+_BAND = {"float16": 0, "bfloat16": 32, "float32": 32, "float64": 32}
+# Signals with at least this many values per example take their magnitude from
+# one fused sum of squares instead of max |signal| (abs, then max: two passes).
+_LARGE_SIGNAL = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class _Format:
+    """The bit layout of the float type a signal's magnitude is read in."""
+
+    dtype: tf.DType
+    bits: tf.DType
+    mantissa: int
+    exponent_mask: int
+    bias: int
+
+    def biased_exponent(self, value: tf.Tensor) -> tf.Tensor:
+        """The IEEE exponent field of a scalar, sign ignored: floor(log2 |value|) + bias."""
+        shifted = tf.bitwise.right_shift(tf.bitcast(value, self.bits), self.mantissa)
+        return tf.cast(tf.bitwise.bitwise_and(shifted, self.exponent_mask), tf.int32)
+
+
+_FLOAT32 = _Format(tf.float32, tf.int32, 23, 0xFF, 127)
+_FLOAT64 = _Format(tf.float64, tf.int64, 52, 0x7FF, 1023)
+
+
+def _format_of(dtype: tf.DType) -> _Format:
+    """float64 signals are read in float64; every other type fits float32 exactly."""
+    return _FLOAT64 if dtype == tf.float64 else _FLOAT32
+
+
+@functools.lru_cache(maxsize=None)
+def _exponent_table(dtype_name: str) -> np.ndarray:
+    """Per biased exponent ``e`` of a magnitude m (2**(e-bias) <= m < 2**(e-bias+1)):
+    the power of two a point applies to a signal of type ``dtype_name``.
+
+    0 for a zero (or flushed subnormal) and for a non-finite magnitude, 0
+    inside the band; clamped to ±126 so ``2**e`` is a normal float32.
+    """
+    fmt = _format_of(tf.as_dtype(dtype_name))
+    size = fmt.exponent_mask + 1
+    exponents = _TARGET.get(dtype_name, 0) - (np.arange(size) - fmt.bias)
+    exponents = np.clip(exponents, -126, 126)
+    exponents[np.abs(exponents) <= _BAND.get(dtype_name, 0)] = 0
+    exponents[[0, size - 1]] = 0
+    return exponents.astype(np.float32)
 
 
 def power_of_two(exponent: tf.Tensor) -> tf.Tensor:
     """``2**exponent`` as an exact float32 (the exponent rounded, clamped to [-126, 127])."""
     e = tf.cast(tf.clip_by_value(tf.round(exponent), -126.0, 127.0), tf.int32)
     return tf.bitcast(tf.bitwise.left_shift(e + 127, 23), tf.float32)
+
+
+def _max_magnitude(signal: tf.Tensor) -> tf.Tensor:
+    """Biased exponent of max |signal|: exact, in the signal's own type (no cast of the tensor)."""
+    largest = tf.reduce_max(tf.abs(signal))
+    fmt = _format_of(signal.dtype)
+    return fmt.biased_exponent(tf.cast(largest, fmt.dtype))
+
+
+def _norm_magnitude(signal: tf.Tensor) -> tf.Tensor:
+    """Biased exponent of ~||signal||_2 from one sum of squares; of max |signal| where that fails.
+
+    ``l2_loss`` (sum of squares / 2) is one fused pass. Where it is a normal
+    number above 2**-100 (float32; 2**-900 in float64), every element that
+    matters was counted and max <= sqrt(2 sum) <= sqrt(n) max: as good as
+    the max for choosing a power of two. A vanishing, exploding or
+    non-finite signal (rare) takes the exact max instead.
+    """
+    fmt = _format_of(signal.dtype)
+    e_sum = fmt.biased_exponent(tf.nn.l2_loss(signal))
+    lowest = fmt.bias - (100 if fmt is _FLOAT32 else 900)
+    trusted = tf.logical_and(e_sum >= lowest, e_sum <= 2 * fmt.bias - 1)
+    # log2 ||s|| = (log2 sum + 1) / 2, so the norm's biased exponent is (e_sum + bias + 1) // 2.
+    return tf.cond(trusted, lambda: tf.bitwise.right_shift(e_sum + fmt.bias + 1, 1),
+                   lambda: _max_magnitude(signal))
+
+
+def _is_large(signal: tf.Tensor) -> bool:
+    """A float32/float64 signal with >= _LARGE_SIGNAL values per example (static shape)."""
+    if signal.dtype not in (tf.float32, tf.float64) or signal.shape.rank is None:
+        return False
+    per_example = 1
+    for dim in signal.shape[1:]:
+        per_example *= dim or 1
+    return per_example >= _LARGE_SIGNAL
+
+
+def _magnitude(signal: tf.Tensor) -> tf.Tensor:
+    """The signal's biased magnitude exponent (int32), the largest over all replicas."""
+    index = _norm_magnitude(signal) if _is_large(signal) else _max_magnitude(signal)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        # ReduceOp has no MAX: gather every replica's value, then take the largest.
+        index = tf.reduce_max(context.all_gather(index[None], axis=0))
+    return index
+
+
+def _rescaled(signal: tf.Tensor, exponent: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+    """``signal * factor`` (``factor = 2**exponent``), exactly; a large signal is not
+    touched when the exponent is 0."""
+    if signal.dtype in (tf.float32, tf.float64):
+        multiply = lambda: signal * tf.cast(factor, signal.dtype)
+    else:  # float16 / bfloat16: the factor may not fit the signal's own type
+        multiply = lambda: tf.cast(tf.cast(signal, tf.float32) * factor, signal.dtype)
+    if not _is_large(signal):
+        return multiply()  # a small multiply costs less than a cond
+    return tf.cond(tf.equal(exponent, 0.0), lambda: tf.identity(signal), multiply)
 
 
 @keras.saving.register_keras_serializable(package="tf_bng")
@@ -71,9 +180,12 @@ class BackwardScale(keras.layers.Layer):
         @tf.custom_gradient
         def identity(x):
             def grad(dy):
-                exponent = self._exponent_for(dy)
+                exponents = _exponent_table(dy.dtype.name)
+                index = _magnitude(dy)
+                exponent = tf.gather(tf.constant(exponents), index)
                 self.applied.assign(exponent)
-                return tf.cast(tf.cast(dy, tf.float32) * power_of_two(exponent), dy.dtype)
+                factor = tf.gather(tf.constant(np.exp2(exponents)), index)
+                return _rescaled(dy, exponent, factor)
 
             return tf.identity(x), grad
 
@@ -81,21 +193,14 @@ class BackwardScale(keras.layers.Layer):
 
     @staticmethod
     def _exponent_for(signal: tf.Tensor) -> tf.Tensor:
-        """The power of two that brings the largest |signal| (over all replicas) to the target.
+        """The power of two this point applies to ``signal`` (float32 scalar; 0 leaves it).
 
-        A signal that is all zeros or not finite is passed on unchanged (0).
+        It brings the signal's magnitude (the largest over all replicas) to
+        the target where it lies outside the band; an all-zero or non-finite
+        signal passes unchanged.
         """
-        dtype = signal.dtype.name
-        largest = tf.reduce_max(tf.abs(tf.cast(signal, tf.float32)))
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            # ReduceOp has no MAX: gather every replica's value, then take the largest.
-            largest = tf.reduce_max(context.all_gather(largest[None], axis=0))
-        ok = tf.logical_and(largest > 0, tf.math.is_finite(largest))
-        safe = tf.where(ok, largest, 1.0)
-        exponent = _TARGET.get(dtype, 0.0) - tf.round(tf.math.log(safe) / math.log(2.0))
-        limit = _LIMIT.get(dtype, 126.0)
-        return tf.where(ok, tf.clip_by_value(exponent, -limit, limit), 0.0)
+        table = tf.constant(_exponent_table(signal.dtype.name))
+        return tf.gather(table, _magnitude(signal))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -161,10 +266,13 @@ def _sequential_with_points(model: keras.Sequential):
     inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
     x, points, calls = inputs, [], []
     layers = list(model.layers)
+    weighted_since_point = False
     for index, layer in enumerate(layers):
         x = layer(x)
         calls.append(layer)
-        if index < len(layers) - 1:
+        weighted_since_point |= bool(layer.trainable_weights)
+        if index < len(layers) - 1 and weighted_since_point:
+            weighted_since_point = False
             point = BackwardScale(name=f"backward_scale_{len(points) + 1}")
             x = point(x)
             points.append((point, index))
@@ -187,10 +295,13 @@ def _functional_with_points(model: keras.Model):
 
     keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=record)
     last = len(calls) - 1
-    cuts = {
-        i for i in range(last)
-        if not any(u < i < v for u, v in edges) and sum(1 for u, _ in edges if u == i) >= 1
-    }
+    cuts, weighted_since_cut = set(), False
+    for i in range(last):
+        weighted_since_cut |= bool(calls[i].trainable_weights)
+        every_path = not any(u < i < v for u, v in edges) and any(u == i for u, _ in edges)
+        if every_path and weighted_since_cut:  # a point with no weights below it adds nothing
+            cuts.add(i)
+            weighted_since_cut = False
     points, counter = [], iter(range(len(calls)))
 
     def insert(layer, *args, **kwargs):
@@ -241,9 +352,25 @@ def log10_of(log2_values: tf.Tensor) -> tf.Tensor:
     return log2_values * math.log10(2.0)
 
 
+def times_power_of_two(values: tf.Tensor, log2_factor: tf.Tensor) -> tf.Tensor:
+    """``values * 2**log2_factor`` (float32), exact wherever the result is a normal number.
+
+    Two exact multiplies cover |log2_factor| <= 252; beyond that the result
+    is 0 or inf for any float32 input, which ``pow`` gives as well.
+    """
+    values = tf.cast(values, tf.float32)
+    half = tf.floor(log2_factor / 2.0)
+    stepwise = values * power_of_two(half) * power_of_two(log2_factor - half)
+    return tf.where(tf.abs(log2_factor) <= 252.0, stepwise,
+                    values * tf.pow(2.0, tf.clip_by_value(log2_factor, -300.0, 300.0)))
+
+
 def true_norms(scaled: tf.Tensor, log2_factor: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(norm, log10 norm)`` of gradients that carried ``2**log2_factor`` (float32; 0 if tiny)."""
+    """``(norm, log10 norm)`` of gradients that carried ``2**log2_factor``.
+
+    The norm is float32 and exact where representable (0 where it
+    underflows, inf where it overflows); the log10 carries any magnitude.
+    """
     scaled = tf.cast(scaled, tf.float32)
     log10 = tf.math.log(scaled) / math.log(10.0) - log10_of(log2_factor)
-    return tf.pow(10.0, log10), log10
-
+    return times_power_of_two(scaled, -log2_factor), log10

@@ -26,6 +26,20 @@ def data(n=16, seed=0):
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+@pytest.fixture
+def rescale_always(monkeypatch):
+    """No band: every point rescales every signal, so exactness tests exercise the multiply.
+
+    By default a float32 signal within 2**±32 of 1 is left alone, and the
+    shallow nets below never leave that band.
+    """
+    monkeypatch.setattr(tf_bng.backward_scaling, "_BAND",
+                        {name: 0 for name in tf_bng.backward_scaling._BAND})
+    tf_bng.backward_scaling._exponent_table.cache_clear()
+    yield
+    tf_bng.backward_scaling._exponent_table.cache_clear()
+
+
 def run(transform, scaling, strategy=None, steps=4, batch=16, **step_options):
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
@@ -42,7 +56,7 @@ def run(transform, scaling, strategy=None, steps=4, batch=16, **step_options):
 
 
 @pytest.mark.parametrize("transform", ["ng", "ng_adap"])
-def test_update_equals_the_unscaled_one_where_nothing_underflows(transform):
+def test_update_equals_the_unscaled_one_where_nothing_underflows(transform, rescale_always):
     plain, _, plain_norms = run(transform, False)
     scaled, step, norms = run(transform, True)
     applied = [float(e.numpy()) for e in step.scale_points.applied]
@@ -53,7 +67,50 @@ def test_update_equals_the_unscaled_one_where_nothing_underflows(transform):
     np.testing.assert_allclose(step.last_log10_norms.numpy(), np.log10(plain_norms[-1]), atol=1e-5)
 
 
-def test_mirrored_equals_one_device_with_backward_scaling(mirrored_strategy):
+def test_a_signal_inside_the_band_is_left_alone():
+    """Default band: a healthy shallow net is not rescaled at all, so nothing changes (bitwise)."""
+    plain, _, plain_norms = run("ng", False)
+    scaled, step, norms = run("ng", True)
+    assert [float(e.numpy()) for e in step.scale_points.applied] == [0.0] * 3
+    for a, b in zip(scaled.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(norms, plain_norms)
+
+
+def wide_model(seed=0):
+    """One hidden layer of 4096 values per example: its signal takes the sum-of-squares path."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(4096, activation="tanh",
+                                                                   name="wide"),
+                             keras.layers.Dense(3, name="out")])
+
+
+def run_wide(scaling, strategy=None, steps=3, batch=8):
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = wide_model()
+        optimizer = keras.optimizers.Adam(0.01)
+    step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=optimizer, transform="ng",
+                            global_batch_size=batch, strategy=strategy, backward_scaling=scaling)
+    x, y = data(batch * steps)
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(batch))
+    for b in dataset:
+        step.step(b)
+    return model, step
+
+
+def test_large_signals_are_exact_and_agree_across_replicas(rescale_always, mirrored_strategy):
+    plain, _ = run_wide(False)
+    scaled, step = run_wide(True)
+    assert float(step.scale_points.applied[0].numpy()) != 0.0
+    for a, b in zip(scaled.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    mirrored, _ = run_wide(True, strategy=mirrored_strategy)
+    assert max_abs_diff(mirrored.get_weights(), scaled.get_weights()) <= 2e-6
+
+
+def test_mirrored_equals_one_device_with_backward_scaling(mirrored_strategy, rescale_always):
     single, *_ = run("ng", True)
     mirrored, *_ = run("ng", True, strategy=mirrored_strategy)
     assert max_abs_diff(mirrored.get_weights(), single.get_weights()) <= 2e-6
@@ -119,7 +176,7 @@ def test_refusals_name_the_setting():
         tf_bng.TrainStep(transform="ng", **kwargs)
 
 
-def test_accumulation_with_backward_scaling_equals_the_big_batch():
+def test_accumulation_with_backward_scaling_equals_the_big_batch(rescale_always):
     """Micro-batches choose their own powers; the window sums them at one common factor."""
     big, _, _ = run("ng", False, steps=2, batch=16)
     micro, step, _ = run("ng", True, steps=2 * 4, batch=4, accumulation_steps=4)
@@ -130,8 +187,12 @@ def test_accumulation_with_backward_scaling_equals_the_big_batch():
 def test_resnet_points_sit_only_where_every_path_passes():
     model = tf_bng.models.cifar_resnet(depth=8, num_classes=10, input_shape=(8, 8, 3))
     _, points = tf_bng.backward_scaling.insert_scale_points(model)
-    names = [layer.name for layer in points.layers]
-    assert len(names) == 10
+    _, placed, calls = tf_bng.backward_scaling._functional_with_points(model)
+    # after the stem's layers with weights and at each block's output; a layer
+    # without weights (relu, pooling) gets no point of its own
+    assert [calls[i].name for _, i in placed] == [
+        "stem_conv", "stem_bn", "stage1_block1_add", "stage2_block1_add", "stage3_block1_add"]
+    assert len(points.layers) == 5
     inside = {v.path for v in model.trainable_variables if "block1_conv1" in v.path}
     conv1 = next(v for v in model.trainable_variables if v.path in inside)
     shortcut = [v for v in model.trainable_variables if "conv2" in v.path][0]
@@ -139,7 +200,7 @@ def test_resnet_points_sit_only_where_every_path_passes():
     assert points._downstream[id(conv1)] == points._downstream[id(shortcut)]
 
 
-def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points():
+def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points(rescale_always):
     x, y = data(64)
 
     def fit(with_points):
@@ -161,21 +222,70 @@ def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("magnitude", [1e-30, 1e-8, 1.0, 1e30])
-def test_the_power_brings_the_largest_element_to_one_at_any_magnitude(magnitude):
-    signal = tf.constant([0.3, -1.0, 0.02], tf.float32) * magnitude
-    exponent = tf_bng.BackwardScale._exponent_for(signal)
-    scaled = signal * tf_bng.backward_scaling.power_of_two(exponent)
-    assert 0.5 <= float(tf.reduce_max(tf.abs(scaled))) <= 2.0
-    np.testing.assert_allclose(scaled.numpy() / signal.numpy(), 2.0 ** float(exponent), rtol=0)
+def reference_exponent(signal: np.ndarray, dtype: str, large: bool) -> float:
+    """The power a point should apply, from float64 numpy: target - floor(log2 magnitude).
+
+    The magnitude is max |signal|, or for a large float32/float64 signal its
+    l2 norm where float32's sum of squares can hold it (2**-100 .. 2**127);
+    0 inside the band, for zeros and for non-finite signals; clamped to ±126.
+    """
+    target = {"float16": -6}.get(dtype, 0)
+    band = {"float16": 0}.get(dtype, 32)
+    x = np.abs(signal.astype(np.float64))
+    if not np.all(np.isfinite(x)) or not np.any(x):
+        return 0.0
+    magnitude = x.max()
+    if large:
+        with np.errstate(over="ignore"):
+            half_sum = 0.5 * float(np.sum(x * x))
+        lowest = 2.0**-100 if dtype == "float32" else 2.0**-900
+        highest = 2.0**127 if dtype == "float32" else 2.0**1023
+        if lowest <= half_sum < highest:
+            magnitude = np.sqrt(2 * half_sum)
+    exponent = float(np.clip(target - np.floor(np.log2(magnitude)), -126, 126))
+    return 0.0 if abs(exponent) <= band else exponent
 
 
-def test_float16_signal_aims_low_and_zero_or_inf_pass_unchanged():
+MAGNITUDES = [1e-300, 1e-40, 1e-30, 1e-12, 1e-8, 1.0, 1e12, 1e30, 1e300]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("values_per_example", [7, 4096])
+def test_the_power_matches_a_numpy_reference_over_the_whole_range(dtype, values_per_example):
+    rng = np.random.default_rng(values_per_example)
+    base = rng.normal(size=(3, values_per_example))
+    info = np.finfo(np.float16 if dtype == "float16" else np.float64 if dtype == "float64"
+                    else np.float32)
+    large = values_per_example >= 4096 and dtype in ("float32", "float64")
+    for magnitude in MAGNITUDES:
+        # what the dtype can hold (float32 flushes subnormals on CPU, as TF does)
+        if magnitude * 10 > float(info.max) or magnitude < float(info.tiny) * 1e3:
+            continue
+        signal = tf.cast(tf.constant(base * magnitude, tf.float64), dtype)
+        got = float(tf_bng.BackwardScale._exponent_for(signal))
+        expected = reference_exponent(signal.numpy().astype(np.float64), dtype, large)
+        assert got == expected, (magnitude, got, expected)
+        if got and abs(got) < 126:  # the rescaled signal's magnitude lands at the target
+            scaled = np.abs(signal.numpy().astype(np.float64)) * 2.0**got
+            assert scaled.max() < 2.0 ** ({"float16": -6}.get(dtype, 0) + 1) * (
+                1 if not large else 1 + 1e-6)
+
+
+@pytest.mark.parametrize("values_per_example", [7, 4096])
+def test_zero_and_non_finite_signals_pass_unchanged(values_per_example):
+    for fill in (0.0, np.inf, np.nan):
+        signal = np.full((2, values_per_example), 1e-20, np.float32)
+        signal[0, 0] = fill
+        if fill == 0.0:
+            signal[:] = 0.0
+        assert float(tf_bng.BackwardScale._exponent_for(tf.constant(signal))) == 0.0
+    assert float(tf_bng.BackwardScale._exponent_for(tf.zeros([0, values_per_example]))) == 0.0
+
+
+def test_float16_signal_aims_low():
     signal = tf.constant([3e-7, -1e-6], tf.float16)  # subnormal in float16
     exponent = float(tf_bng.BackwardScale._exponent_for(signal))
-    assert 2.0 ** -7 <= 1e-6 * 2.0**exponent <= 2.0 ** -5
-    assert float(tf_bng.BackwardScale._exponent_for(tf.zeros([3]))) == 0.0
-    assert float(tf_bng.BackwardScale._exponent_for(tf.constant([1.0, np.inf]))) == 0.0
+    assert 2.0 ** -6 <= 1e-6 * 2.0**exponent < 2.0 ** -5
 
 
 def test_mixed_float16_first_layer_keeps_a_gradient_where_plain_float16_loses_it():

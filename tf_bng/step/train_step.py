@@ -269,7 +269,7 @@ class TrainStep:
         else:
             log2_factors = self.scale_points.log2_factors(self._factors)
         norms, log10_norms = backward_scaling_lib.true_norms(norms, log2_factors)
-        scales = tf.exp(tf.math.log(scales) + log2_factors * math.log(2.0))
+        scales = backward_scaling_lib.times_power_of_two(scales, log2_factors)
         return grads, (norms, scales, log10_norms), finite
 
     def _apply_transform(self, grads, variables):
