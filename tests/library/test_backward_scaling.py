@@ -59,8 +59,8 @@ def run(transform, scaling, strategy=None, steps=4, batch=16, **step_options):
 def test_update_equals_the_unscaled_one_where_nothing_underflows(transform, rescale_always):
     plain, _, plain_norms = run(transform, False)
     scaled, step, norms = run(transform, True)
-    applied = [float(e.numpy()) for e in step.scale_points.applied]
-    assert any(applied), applied  # the points did rescale the signal
+    factors = [float(f.numpy()) for f in step.scale_points.factors]
+    assert any(f != 1.0 for f in factors), factors  # the points did rescale the signal
     for a, b in zip(scaled.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(norms, plain_norms, rtol=1e-5)  # true norms are reported
@@ -71,7 +71,7 @@ def test_a_signal_inside_the_band_is_left_alone():
     """Default band: a healthy shallow net is not rescaled at all, so nothing changes (bitwise)."""
     plain, _, plain_norms = run("ng", False)
     scaled, step, norms = run("ng", True)
-    assert [float(e.numpy()) for e in step.scale_points.applied] == [0.0] * 3
+    assert [float(f.numpy()) for f in step.scale_points.factors] == [1.0] * 3
     for a, b in zip(scaled.get_weights(), plain.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(norms, plain_norms)
@@ -103,7 +103,7 @@ def run_wide(scaling, strategy=None, steps=3, batch=8):
 def test_large_signals_are_exact_and_agree_across_replicas(rescale_always, mirrored_strategy):
     plain, _ = run_wide(False)
     scaled, step = run_wide(True)
-    assert float(step.scale_points.applied[0].numpy()) != 0.0
+    assert float(step.scale_points.factors[0].numpy()) != 1.0
     for a, b in zip(scaled.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     mirrored, _ = run_wide(True, strategy=mirrored_strategy)
@@ -188,11 +188,11 @@ def test_resnet_points_sit_only_where_every_path_passes():
     model = tf_bng.models.cifar_resnet(depth=8, num_classes=10, input_shape=(8, 8, 3))
     _, points = tf_bng.backward_scaling.insert_scale_points(model)
     _, placed, calls = tf_bng.backward_scaling._functional_with_points(model)
-    # after the stem's layers with weights and at each block's output; a layer
+    # after the stem conv's BatchNorm and at each block's output; a layer
     # without weights (relu, pooling) gets no point of its own
     assert [calls[i].name for _, i in placed] == [
-        "stem_conv", "stem_bn", "stage1_block1_add", "stage2_block1_add", "stage3_block1_add"]
-    assert len(points.layers) == 5
+        "stem_bn", "stage1_block1_add", "stage2_block1_add", "stage3_block1_add"]
+    assert len(points.layers) == 4
     inside = {v.path for v in model.trainable_variables if "block1_conv1" in v.path}
     conv1 = next(v for v in model.trainable_variables if v.path in inside)
     shortcut = [v for v in model.trainable_variables if "conv2" in v.path][0]
@@ -216,7 +216,7 @@ def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points(rescale_alwa
         model.compile(optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1)), loss=LOSS)
         model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
         return [w for w in model.get_weights()
-                if w.shape != ()]  # the points' exponents are scalars
+                if w.shape != ()]  # the points' factors are scalars
 
     for a, b in zip(fit(True), fit(False)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -307,3 +307,31 @@ def test_mixed_float16_first_layer_keeps_a_gradient_where_plain_float16_loses_it
             step.step((x, y))
         moved[scaling] = np.abs(model.get_weights()[0] - before).max()
     assert moved[False] == 0.0 and moved[True] > 0.0
+
+
+def test_points_follow_layers_with_weights_and_their_batch_norm():
+    model = tf_bng.models.mlp(depth=3, batch_norm=True, dropout=0.1)
+    _, placed, calls = tf_bng.backward_scaling._functional_with_points(model)
+    assert [calls[i].name for _, i in placed] == ["hidden1_bn", "hidden2_bn", "hidden3_bn"]
+    paper = tf_bng.models.mlp(depth=3)
+    _, placed, calls = tf_bng.backward_scaling._functional_with_points(paper)
+    assert [calls[i].name for _, i in placed] == ["hidden1", "hidden2", "hidden3"]
+
+
+def test_the_tape_recorded_point_equals_tf_custom_gradient():
+    """The point records its gradient on the tape itself; tf.custom_gradient is the fallback."""
+    rng = np.random.default_rng(0)
+    for shape in [(4, 7), (2, 4096)]:
+        x = tf.constant(rng.normal(size=shape) * 1e-20, tf.float32)
+        weights = tf.constant(rng.normal(size=shape), tf.float32)
+        layer = tf_bng.BackwardScale()
+        layer.build(shape)
+        grads = []
+        for identity in (tf_bng.backward_scaling._identity_scaling_gradient,
+                         tf_bng.backward_scaling._custom_gradient_identity):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(identity(x, layer._backward) * weights * 1e-20)
+            grads.append(tape.gradient(loss, x).numpy())
+        np.testing.assert_array_equal(grads[0], grads[1])
+        assert float(layer.factor.numpy()) > 2.0**60  # the signal (~1e-20) was rescaled

@@ -163,7 +163,7 @@ class TrainStep:
                 )
         point_variables = set()
         if self.scale_points is not None:
-            point_variables = {id(v) for v in self.scale_points.applied}
+            point_variables = {id(v) for v in self.scale_points.factors}
             variables = model.trainable_variables
             blocks = self.transform.partition(variables).blocks
             self._factors = self.scale_points.block_matrix(variables, blocks)
