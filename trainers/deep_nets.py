@@ -159,36 +159,72 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+_LOSS_PANELS = (
+    ("depth 18, lr 1e-3", ("d18_f32", "d18_f16", "d18_f16_bs")),
+    ("depth 30, lr 1e-3", ("d30", "d30_bs")),
+    ("depth 30, lr 3e-4", ("d30_lr3e-4", "d30_lr3e-4_bs")),
+    ("depth 30, lr 1e-4", ("d30_lr1e-4", "d30_lr1e-4_bs")),
+    ("depth 50, lr 1e-3", ("d50", "d50_bs")),
+    ("depth 50, lr 3e-4", ("d50_lr3e-4", "d50_lr3e-4_bs")),
+    ("depth 50, lr 1e-4", ("d50_lr1e-4", "d50_lr1e-4_bs")),
+)
+
+
+def _band(ax, runs: dict, values, label: str, style: str) -> None:
+    """Median over seeds with a min-max band; ``values(record)`` gives one point."""
+    import numpy as np
+
+    series = [np.array([values(r) for r in recs], dtype=float) for recs in runs.values() if recs]
+    if not series:
+        return
+    n = min(len(s) for s in series)
+    stack = np.stack([s[:n] for s in series])
+    steps = [r["step"] for r in next(recs for recs in runs.values() if recs)][:n]
+    line, = ax.plot(steps, np.median(stack, axis=0), label=label, linestyle=style)
+    ax.fill_between(steps, stack.min(axis=0), stack.max(axis=0), alpha=0.15,
+                    color=line.get_color())
+
+
+def _finite_first_layer(record: dict) -> float:
+    """The first layer's log10 gradient norm; NaN (a gap in the line) where it is exactly 0."""
+    value = _first_layer(record)[0]
+    return value if math.isfinite(value) else float("nan")
+
+
 def plot(curves: dict, path: str) -> None:
+    """Train-loss panels per depth and learning rate, and the first layer's gradient norm."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    groups = (("depth 18", "d18"), ("depth 30", "d30"), ("depth 50", "d50"))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
-    for ax, (title, prefix) in zip(axes, groups):
-        for name, runs in curves.items():
-            if not name.startswith(prefix + "_") and name != prefix:
-                continue
-            series = [np.array([r["loss"] for r in recs]) for recs in runs.values() if recs]
-            if not series:
-                continue
-            n = min(len(s) for s in series)
-            stack = np.stack([s[:n] for s in series])
-            steps = [r["step"] for r in next(iter(runs.values()))][:n]
-            line, = ax.plot(steps, np.median(stack, axis=0), label=name,
-                            linestyle="-" if name.endswith("_bs") else "--")
-            ax.fill_between(steps, stack.min(axis=0), stack.max(axis=0), alpha=0.15,
-                            color=line.get_color())
-        ax.set_title(f"{title}: Adam+NG, median and min-max over seeds")
-        ax.set_xlabel("step")
+    fig, axes = plt.subplots(3, 3, figsize=(15, 11))
+    cells = [axes[0, 0], *axes[1], *axes[2]]
+    for ax, (title, names) in zip(cells, _LOSS_PANELS):
+        for name in names:
+            if name in curves:
+                _band(ax, curves[name], lambda r: r["loss"], name,
+                      "-" if name.endswith("_bs") else "--")
+        ax.set_title(f"{title}: train loss (Adam+NG)", fontsize=10)
+        ax.set_ylim(0, 2.5)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("train loss")
+    ax = axes[0, 1]
+    for name in ("d18_f16", "d18_f16_bs", "d30", "d30_bs", "d50", "d50_bs"):
+        if name in curves:
+            _band(ax, curves[name], _finite_first_layer, name,
+                  "-" if name.endswith("_bs") else "--")
+    ax.set_title("first layer: log10 gradient norm (missing = exactly 0)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    axes[0, 2].axis("off")
+    axes[0, 2].text(0.0, 0.5, "median over seeds, band = min..max\n"
+                    "dashed: plain backprop\nsolid: backward scaling (_bs)\n"
+                    "d18_f16: mixed_float16", fontsize=10, va="center")
+    for ax in axes[2]:
+        ax.set_xlabel("step")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

@@ -81,7 +81,7 @@ def _draw_figures(sections, results, out_dir: str) -> dict[str, str]:
 def _deep_nets_section(out_dir: str, markdown_dir: str) -> tuple[str, ...]:
     """Backward scaling's evidence (``python -m trainers.deep_nets``), when it has been run.
 
-    Its 33 runs take longer than the report's budget, so they are their own
+    Its 45 runs take longer than the report's budget, so they are their own
     program; the report includes their table and plot.
     """
     table = os.path.join(out_dir, "deep_nets.md")
