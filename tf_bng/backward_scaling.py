@@ -74,21 +74,27 @@ _FLOAT64 = _Format(tf.float64, tf.int64, 52, 0x7FF, 1023)
 
 
 def _format_of(dtype: tf.DType) -> _Format:
-    """float64 signals are read in float64; every other type fits float32 exactly."""
+    """The format a signal's sum of squares is read in: float64 for float64, else float32."""
     return _FLOAT64 if dtype == tf.float64 else _FLOAT32
+
+
+# A magnitude m is indexed by the float64 exponent field of m * sqrt(2):
+# round(log2 m) + 1023 (float64 holds any float32/float16 magnitude times
+# sqrt(2) without overflow). The point brings round(log2 m) to the target, so
+# the rescaled magnitude lies in [2**(t - 1/2), 2**(t + 1/2)).
+_INDEX = _FLOAT64
 
 
 @functools.lru_cache(maxsize=None)
 def _exponent_table(dtype_name: str) -> np.ndarray:
-    """Per biased exponent ``e`` of a magnitude m (2**(e-bias) <= m < 2**(e-bias+1)):
-    the power of two a point applies to a signal of type ``dtype_name``.
+    """Per magnitude index ``i`` (``round(log2 m) = i - 1023``): the power of two a point
+    applies to a signal of type ``dtype_name``.
 
     0 for a zero (or flushed subnormal) and for a non-finite magnitude, 0
     inside the band; clamped to ±126 so ``2**e`` is a normal float32.
     """
-    fmt = _format_of(tf.as_dtype(dtype_name))
-    size = fmt.exponent_mask + 1
-    exponents = _TARGET.get(dtype_name, 0) - (np.arange(size) - fmt.bias)
+    size = _INDEX.exponent_mask + 1
+    exponents = _TARGET.get(dtype_name, 0) - (np.arange(size) - _INDEX.bias)
     exponents = np.clip(exponents, -126, 126)
     exponents[np.abs(exponents) <= _BAND.get(dtype_name, 0)] = 0
     exponents[[0, size - 1]] = 0
@@ -102,14 +108,13 @@ def power_of_two(exponent: tf.Tensor) -> tf.Tensor:
 
 
 def _max_magnitude(signal: tf.Tensor) -> tf.Tensor:
-    """Biased exponent of max |signal|: exact, in the signal's own type (no cast of the tensor)."""
-    largest = tf.reduce_max(tf.abs(signal))
-    fmt = _format_of(signal.dtype)
-    return fmt.biased_exponent(tf.cast(largest, fmt.dtype))
+    """Index of max |signal| (exact; abs and max run in the signal's own type)."""
+    largest = tf.cast(tf.reduce_max(tf.abs(signal)), tf.float64)
+    return _INDEX.biased_exponent(largest * math.sqrt(2.0))
 
 
 def _norm_magnitude(signal: tf.Tensor) -> tf.Tensor:
-    """Biased exponent of ~||signal||_2 from one sum of squares; of max |signal| where that fails.
+    """Index of ~||signal||_2 from one sum of squares; of max |signal| where that fails.
 
     ``l2_loss`` (sum of squares / 2) is one fused pass. Where it is a normal
     number above 2**-100 (float32; 2**-900 in float64), every element that
@@ -121,9 +126,9 @@ def _norm_magnitude(signal: tf.Tensor) -> tf.Tensor:
     e_sum = fmt.biased_exponent(tf.nn.l2_loss(signal))
     lowest = fmt.bias - (100 if fmt is _FLOAT32 else 900)
     trusted = tf.logical_and(e_sum >= lowest, e_sum <= 2 * fmt.bias - 1)
-    # log2 ||s|| = (log2 sum + 1) / 2, so the norm's biased exponent is (e_sum + bias + 1) // 2.
-    return tf.cond(trusted, lambda: tf.bitwise.right_shift(e_sum + fmt.bias + 1, 1),
-                   lambda: _max_magnitude(signal))
+    # round(log2 ||s||) = floor((log2 half_sum + 2) / 2), with floor(log2 half_sum) = e_sum - bias.
+    from_sum = tf.bitwise.right_shift(e_sum + fmt.bias + 2, 1) + (_INDEX.bias - fmt.bias)
+    return tf.cond(trusted, lambda: from_sum, lambda: _max_magnitude(signal))
 
 
 def _is_large(signal: tf.Tensor) -> bool:
@@ -137,7 +142,7 @@ def _is_large(signal: tf.Tensor) -> bool:
 
 
 def _magnitude(signal: tf.Tensor) -> tf.Tensor:
-    """The signal's biased magnitude exponent (int32), the largest over all replicas."""
+    """The signal's magnitude index (int32, see _INDEX), the largest over all replicas."""
     index = _norm_magnitude(signal) if _is_large(signal) else _max_magnitude(signal)
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:

@@ -41,8 +41,8 @@ def test_summary_reports_median_spread_and_whether_the_first_layer_was_zero(tmp_
     assert scaled_summary["first_layer_ever_zero"] is False
     assert scaled_summary["first_layer_log10_norm_min"] == -95.5
     text = deep_nets.table({"d30": plain_summary, "d30_bs": scaled_summary})
-    assert "| depth 30 | 1.900 [1.500, 2.000] | 1e-20 | **yes** |" in text
-    assert "| depth 30, backward scaling | 1.900 [1.500, 2.000] | 1e-96 | no |" in text
+    assert "| depth 30 | 3 | 1.900 [1.500, 2.000] | 1e-20 | **yes** |" in text
+    assert "| depth 30, backward scaling | 3 | 1.900 [1.500, 2.000] | 1e-96 | no |" in text
     deep_nets.plot(runs, str(tmp_path / "deep_nets.png"))
     assert (tmp_path / "deep_nets.png").stat().st_size > 10_000
 
