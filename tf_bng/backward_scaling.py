@@ -55,49 +55,58 @@ _LARGE_SIGNAL = 4096
 
 @dataclasses.dataclass(frozen=True)
 class _Format:
-    """The bit layout of the float type a signal's magnitude is read in."""
+    """The bit layout of the float type a magnitude is read in."""
 
     dtype: tf.DType
     bits: tf.DType
     mantissa: int
     exponent_mask: int
     bias: int
+    sqrt2_mantissa: int  # mantissa field of the smallest value >= sqrt(2) in this type
 
     def biased_exponent(self, value: tf.Tensor) -> tf.Tensor:
         """The IEEE exponent field of a scalar, sign ignored: floor(log2 |value|) + bias."""
         shifted = tf.bitwise.right_shift(tf.bitcast(value, self.bits), self.mantissa)
         return tf.cast(tf.bitwise.bitwise_and(shifted, self.exponent_mask), tf.int32)
 
+    def rounded_exponent(self, value: tf.Tensor) -> tf.Tensor:
+        """round(log2 |value|) + bias (half up at sqrt(2)), for a positive scalar.
 
-_FLOAT32 = _Format(tf.float32, tf.int32, 23, 0xFF, 127)
-_FLOAT64 = _Format(tf.float64, tf.int64, 52, 0x7FF, 1023)
+        Adding ``2**mantissa - sqrt2_mantissa`` to the bits carries into the
+        exponent field exactly when the mantissa is >= sqrt(2): one integer add.
+        """
+        carry = tf.constant((1 << self.mantissa) - self.sqrt2_mantissa, self.bits)
+        bits = tf.bitcast(value, self.bits) + carry
+        shifted = tf.bitwise.right_shift(bits, self.mantissa)
+        return tf.cast(tf.bitwise.bitwise_and(shifted, self.exponent_mask), tf.int32)
+
+
+_FLOAT32 = _Format(tf.float32, tf.int32, 23, 0xFF, 127, 0x3504F4)
+_FLOAT64 = _Format(tf.float64, tf.int64, 52, 0x7FF, 1023, 0x6A09E667F3BCD)
 
 
 def _format_of(dtype: tf.DType) -> _Format:
-    """The format a signal's sum of squares is read in: float64 for float64, else float32."""
+    """float64 magnitudes are read in float64; every other type fits float32 exactly."""
     return _FLOAT64 if dtype == tf.float64 else _FLOAT32
-
-
-# A magnitude m is indexed by the float64 exponent field of m * sqrt(2):
-# round(log2 m) + 1023 (float64 holds any float32/float16 magnitude times
-# sqrt(2) without overflow). The point brings round(log2 m) to the target, so
-# the rescaled magnitude lies in [2**(t - 1/2), 2**(t + 1/2)).
-_INDEX = _FLOAT64
 
 
 @functools.lru_cache(maxsize=None)
 def _exponent_table(dtype_name: str) -> np.ndarray:
-    """Per magnitude index ``i`` (``round(log2 m) = i - 1023``): the power of two a point
-    applies to a signal of type ``dtype_name``.
+    """Per index ``i`` = round(log2 m) + bias of a magnitude m: the power of two a
+    point applies to a signal of type ``dtype_name`` (float32 scalars).
 
-    0 for a zero (or flushed subnormal) and for a non-finite magnitude, 0
-    inside the band; clamped to ±126 so ``2**e`` is a normal float32.
+    The rescaled magnitude lands in [2**(t - 1/2), 2**(t + 1/2)). 0 inside
+    the band and for a zero magnitude; clamped to ±126 so ``2**e`` is a
+    normal float32. The top index (a magnitude at the type's limit, or inf /
+    NaN) gets the clamp: a non-finite signal stays non-finite, and the
+    step's guard skips it.
     """
-    size = _INDEX.exponent_mask + 1
-    exponents = _TARGET.get(dtype_name, 0) - (np.arange(size) - _INDEX.bias)
+    fmt = _format_of(tf.as_dtype(dtype_name))
+    size = fmt.exponent_mask + 1
+    exponents = _TARGET.get(dtype_name, 0) - (np.arange(size) - fmt.bias)
     exponents = np.clip(exponents, -126, 126)
     exponents[np.abs(exponents) <= _BAND.get(dtype_name, 0)] = 0
-    exponents[[0, size - 1]] = 0
+    exponents[0] = 0
     return exponents.astype(np.float32)
 
 
@@ -109,8 +118,8 @@ def power_of_two(exponent: tf.Tensor) -> tf.Tensor:
 
 def _max_magnitude(signal: tf.Tensor) -> tf.Tensor:
     """Index of max |signal| (exact; abs and max run in the signal's own type)."""
-    largest = tf.cast(tf.reduce_max(tf.abs(signal)), tf.float64)
-    return _INDEX.biased_exponent(largest * math.sqrt(2.0))
+    fmt = _format_of(signal.dtype)
+    return fmt.rounded_exponent(tf.cast(tf.reduce_max(tf.abs(signal)), fmt.dtype))
 
 
 def _norm_magnitude(signal: tf.Tensor) -> tf.Tensor:
@@ -127,7 +136,7 @@ def _norm_magnitude(signal: tf.Tensor) -> tf.Tensor:
     lowest = fmt.bias - (100 if fmt is _FLOAT32 else 900)
     trusted = tf.logical_and(e_sum >= lowest, e_sum <= 2 * fmt.bias - 1)
     # round(log2 ||s||) = floor((log2 half_sum + 2) / 2), with floor(log2 half_sum) = e_sum - bias.
-    from_sum = tf.bitwise.right_shift(e_sum + fmt.bias + 2, 1) + (_INDEX.bias - fmt.bias)
+    from_sum = tf.bitwise.right_shift(e_sum + fmt.bias + 2, 1)
     return tf.cond(trusted, lambda: from_sum, lambda: _max_magnitude(signal))
 
 
@@ -142,7 +151,7 @@ def _is_large(signal: tf.Tensor) -> bool:
 
 
 def _magnitude(signal: tf.Tensor) -> tf.Tensor:
-    """The signal's magnitude index (int32, see _INDEX), the largest over all replicas."""
+    """The signal's magnitude index (int32, see _exponent_table), the largest over all replicas."""
     index = _norm_magnitude(signal) if _is_large(signal) else _max_magnitude(signal)
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
