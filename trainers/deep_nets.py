@@ -24,12 +24,22 @@ import time
 
 from absl import app, flags
 
-_OUT = flags.DEFINE_string("out", "docs/results", "Where the table, JSON and plot go.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/deep_nets", "Where the runs go.")
-_EPOCHS = flags.DEFINE_float("epochs", 50.0, "Epochs per run (40 steps each).")
-_SEEDS = flags.DEFINE_list("seeds", None, "train.seed values for every variant (default: each "
-                          "variant's own: 0-4 at depth 18, 0-2 at depths 30 and 50).")
-_ONLY = flags.DEFINE_list("only", None, "Run only these variants (names).")
+
+def _define_flags() -> dict:
+    """The program's flags, defined when it runs (importing this module defines none:
+    the report and the tests import it next to trainers.train, which has --workdir too)."""
+    return {
+        "out": flags.DEFINE_string("out", "docs/results", "Where the table, JSON and plot go."),
+        "workdir": flags.DEFINE_string("workdir", "runs/deep_nets", "Where the runs go."),
+        "epochs": flags.DEFINE_float("epochs", 50.0, "Epochs per run (40 steps each)."),
+        "seeds": flags.DEFINE_list(
+            "seeds", None, "train.seed values for every variant (default: each variant's own: "
+            "0-4 at depth 18, 0-2 at depths 30 and 50)."),
+        "only": flags.DEFINE_list("only", None, "Run only these variants (names)."),
+    }
+
+
+_FLAGS: dict = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -237,30 +247,32 @@ def plot(curves: dict, path: str) -> None:
 
 def main(argv) -> None:
     del argv
-    total_steps = int(round(_EPOCHS.value * 40))
-    variants = [v for v in VARIANTS if not _ONLY.value or v.name in _ONLY.value]
+    out, workdir, epochs, seeds, only = (
+        _FLAGS[name].value for name in ("out", "workdir", "epochs", "seeds", "only"))
+    total_steps = int(round(epochs * 40))
+    variants = [v for v in VARIANTS if not only or v.name in only]
     curves, summary = {}, {}
     started = time.time()
     for variant in variants:
         runs = {}
-        seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else list(variant.seeds)
-        for seed in seeds:
-            run_dir = os.path.join(_WORKDIR.value, variant.name, f"seed{seed}")
+        for seed in [int(s) for s in seeds] if seeds else variant.seeds:
+            run_dir = os.path.join(workdir, variant.name, f"seed{seed}")
             _train(variant, seed, run_dir, total_steps)
             runs[seed] = _records(run_dir)
         curves[variant.name] = runs
         summary[variant.name] = summarize(variant, runs)
-    os.makedirs(_OUT.value, exist_ok=True)
-    with open(os.path.join(_OUT.value, "deep_nets.json"), "w") as f:
-        json.dump({"epochs": _EPOCHS.value, "variants": summary}, f, indent=2)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "deep_nets.json"), "w") as f:
+        json.dump({"epochs": epochs, "variants": summary}, f, indent=2)
     text = table(summary)
-    with open(os.path.join(_OUT.value, "deep_nets.md"), "w") as f:
-        f.write(f"Adam+NG on MNIST-5k, {_EPOCHS.value:g} epochs, seeds in the table; "
-                f"`python -m trainers.deep_nets --epochs={_EPOCHS.value:g}`\n\n{text}\n")
-    plot(curves, os.path.join(_OUT.value, "deep_nets.png"))
+    with open(os.path.join(out, "deep_nets.md"), "w") as f:
+        f.write(f"Adam+NG on MNIST-5k, {epochs:g} epochs, seeds in the table; "
+                f"`python -m trainers.deep_nets --epochs={epochs:g}`\n\n{text}\n")
+    plot(curves, os.path.join(out, "deep_nets.png"))
     print(text)
     print(f"\n{(time.time() - started) / 60:.1f} min")
 
 
 if __name__ == "__main__":
+    _FLAGS.update(_define_flags())
     app.run(main)
