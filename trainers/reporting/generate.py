@@ -92,7 +92,8 @@ def _deep_nets_section(out_dir: str, markdown_dir: str) -> tuple[str, ...]:
     plot = os.path.relpath(os.path.join(out_dir, "deep_nets.png"), markdown_dir)
     return (
         "## Very deep nets and float16: backward scaling (issue 13)\n\n"
-        "Adam+NG on MNIST-5k with and without `transform.backward_scaling` (3 seeds; median "
+        "Adam+NG on MNIST-5k with and without `transform.backward_scaling` (5 seeds at depth 18, "
+        "3 at depths 30 and 50; median "
         "[min, max]). Produced by `python -m trainers.deep_nets` (not re-run by the report).\n\n"
         + text + f"\n\n![deep nets]({plot})",
     )
