@@ -187,7 +187,7 @@ _LOSS_PANELS = (
 )
 
 
-def _band(ax, runs: dict, values, label: str, style: str) -> None:
+def _band(ax, runs: dict, values, label: str, style: str, marker: str = "") -> None:
     """Median over seeds with a min-max band; ``values(record)`` gives one point."""
     import numpy as np
 
@@ -197,7 +197,8 @@ def _band(ax, runs: dict, values, label: str, style: str) -> None:
     n = min(len(s) for s in series)
     stack = np.stack([s[:n] for s in series])
     steps = [r["step"] for r in next(recs for recs in runs.values() if recs)][:n]
-    line, = ax.plot(steps, np.median(stack, axis=0), label=label, linestyle=style)
+    line, = ax.plot(steps, np.median(stack, axis=0), label=label, linestyle=style, marker=marker,
+                    markersize=3)
     ax.fill_between(steps, stack.min(axis=0), stack.max(axis=0), alpha=0.15,
                     color=line.get_color())
 
@@ -229,8 +230,9 @@ def plot(curves: dict, path: str) -> None:
     ax = axes[0, 1]
     for name in ("d18_f16", "d18_f16_bs", "d30", "d30_bs", "d50", "d50_bs"):
         if name in curves:
-            _band(ax, curves[name], _finite_first_layer, name,
-                  "-" if name.endswith("_bs") else "--")
+            plain = not name.endswith("_bs")
+            _band(ax, curves[name], _finite_first_layer, name, "--" if plain else "-",
+                  marker="o" if plain else "")
     ax.set_title("first layer: log10 gradient norm (missing = exactly 0)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
