@@ -97,9 +97,9 @@ def _exponent_table(dtype_name: str) -> np.ndarray:
 
     The rescaled magnitude lands in [2**(t - 1/2), 2**(t + 1/2)). 0 inside
     the band and for a zero magnitude; clamped to ±126 so ``2**e`` is a
-    normal float32. The top index (a magnitude at the type's limit, or inf /
-    NaN) gets the clamp: a non-finite signal stays non-finite, and the
-    step's guard skips it.
+    normal float32. The top index (a magnitude at the type's limit, or inf)
+    gets the clamp; NaN lands on some index. A non-finite signal stays
+    non-finite whatever the factor, and the step's guard skips it.
     """
     fmt = _format_of(tf.as_dtype(dtype_name))
     size = fmt.exponent_mask + 1
@@ -117,9 +117,15 @@ def power_of_two(exponent: tf.Tensor) -> tf.Tensor:
 
 
 def _max_magnitude(signal: tf.Tensor) -> tf.Tensor:
-    """Index of max |signal| (exact; abs and max run in the signal's own type)."""
+    """Index of max |signal| (exact; abs and max run in the signal's own type).
+
+    An empty signal (a replica without examples in an uneven last batch)
+    reduces to -inf; ``maximum(., 0)`` makes it index 0, like a zero signal,
+    so it cannot win the max over replicas.
+    """
     fmt = _format_of(signal.dtype)
-    return fmt.rounded_exponent(tf.cast(tf.reduce_max(tf.abs(signal)), fmt.dtype))
+    largest = tf.maximum(tf.reduce_max(tf.abs(signal)), tf.zeros([], signal.dtype))
+    return fmt.rounded_exponent(tf.cast(largest, fmt.dtype))
 
 
 def _norm_magnitude(signal: tf.Tensor) -> tf.Tensor:
@@ -170,6 +176,7 @@ def _identity_scaling_gradient(x: tf.Tensor, backward) -> tf.Tensor:
     ourselves costs one Identity. Falls back to ``tf.custom_gradient`` where
     the tape API is missing; the two give the same gradients (tested).
     """
+    x = tf.convert_to_tensor(x)  # a raw tf.Variable has no tape id of its own
     if _tape_record is None:
         return _custom_gradient_identity(x, backward)
     with _tape_record.stop_recording():
@@ -327,13 +334,16 @@ def _sequential_with_points(model: keras.Sequential):
     inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
     x, points, calls = inputs, [], []
     layers = list(model.layers)
-    weighted_since_point = False
+    last_call = {id(layer): i for i, layer in enumerate(layers)}
+    weighted_since_point, shared_until = False, -1
     for index, layer in enumerate(layers):
         x = layer(x)
         calls.append(layer)
         weighted_since_point |= bool(layer.trainable_weights)
+        shared_until = max(shared_until, last_call[id(layer)])  # a layer used again later
         joined = index + 1 < len(layers) and _is_normalization(layers[index + 1])
-        if index < len(layers) - 1 and weighted_since_point and not joined:
+        if (index < len(layers) - 1 and weighted_since_point and not joined
+                and shared_until <= index):
             weighted_since_point = False
             point = BackwardScale(name=f"backward_scale_{len(points) + 1}")
             x = point(x)
@@ -355,7 +365,19 @@ def _functional_with_points(model: keras.Model):
             producer[id(t)] = index
         return out
 
-    keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=record)
+    recorded = keras.models.clone_model(
+        model, clone_function=lambda layer: layer, call_function=record)
+    sink = len(calls)
+    for t in keras.tree.flatten(recorded.outputs):
+        # the loss reads every output: an output that another layer also
+        # consumes is a path that jumps over the calls after it
+        edges.append((producer[id(t)], sink))
+    first_call = {}
+    for index, layer in enumerate(calls):
+        first_call.setdefault(id(layer), index)
+        if first_call[id(layer)] < index:
+            # a layer called twice sums two contributions: no point may separate them
+            edges.append((first_call[id(layer)] - 1, index))
     last = len(calls) - 1
     cuts, weighted_since_cut = set(), False
     for i in range(last):
@@ -418,14 +440,15 @@ def log10_of(log2_values: tf.Tensor) -> tf.Tensor:
 def times_power_of_two(values: tf.Tensor, log2_factor: tf.Tensor) -> tf.Tensor:
     """``values * 2**log2_factor`` (float32), exact wherever the result is a normal number.
 
-    Two exact multiplies cover |log2_factor| <= 252; beyond that the result
-    is 0 or inf for any float32 input, which ``pow`` gives as well.
+    Three exact multiplies by powers of the same sign cover |log2_factor| <=
+    378; beyond that each is clamped (2**±126), which still gives 0 or inf
+    for every nonzero float32 and 0 for 0 (never 0 * inf).
     """
     values = tf.cast(values, tf.float32)
-    half = tf.floor(log2_factor / 2.0)
-    stepwise = values * power_of_two(half) * power_of_two(log2_factor - half)
-    return tf.where(tf.abs(log2_factor) <= 252.0, stepwise,
-                    values * tf.pow(2.0, tf.clip_by_value(log2_factor, -300.0, 300.0)))
+    first = tf.floor(log2_factor / 3.0)
+    second = tf.floor((log2_factor - first) / 2.0)
+    third = log2_factor - first - second
+    return values * power_of_two(first) * power_of_two(second) * power_of_two(third)
 
 
 def true_norms(scaled: tf.Tensor, log2_factor: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

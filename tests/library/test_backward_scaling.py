@@ -376,3 +376,76 @@ def test_the_tape_recorded_point_equals_tf_custom_gradient():
             grads.append(tape.gradient(loss, x).numpy())
         np.testing.assert_array_equal(grads[0], grads[1])
         assert float(layer.factor.numpy()) > 2.0**60  # the signal (~1e-20) was rescaled
+
+
+def test_a_replica_without_examples_does_not_choose_the_factor(rescale_always, mirrored_strategy):
+    """An uneven last batch leaves one replica empty: its max (-inf) must count as zero."""
+    assert float(tf_bng.BackwardScale._exponent_for(tf.zeros([0, 7]))) == 0.0
+    assert float(tf_bng.BackwardScale._exponent_for(tf.zeros([0, 4096]))) == 0.0
+    x, y = data(3)
+
+    def train(strategy):
+        with strategy.scope():
+            model = sigmoid_mlp()
+            optimizer = keras.optimizers.Adam(0.01)
+        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=optimizer, transform="ng",
+                                global_batch_size=2, strategy=strategy, backward_scaling=True)
+        dataset = strategy.experimental_distribute_dataset(
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(2))
+        norms = [step.step(b)[1].numpy() for b in dataset]  # batches of 2, then 1
+        return model, norms
+
+    single, single_norms = train(tf.distribute.get_strategy())
+    mirrored, mirrored_norms = train(mirrored_strategy)
+    assert np.all(np.isfinite(mirrored_norms[-1])) and np.all(mirrored_norms[-1] > 0)
+    np.testing.assert_allclose(mirrored_norms, single_norms, rtol=1e-5)
+    assert max_abs_diff(mirrored.get_weights(), single.get_weights()) <= 2e-6
+
+
+def shared_layer_model(seed=0):
+    """One Dense called twice: its gradient sums two contributions."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((5,))
+    shared = keras.layers.Dense(5, activation="sigmoid", name="shared")
+    h = shared(inputs)
+    h = keras.layers.Dense(5, activation="sigmoid", name="mid")(h)
+    h = shared(h)
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(h))
+
+
+def test_no_point_separates_two_calls_of_one_layer(rescale_always):
+    _, placed, calls = tf_bng.backward_scaling._functional_with_points(shared_layer_model())
+    assert [(calls[i].name, i) for _, i in placed] == [("shared", 2)]  # after its second call
+    x, y = data(32)
+    weights = {}
+    for scaling in (False, True):
+        model = shared_layer_model()
+        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.Adam(0.01),
+                                transform="ng", global_batch_size=16, backward_scaling=scaling)
+        for start in (0, 16):
+            step.step((x[start:start + 16], y[start:start + 16]))
+        weights[scaling] = model.get_weights()
+    for a, b in zip(weights[True], weights[False]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_an_output_that_feeds_another_layer_gets_no_point_below_its_consumers():
+    inputs = keras.Input((4,))
+    a = keras.layers.Dense(4, name="a")(inputs)
+    b = keras.layers.Dense(4, name="b")(a)
+    c = keras.layers.Dense(2, name="c")(b)
+    model = keras.Model(inputs, [c, a])  # the loss reads a directly, jumping over b
+    _, placed, calls = tf_bng.backward_scaling._functional_with_points(model)
+    assert [calls[i].name for _, i in placed] == ["a"]  # both of a's paths pass this point
+
+
+def test_times_power_of_two_is_exact_and_never_nan_at_any_factor():
+    """Exact where the result is normal; TF on CPU flushes subnormal results to 0 (so does this)."""
+    values = np.array([0.0, 1.5, 3e-38, 3e38, 1.2e-38], np.float32)
+    for log2 in (-1000.0, -378.0, -300.0, -130.0, 0.0, 7.0, 130.0, 300.0, 378.0, 1000.0):
+        got = tf_bng.backward_scaling.times_power_of_two(
+            tf.constant(values), tf.constant(log2)).numpy()
+        with np.errstate(over="ignore", under="ignore"):
+            expected = np.ldexp(values.astype(np.float64), int(log2)).astype(np.float32)
+        expected[np.abs(expected) < np.finfo(np.float32).tiny] = 0.0
+        np.testing.assert_array_equal(got, expected)
