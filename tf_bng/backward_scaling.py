@@ -31,11 +31,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-try:  # the tape's own recording API: a point costs one op forward (see _identity_scaling_gradient)
-    from tensorflow.python.eager import record as _tape_record
-except ImportError:  # pragma: no cover - other TensorFlow versions fall back to tf.custom_gradient
-    _tape_record = None
-
 __all__ = ["BackwardScale", "ScalePoints", "insert_scale_points", "find_scale_points",
            "power_of_two", "true_norms"]
 
@@ -167,30 +162,13 @@ def _magnitude(signal: tf.Tensor) -> tf.Tensor:
 
 
 def _identity_scaling_gradient(x: tf.Tensor, backward) -> tf.Tensor:
-    """``x`` unchanged; its gradient is ``backward(dy)`` instead of ``dy``.
+    """``x`` unchanged; its gradient is ``backward(dy)`` instead of ``dy``."""
 
-    ``tf.custom_gradient`` would do it too, but it records an ``IdentityN``
-    over its inputs and outputs, and the tape then builds a zero gradient
-    the size of ``x`` for the unused one at every point (measured: ~10 % of
-    a deep MLP's step for 60 points). Recording the one edge ``x -> y``
-    ourselves costs one Identity. Falls back to ``tf.custom_gradient`` where
-    the tape API is missing; the two give the same gradients (tested).
-    """
-    x = tf.convert_to_tensor(x)  # a raw tf.Variable has no tape id of its own
-    if _tape_record is None:
-        return _custom_gradient_identity(x, backward)
-    with _tape_record.stop_recording():
-        y = tf.identity(x)
-    _tape_record.record_operation("BackwardScale", [y], [x], lambda dy: [backward(dy)])
-    return y
-
-
-def _custom_gradient_identity(x: tf.Tensor, backward) -> tf.Tensor:
     @tf.custom_gradient
     def identity(value):
         return tf.identity(value), backward
 
-    return identity(x)
+    return identity(tf.convert_to_tensor(x))  # a raw tf.Variable has no tape id of its own
 
 
 def _rescaled(signal: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
