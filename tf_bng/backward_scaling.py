@@ -171,6 +171,16 @@ def _identity_scaling_gradient(x: tf.Tensor, backward) -> tf.Tensor:
     return identity(tf.convert_to_tensor(x))  # a raw tf.Variable has no tape id of its own
 
 
+def factor_for(signal: tf.Tensor) -> tf.Tensor:
+    """The power of two (float32 scalar) a point multiplies ``signal`` by.
+
+    It brings the signal's magnitude, the largest over all replicas, to the
+    target where it lies outside the band; 1 for a zero or empty signal.
+    """
+    factors = np.exp2(_exponent_table(signal.dtype.name))  # trace time only (cached table)
+    return tf.gather(tf.constant(factors), _magnitude(signal))
+
+
 def _rescaled(signal: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     """``signal * factor`` (a float32 power of two), exactly.
 
@@ -215,21 +225,9 @@ class BackwardScale(keras.layers.Layer):
 
     def _backward(self, signal: tf.Tensor) -> tf.Tensor:
         """The incoming gradient times ``2**e``; the factor is kept for the train step."""
-        factors = np.exp2(_exponent_table(signal.dtype.name))
-        factor = tf.gather(tf.constant(factors), _magnitude(signal))
+        factor = factor_for(signal)
         self.factor.assign(factor)
         return _rescaled(signal, factor)
-
-    @staticmethod
-    def _exponent_for(signal: tf.Tensor) -> tf.Tensor:
-        """The power of two this point applies to ``signal`` (float32 scalar; 0 leaves it).
-
-        It brings the signal's magnitude (the largest over all replicas) to
-        the target where it lies outside the band; an all-zero or non-finite
-        signal passes unchanged.
-        """
-        table = tf.constant(_exponent_table(signal.dtype.name))
-        return tf.gather(table, _magnitude(signal))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -411,10 +409,6 @@ def insert_scale_points(model: keras.Model) -> tuple[keras.Model, ScalePoints]:
     return scaled, ScalePoints([p for p, _ in points], downstream)
 
 
-def log10_of(log2_values: tf.Tensor) -> tf.Tensor:
-    return log2_values * math.log10(2.0)
-
-
 def times_power_of_two(values: tf.Tensor, log2_factor: tf.Tensor) -> tf.Tensor:
     """``values * 2**log2_factor`` (float32), exact wherever the result is a normal number.
 
@@ -436,5 +430,5 @@ def true_norms(scaled: tf.Tensor, log2_factor: tf.Tensor) -> tuple[tf.Tensor, tf
     underflows, inf where it overflows); the log10 carries any magnitude.
     """
     scaled = tf.cast(scaled, tf.float32)
-    log10 = tf.math.log(scaled) / math.log(10.0) - log10_of(log2_factor)
+    log10 = tf.math.log(scaled) / math.log(10.0) - log2_factor * math.log10(2.0)
     return times_power_of_two(scaled, -log2_factor), log10

@@ -61,28 +61,26 @@ class Variant:
 
 
 FIVE = (0, 1, 2, 3, 4)
+_RATES = {1e-3: "1e-3", 3e-4: "3e-4", 1e-4: "1e-4"}
+
+
+def _with_and_without_scaling(depth: int, learning_rate: float) -> tuple[Variant, Variant]:
+    """A float32 depth/lr cell: plain backprop and backward scaling (named dD[_lrX][_bs])."""
+    rate = _RATES[learning_rate]
+    name = f"d{depth}" if learning_rate == 1e-3 else f"d{depth}_lr{rate}"
+    label = f"depth {depth}, lr {rate}"
+    return (Variant(name, label, depth, learning_rate=learning_rate),
+            Variant(f"{name}_bs", f"{label}, backward scaling", depth,
+                    learning_rate=learning_rate, scaling=True))
+
+
 VARIANTS = (
     # The float16 claim (within 10 % of float32) compares two medians: five seeds each.
     Variant("d18_f32", "depth 18, float32", 18, seeds=FIVE),
     Variant("d18_f16", "depth 18, float16", 18, float16=True, seeds=FIVE),
     Variant("d18_f16_bs", "depth 18, float16, backward scaling", 18, float16=True, scaling=True,
             seeds=FIVE),
-    Variant("d30", "depth 30, lr 1e-3", 30),
-    Variant("d30_bs", "depth 30, lr 1e-3, backward scaling", 30, scaling=True),
-    Variant("d50", "depth 50, lr 1e-3", 50),
-    Variant("d50_bs", "depth 50, lr 1e-3, backward scaling", 50, scaling=True),
-    Variant("d30_lr3e-4", "depth 30, lr 3e-4", 30, learning_rate=3e-4),
-    Variant("d30_lr3e-4_bs", "depth 30, lr 3e-4, backward scaling", 30, learning_rate=3e-4,
-            scaling=True),
-    Variant("d50_lr3e-4", "depth 50, lr 3e-4", 50, learning_rate=3e-4),
-    Variant("d50_lr3e-4_bs", "depth 50, lr 3e-4, backward scaling", 50, learning_rate=3e-4,
-            scaling=True),
-    Variant("d30_lr1e-4", "depth 30, lr 1e-4", 30, learning_rate=1e-4),
-    Variant("d30_lr1e-4_bs", "depth 30, lr 1e-4, backward scaling", 30, learning_rate=1e-4,
-            scaling=True),
-    Variant("d50_lr1e-4", "depth 50, lr 1e-4", 50, learning_rate=1e-4),
-    Variant("d50_lr1e-4_bs", "depth 50, lr 1e-4, backward scaling", 50, learning_rate=1e-4,
-            scaling=True),
+    *(v for rate in _RATES for depth in (30, 50) for v in _with_and_without_scaling(depth, rate)),
 )
 
 
@@ -178,12 +176,9 @@ def table(summary: dict) -> str:
 
 _LOSS_PANELS = (
     ("depth 18, lr 1e-3", ("d18_f32", "d18_f16", "d18_f16_bs")),
-    ("depth 30, lr 1e-3", ("d30", "d30_bs")),
-    ("depth 30, lr 3e-4", ("d30_lr3e-4", "d30_lr3e-4_bs")),
-    ("depth 30, lr 1e-4", ("d30_lr1e-4", "d30_lr1e-4_bs")),
-    ("depth 50, lr 1e-3", ("d50", "d50_bs")),
-    ("depth 50, lr 3e-4", ("d50_lr3e-4", "d50_lr3e-4_bs")),
-    ("depth 50, lr 1e-4", ("d50_lr1e-4", "d50_lr1e-4_bs")),
+    *((f"depth {depth}, lr {_RATES[rate]}",
+       tuple(v.name for v in _with_and_without_scaling(depth, rate)))
+      for depth in (30, 50) for rate in _RATES),
 )
 
 
