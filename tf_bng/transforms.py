@@ -194,8 +194,9 @@ class TransformResult(NamedTuple):
     gradient norm before the transform and the factor the block was multiplied by.
 
     ``finite``: every input gradient was finite, decided from what the norms
-    computed anyway (no extra pass over the blocks); the new gradients are
-    then finite too, since every scale is bounded.
+    computed anyway (no extra pass over the blocks). It says nothing of the
+    weights: ``ng_adap`` without ``max_scale`` on an infinite weight norm can
+    still produce an infinite update (the optimizer's state then shows it).
     """
 
     grads: list

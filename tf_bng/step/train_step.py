@@ -19,7 +19,6 @@ same decision also drives the loss scale.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence, Union
 
 import keras
@@ -31,7 +30,8 @@ from tf_bng.losses import per_example_loss_fn
 from tf_bng.step import guard as step_guard
 from tf_bng.step.accumulation import GradientAccumulator
 from tf_bng.step.batches import to_float32, unpack_batch
-from tf_bng.step.loss_scaling import DynamicLossScale, all_finite
+from tf_bng.step.loss_scaling import DynamicLossScale
+from tf_bng.transforms import all_finite
 from tf_bng.transforms import BlockTransform, TransformConfig, scale_gradient
 
 __all__ = ["TrainStep", "make_train_step"]
@@ -190,6 +190,10 @@ class TrainStep:
             rule.norm.trusted_means_finite for rule in self.transform._rules
         )
         self._jit_transform = bool(jit_compile) and replicas > 1 and builtin_norms
+        # Built once, for every trace of the step; the variables are the model's, always.
+        self._compiled_transform = tf.function(
+            lambda g: tuple(self.transform.apply(g, self.model.trainable_variables)),
+            jit_compile=True, autograph=False)
         self.jit_compile = whole_step
         self.step = tf.function(self._distributed_step, jit_compile=self.jit_compile)
         self.loop = tf.function(self._distributed_loop)
@@ -281,9 +285,7 @@ class TrainStep:
         """
         if not self._jit_transform:
             return self.transform.apply(grads, variables)
-        compiled = tf.function(lambda g: tuple(self.transform.apply(g, variables)),
-                               jit_compile=True, autograph=False)
-        return compiled(list(grads))
+        return self._compiled_transform(list(grads))
 
     def _record(self, norms, scales, log10_norms=None):
         """Keep the applied update's norms and scales (cross-replica context)."""
