@@ -259,9 +259,11 @@ class BlockNorm:
         self._fn = fn
         self.flat_fn = flat_fn  # the user's function, for registered norms
         self.__name__ = name
-        # A trusted cheap value of a built-in norm implies finite elements (sums,
-        # squares and max propagate inf and NaN); a user norm may not.
-        self.trusted_means_finite = flat_fn is None
+        # Built-in norms use only TF ops XLA compiles and vectorize; a trusted
+        # cheap value of one implies finite elements (sums, squares and max
+        # propagate inf and NaN). A user norm may do neither.
+        self.builtin = flat_fn is None
+        self.trusted_means_finite = self.builtin
 
     def cheap(self, ts: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """``(value, trusted)`` without rescaling, on :func:`dense_block` tensors."""

@@ -246,6 +246,11 @@ class BlockTransform:
         # that their ids cannot be reused by the variables of another model.
         self._cache: dict[tuple, tuple[BlockPlan, tuple]] = {}
 
+    @property
+    def builtin_norms_only(self) -> bool:
+        """Every rule uses a built-in norm: the transform may be XLA-compiled and vectorized."""
+        return all(rule.norm.builtin for rule in self._rules)
+
     def plan(self, variables: Sequence[Any], grads: Optional[Sequence[Any]] = None) -> BlockPlan:
         skip = () if grads is None else tuple(i for i, g in enumerate(grads) if g is None)
         key = (tuple(id(v) for v in variables), skip)
@@ -405,7 +410,7 @@ class BlockTransform:
         and enough blocks to pay."""
         if len(block_ids) < self.vectorize_min_blocks or rule.config.transform == "none":
             return False
-        if not rule.norm.trusted_means_finite:
+        if not rule.norm.builtin:
             return False
         dtypes = set()
         for b in block_ids:

@@ -18,7 +18,7 @@ one device).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 
@@ -83,11 +83,14 @@ class GradientAccumulator(tf.Module):
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
 
-    def add(self, grads: Sequence[Any]) -> None:
-        """Add one micro-batch's local gradients (None: nothing to add)."""
-        for buffer, grad in zip(self.buffers, grads):
+    def add(self, grads: Sequence[Any], factors: Optional[tf.Tensor] = None) -> None:
+        """Add one micro-batch's local gradients (None: nothing to add), each times
+        ``factors[i]`` when given: in float32, after the cast, so a float16
+        gradient's shift cannot overflow in its own type."""
+        for i, (buffer, grad) in enumerate(zip(self.buffers, grads)):
             if grad is not None:
-                buffer.assign_add(tf.cast(_dense(grad), tf.float32))
+                value = tf.cast(_dense(grad), tf.float32)
+                buffer.assign_add(value if factors is None else value * factors[i])
 
     def local_sums(self, like: Sequence[Any]) -> list:
         """This replica's sums, in the dtypes of ``like`` (None where ``like`` is None)."""

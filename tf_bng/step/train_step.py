@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence, Union
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from tf_bng import backward_scaling as backward_scaling_lib
 from tf_bng import distributed
@@ -31,8 +32,7 @@ from tf_bng.step import guard as step_guard
 from tf_bng.step.accumulation import GradientAccumulator
 from tf_bng.step.batches import to_float32, unpack_batch
 from tf_bng.step.loss_scaling import DynamicLossScale
-from tf_bng.transforms import all_finite
-from tf_bng.transforms import BlockTransform, TransformConfig, scale_gradient
+from tf_bng.transforms import BlockTransform, TransformConfig, all_finite, scale_gradient
 
 __all__ = ["TrainStep", "make_train_step"]
 
@@ -186,10 +186,11 @@ class TrainStep:
         # Under several replicas XLA cannot compile the step (collectives on other
         # devices fail on CPU); it compiles the transform alone instead.
         whole_step = bool(jit_compile) and replicas == 1
-        builtin_norms = all(
-            rule.norm.trusted_means_finite for rule in self.transform._rules
-        )
-        self._jit_transform = bool(jit_compile) and replicas > 1 and builtin_norms
+        self._jit_transform = (bool(jit_compile) and replicas > 1
+                               and self.transform.builtin_norms_only)
+        if bool(jit_compile) and replicas > 1 and not self._jit_transform:
+            logging.warning("jit_compile: a user-registered norm may use ops XLA lacks; the "
+                            "block transform runs uncompiled under %d replicas.", replicas)
         # Built once, for every trace of the step; the variables are the model's, always.
         self._compiled_transform = tf.function(
             lambda g: tuple(self.transform.apply(g, self.model.trainable_variables)),
@@ -295,8 +296,9 @@ class TrainStep:
         if log10_norms is not None and log10_norms.shape[0] == self.last_norms.shape[0]:
             self.last_log10_norms.assign(log10_norms)
 
-    def _to_window_factor(self, grads):
-        """Micro-batch gradients brought to the window's common power-of-two factor.
+    def _to_window_factor(self):
+        """Per variable, the exact power of two that brings this micro-batch's gradient to the
+        window's common factor (applied by the accumulator in float32).
 
         Each backward pass chooses its own powers; the first micro-batch of a
         window fixes the reference, and later ones are multiplied by the exact
@@ -305,12 +307,7 @@ class TrainStep:
         acc = self.accumulator
         own = self.scale_points.log2_factors(self._variable_factors)
         _run_if(acc.count == 0, lambda: acc.reference.assign(own))
-        shift = tf.convert_to_tensor(acc.reference) - own
-        return [
-            None if g is None else scale_gradient(
-                g, backward_scaling_lib.power_of_two(shift[i]))
-            for i, g in enumerate(grads)
-        ]
+        return backward_scaling_lib.power_of_two(tf.convert_to_tensor(acc.reference) - own)
 
     def _update_metrics(self, y, pred, sample_weight):
         for metric in self.metrics:
@@ -389,10 +386,9 @@ class TrainStep:
         grads = tape.gradient(scaled, variables)
         if self.loss_scale is not None:
             grads = self.loss_scale.unscale(grads)
-        if self.scale_points is not None:
-            grads = self._to_window_factor(grads)
+        factors = None if self.scale_points is None else self._to_window_factor()
         self._present = [g is not None for g in grads]
-        acc.add(grads)
+        acc.add(grads, factors)
         self._update_metrics(y, pred, sample_weight)
         return loss
 
