@@ -25,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
+import weakref
 from typing import Any, Sequence
 
 import keras
@@ -43,6 +45,12 @@ __all__ = ["BackwardScale", "ScalePoints", "insert_scale_points", "find_scale_po
 # net; a vanishing one is brought back as soon as it leaves the band.
 _TARGET = {"float16": -6, "bfloat16": 0, "float32": 0, "float64": 0}
 _BAND = {"float16": 0, "bfloat16": 32, "float32": 32, "float64": 32}
+# Chained points may work one layer late (see BackwardScale) in the types whose
+# range dwarfs the band: a float32 signal may drift 2**94 past it before harm.
+# float16 has no such room: a layer that attenuates by 2**-10 would take a
+# signal sent out at 2**-6 to 2**-16 and the next to 2**-26, below the
+# smallest subnormal, before the late factor arrived.
+_LAG_ONE_LAYER = (tf.bfloat16, tf.float32, tf.float64)
 # Signals with at least this many values per example take their magnitude from
 # one fused sum of squares instead of max |signal| (abs, then max: two passes).
 _LARGE_SIGNAL = 4096
@@ -181,6 +189,27 @@ def factor_for(signal: tf.Tensor) -> tf.Tensor:
     return tf.gather(tf.constant(factors), _magnitude(signal))
 
 
+class _HandedDown(threading.local):
+    """Per thread (MirroredStrategy traces each replica in its own), the factor
+    a point chose for the point below it, waiting to be taken in this backward pass."""
+
+    def __init__(self):
+        self.factors: dict = {}
+
+    def give(self, point, factor: tf.Tensor) -> None:
+        self.factors[id(point)] = factor
+
+    def take(self, point, signal: tf.Tensor):
+        """The factor handed to ``point`` in the graph ``signal`` lives in, or None."""
+        factor = self.factors.pop(id(point), None)
+        if factor is None or getattr(factor, "graph", None) is not getattr(signal, "graph", None):
+            return None  # nothing handed down, or left over from another trace
+        return factor
+
+
+_HANDED_DOWN = _HandedDown()
+
+
 def _rescaled(signal: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     """``signal * factor`` (a float32 power of two), exactly.
 
@@ -204,6 +233,17 @@ class BackwardScale(keras.layers.Layer):
     to use backward scaling with ``NormalizedOptimizer`` /
     ``AdaptiveNormalizedOptimizer`` in ``model.fit``, or let
     ``TrainStep(backward_scaling=True)`` insert the points itself.
+
+    A point placed by hand chooses its factor from the signal it receives
+    (same batch, same layer). Points that :func:`insert_scale_points` chains
+    work one layer late, except in float16 (no room for the lag): each multiplies by the factor the point above chose
+    for its own output, so the magnitude reduction of one point runs beside
+    the next layer's backward pass instead of before it (the multiply no
+    longer waits on it). The topmost point of a chain, which has nothing
+    handed down, chooses from its own signal. Every factor is still one
+    exact power of two shared by all replicas, so NG's directions are
+    unchanged; only how far a signal may drift from the target differs
+    (one layer's gain).
     """
 
     def __init__(self, **kwargs):
@@ -212,6 +252,13 @@ class BackwardScale(keras.layers.Layer):
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.supports_masking = True
+        # the next point of a chain, down the backward pass (a weak reference:
+        # Keras would track a layer attribute as a sublayer)
+        self._below = lambda: None
+
+    def hand_down_to(self, point: "BackwardScale") -> None:
+        """Chain ``point`` (the next point below this one on every path) to this one."""
+        self._below = weakref.ref(point)
 
     def build(self, input_shape):
         self.factor = self.add_weight(
@@ -225,9 +272,15 @@ class BackwardScale(keras.layers.Layer):
 
     def _backward(self, signal: tf.Tensor) -> tf.Tensor:
         """The incoming gradient times ``2**e``; the factor is kept for the train step."""
-        factor = factor_for(signal)
+        factor = _HANDED_DOWN.take(self, signal)
+        if factor is None:
+            factor = factor_for(signal)
         self.factor.assign(factor)
-        return _rescaled(signal, factor)
+        rescaled = _rescaled(signal, factor)
+        below = self._below()
+        if below is not None and signal.dtype in _LAG_ONE_LAYER:
+            _HANDED_DOWN.give(below, factor_for(rescaled))
+        return rescaled
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -401,6 +454,8 @@ def insert_scale_points(model: keras.Model) -> tuple[keras.Model, ScalePoints]:
             f"{type(model).__name__} is subclassed: place tf_bng.BackwardScale() layers in it "
             "yourself, between layers every path passes."
         )
+    for below, above in zip(points, points[1:]):
+        above[0].hand_down_to(below[0])
     downstream: dict[int, tuple] = {}
     for call_index, layer in enumerate(calls):
         after = tuple(p for p, (_, at) in enumerate(points) if at >= call_index)

@@ -450,3 +450,54 @@ def test_times_power_of_two_is_exact_and_never_nan_at_any_factor():
             expected = np.ldexp(values.astype(np.float64), int(log2)).astype(np.float32)
         expected[np.abs(expected) < np.finfo(np.float32).tiny] = 0.0
         np.testing.assert_array_equal(got, expected)
+
+
+def scaled_chain(dtype: str):
+    """x -> Dense(I) -> point -> Dense(2**10 I) -> point -> Dense(I): signals known exactly."""
+    gains = (1.0, 2.0**10, 1.0)
+    layers = [keras.layers.Dense(3, use_bias=False, dtype=dtype, name=f"dense{i}",
+                                 kernel_initializer=keras.initializers.Constant(np.eye(3) * g))
+              for i, g in enumerate(gains)]
+    model = keras.Sequential([keras.Input((3,), dtype=dtype), *layers])
+    scaled, points = tf_bng.backward_scaling.insert_scale_points(model)
+    assert len(points.layers) == 2
+    return scaled, points
+
+
+@pytest.mark.parametrize("traced", [True, False])
+def test_chained_points_apply_the_factor_chosen_above_one_layer_late(rescale_always, traced):
+    scaled, points = scaled_chain("float32")
+    top_signal = np.array([[2.0**-20, -2.0**-21, 0.0]], np.float32)  # dL/d(output), max 2**-20
+
+    def kernel_gradient():
+        with tf.GradientTape() as tape:
+            out = scaled(tf.ones([1, 3]))
+            loss = tf.reduce_sum(out * top_signal)
+        return tape.gradient(loss, scaled.get_layer("dense0").kernel)
+
+    grad = (tf.function(kernel_gradient) if traced else kernel_gradient)()
+    lower, upper = (float(p.factor.numpy()) for p in points.layers)
+    # The top point brings its own signal (2**-20, through Dense(I)) to 2**0; the lower point
+    # applies the factor chosen for the top point's output, already at 2**0, i.e. 1, and not
+    # the 2**-10 its own signal (2**10 larger, through Dense(2**10 I)) would ask for.
+    assert upper == 2.0**20 and lower == 1.0
+    expected = np.outer(np.ones(3), top_signal[0] * 2.0**10) * upper * lower
+    np.testing.assert_array_equal(grad.numpy(), expected)
+
+
+def test_float16_points_choose_from_their_own_signal():
+    """float16 has no room for a one-layer lag: every point is same-batch."""
+    scaled, points = scaled_chain("float16")
+    top_signal = tf.constant([[2.0**-10, 0.0, 0.0]], tf.float16)
+
+    @tf.function
+    def backward():
+        with tf.GradientTape() as tape:
+            out = scaled(tf.ones([1, 3], tf.float16))
+            loss = tf.reduce_sum(out * top_signal)
+        return tape.gradient(loss, scaled.get_layer("dense0").kernel)
+
+    backward()
+    lower, upper = (float(p.factor.numpy()) for p in points.layers)
+    assert upper == 2.0**4  # 2**-10 -> 2**-6, float16's target
+    assert lower == 2.0**-10  # its own signal is 2**10 * 2**-6
