@@ -46,11 +46,18 @@ __all__ = ["BackwardScale", "ScalePoints", "insert_scale_points", "find_scale_po
 _TARGET = {"float16": -6, "bfloat16": 0, "float32": 0, "float64": 0}
 _BAND = {"float16": 0, "bfloat16": 32, "float32": 32, "float64": 32}
 # Chained points may work one layer late (see BackwardScale) in the types whose
-# range dwarfs the band: a float32 signal may drift 2**94 past it before harm.
-# float16 has no such room: a layer that attenuates by 2**-10 would take a
-# signal sent out at 2**-6 to 2**-16 and the next to 2**-26, below the
-# smallest subnormal, before the late factor arrived.
+# range dwarfs the band. The lag costs headroom: a signal the point above left
+# at the band's low edge crosses two layers before the next correction. Lagged
+# points therefore correct a vanishing signal from 2**-16 on, not 2**-32: two
+# layers may then attenuate it by 2**-133 together before float32 underflows
+# (a same-batch point tolerates 2**-117 in one layer). Measured: depth-50
+# sigmoid nets have single layers near 2**-57, and a lagged band of 2**-32 let
+# the first layers' gradient reach exactly 0 at one logged step in 3 seeds.
+# float16 has no room for a lag at all (a layer attenuating by 2**-10 takes a
+# signal sent out at 2**-6 to 2**-16, the next one below the smallest
+# subnormal) and stays same-batch.
 _LAG_ONE_LAYER = (tf.bfloat16, tf.float32, tf.float64)
+_LAGGED_LOW_EDGE = 16
 # Signals with at least this many values per example take their magnitude from
 # one fused sum of squares instead of max |signal| (abs, then max: two passes).
 _LARGE_SIGNAL = 4096
@@ -94,12 +101,13 @@ def _format_of(dtype: tf.DType) -> _Format:
 
 
 @functools.lru_cache(maxsize=None)
-def _exponent_table(dtype_name: str) -> np.ndarray:
+def _exponent_table(dtype_name: str, lagged: bool = False) -> np.ndarray:
     """Per index ``i`` = round(log2 m) + bias of a magnitude m: the power of two a
     point applies to a signal of type ``dtype_name`` (float32 scalars).
 
     The rescaled magnitude lands in [2**(t - 1/2), 2**(t + 1/2)). 0 inside
-    the band and for a zero magnitude; clamped to ±126 so ``2**e`` is a
+    the band (from 2**-16 below the target for a ``lagged`` point) and for a
+    zero magnitude; clamped to ±126 so ``2**e`` is a
     normal float32. The top index (a magnitude at the type's limit, or inf)
     gets the clamp; NaN lands on some index. A non-finite signal stays
     non-finite whatever the factor, and the step's guard skips it.
@@ -108,7 +116,9 @@ def _exponent_table(dtype_name: str) -> np.ndarray:
     size = fmt.exponent_mask + 1
     exponents = _TARGET.get(dtype_name, 0) - (np.arange(size) - fmt.bias)
     exponents = np.clip(exponents, -126, 126)
-    exponents[np.abs(exponents) <= _BAND.get(dtype_name, 0)] = 0
+    band = _BAND.get(dtype_name, 0)
+    low_edge = min(band, _LAGGED_LOW_EDGE) if lagged else band  # exponents > 0 lift a signal
+    exponents[(exponents >= -band) & (exponents <= low_edge)] = 0
     exponents[0] = 0
     return exponents.astype(np.float32)
 
@@ -179,13 +189,15 @@ def _identity_scaling_gradient(x: tf.Tensor, backward) -> tf.Tensor:
     return identity(tf.convert_to_tensor(x))  # a raw tf.Variable has no tape id of its own
 
 
-def factor_for(signal: tf.Tensor) -> tf.Tensor:
+def factor_for(signal: tf.Tensor, *, lagged: bool = False) -> tf.Tensor:
     """The power of two (float32 scalar) a point multiplies ``signal`` by.
 
     It brings the signal's magnitude, the largest over all replicas, to the
-    target where it lies outside the band; 1 for a zero or empty signal.
+    target where it lies outside the band (the narrower lagged band when the
+    factor will act one layer later); 1 for a zero or empty signal.
     """
-    factors = np.exp2(_exponent_table(signal.dtype.name))  # trace time only (cached table)
+    # trace time only (cached table)
+    factors = np.exp2(_exponent_table(signal.dtype.name, lagged))
     return tf.gather(tf.constant(factors), _magnitude(signal))
 
 
@@ -279,7 +291,7 @@ class BackwardScale(keras.layers.Layer):
         rescaled = _rescaled(signal, factor)
         below = self._below()
         if below is not None and signal.dtype in _LAG_ONE_LAYER:
-            _HANDED_DOWN.give(below, factor_for(rescaled))
+            _HANDED_DOWN.give(below, factor_for(rescaled, lagged=True))
         return rescaled
 
     def compute_output_shape(self, input_shape):
