@@ -222,16 +222,18 @@ def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points(rescale_alwa
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def reference_exponent(signal: np.ndarray, dtype: str, large: bool) -> float:
+def reference_exponent(signal: np.ndarray, dtype: str, large: bool, lagged: bool = False) -> float:
     """The power a point should apply, from float64 numpy: target - round(log2 magnitude).
 
     The magnitude is max |signal| (rounded half up in log2), or for a large
     float32/float64 signal its l2 norm where float32's sum of squares can
     hold it (2**-100 .. 2**127), read off the sum's exponent. 0 inside the
-    band and for zeros; clamped to ±126.
+    band (2**-32..2**32 around the target; 2**-16..2**32 for a lagged
+    point) and for zeros; clamped to ±126.
     """
     target = {"float16": -6}.get(dtype, 0)
     band = {"float16": 0}.get(dtype, 32)
+    low_edge = min(band, 16) if lagged else band
     assert np.all(np.isfinite(signal))
     x = np.abs(signal.astype(np.float64))
     if not np.any(x):
@@ -245,7 +247,7 @@ def reference_exponent(signal: np.ndarray, dtype: str, large: bool) -> float:
         if lowest <= half_sum < highest:
             rounded_log2 = np.floor((np.floor(np.log2(half_sum)) + 2) / 2)
     exponent = float(np.clip(target - rounded_log2, -126, 126))
-    return 0.0 if abs(exponent) <= band else exponent
+    return 0.0 if -band <= exponent <= low_edge else exponent
 
 
 def smallest_at_least_sqrt2(dtype):
@@ -280,17 +282,20 @@ def test_rounded_log2_from_the_bits_matches_an_exact_reference_over_the_whole_ra
         assert got == rounded_log2(value, threshold), value
 
 
-def exponent_of(signal) -> float:
+def exponent_of(signal, lagged=False) -> float:
     """log2 of the factor a point applies to ``signal`` (exact: the factor is a power of two)."""
-    return float(np.log2(float(tf_bng.backward_scaling.factor_for(signal))))
+    return float(np.log2(float(tf_bng.backward_scaling.factor_for(signal, lagged=lagged))))
 
 
-MAGNITUDES = [1e-300, 1e-40, 1e-30, 1e-12, 1e-8, 1.0, 1e12, 1e30, 1e300]
+# 1e-5 and 3e-5 straddle the lagged band's low edge (round(log2) -17 and -15)
+MAGNITUDES = [1e-300, 1e-40, 1e-30, 1e-12, 1e-8, 1e-5, 3e-5, 1.0, 1e12, 1e30, 1e300]
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 @pytest.mark.parametrize("values_per_example", [7, 4096])
-def test_the_power_matches_a_numpy_reference_over_the_whole_range(dtype, values_per_example):
+@pytest.mark.parametrize("lagged", [False, True])
+def test_the_power_matches_a_numpy_reference_over_the_whole_range(dtype, values_per_example,
+                                                                    lagged):
     rng = np.random.default_rng(values_per_example)
     base = rng.normal(size=(3, values_per_example))
     info = np.finfo(np.float16 if dtype == "float16" else np.float64 if dtype == "float64"
@@ -301,13 +306,13 @@ def test_the_power_matches_a_numpy_reference_over_the_whole_range(dtype, values_
         if magnitude * 10 > float(info.max) or magnitude < float(info.tiny) * 1e3:
             continue
         signal = tf.cast(tf.constant(base * magnitude, tf.float64), dtype)
-        got = exponent_of(signal)
-        expected = reference_exponent(signal.numpy().astype(np.float64), dtype, large)
+        got = exponent_of(signal, lagged)
+        expected = reference_exponent(signal.numpy().astype(np.float64), dtype, large, lagged)
         assert got == expected, (magnitude, got, expected)
         if got and abs(got) < 126:  # the rescaled signal's magnitude lands at the target
             scaled = np.abs(signal.numpy().astype(np.float64)) * 2.0**got
             target = {"float16": -6}.get(dtype, 0)
-            if large and expected != reference_exponent(signal.numpy(), dtype, False):
+            if large and expected != reference_exponent(signal.numpy(), dtype, False, lagged):
                 norm = np.sqrt(np.sum(scaled * scaled))  # the norm path was taken
                 assert 2.0 ** (target - 1) <= norm < 2.0 ** (target + 1)
             else:
@@ -483,6 +488,24 @@ def test_chained_points_apply_the_factor_chosen_above_one_layer_late(rescale_alw
     assert upper == 2.0**20 and lower == 1.0
     expected = np.outer(np.ones(3), top_signal[0] * 2.0**10) * upper * lower
     np.testing.assert_array_equal(grad.numpy(), expected)
+
+
+def test_a_lagged_point_lifts_a_vanishing_signal_from_two_to_the_minus_16():
+    """Default band: 2**-20 is inside the top point's band (2**±32), so it is left alone, but the
+    point below, which acts one layer late, lifts it: its band starts at 2**-16."""
+    scaled, points = scaled_chain("float32")
+    top_signal = np.array([[2.0**-20, 0.0, 0.0]], np.float32)
+
+    @tf.function
+    def backward():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(scaled(tf.ones([1, 3])) * top_signal)
+        return tape.gradient(loss, scaled.get_layer("dense0").kernel)
+
+    grad = backward()
+    lower, upper = (float(p.factor.numpy()) for p in points.layers)
+    assert upper == 1.0 and lower == 2.0**20
+    np.testing.assert_array_equal(grad.numpy()[:, 0], np.full(3, 2.0**-20 * 2.0**10 * 2.0**20))
 
 
 def test_float16_points_choose_from_their_own_signal():
