@@ -8,7 +8,12 @@ through it by ``2**e`` (a power of two: exact), with ``e`` chosen from that
 same gradient's magnitude: when the magnitude has left a band around the
 target (2**±32 of 1 in float32; always in float16), ``e`` brings it back.
 The magnitude is the largest over all replicas, so every replica uses the
-same power and MirroredStrategy still equals one device. The factor used
+same power and MirroredStrategy still equals one device. Points chained by
+:func:`insert_scale_points` act one layer late in float32/float64/bfloat16
+(each applies the power chosen from the output of the point above, so the
+magnitude's reduction runs beside the next layer's backward pass rather
+than before the multiply); float16 points and points placed by hand choose
+from their own signal. The factor used
 is kept in ``factor`` (the train step reads it to report true norms and to
 bring the micro-batches of an accumulation window to one common factor).
 
@@ -248,14 +253,14 @@ class BackwardScale(keras.layers.Layer):
 
     A point placed by hand chooses its factor from the signal it receives
     (same batch, same layer). Points that :func:`insert_scale_points` chains
-    work one layer late, except in float16 (no room for the lag): each multiplies by the factor the point above chose
-    for its own output, so the magnitude reduction of one point runs beside
-    the next layer's backward pass instead of before it (the multiply no
-    longer waits on it). The topmost point of a chain, which has nothing
-    handed down, chooses from its own signal. Every factor is still one
-    exact power of two shared by all replicas, so NG's directions are
-    unchanged; only how far a signal may drift from the target differs
-    (one layer's gain).
+    work one layer late, except in float16 (no room for the lag): each
+    multiplies by the factor the point above chose for its own output, so
+    the magnitude reduction of one point runs beside the next layer's
+    backward pass instead of before the multiply. The topmost point of a
+    chain, which has nothing handed down, chooses from its own signal.
+    Every factor is still one exact power of two shared by all replicas, so
+    NG's directions are unchanged; only how far a signal may drift from the
+    target differs (one layer's gain).
     """
 
     def __init__(self, **kwargs):
