@@ -524,3 +524,37 @@ def test_float16_points_choose_from_their_own_signal():
     lower, upper = (float(p.factor.numpy()) for p in points.layers)
     assert upper == 2.0**4  # 2**-10 -> 2**-6, float16's target
     assert lower == 2.0**-10  # its own signal is 2**10 * 2**-6
+
+
+def test_float16_accumulation_sums_the_micro_batches_at_one_factor():
+    """mixed_float16, two micro-batches whose losses differ by 2**-8 (sample weights): their points
+    choose powers 2**8 apart, and the window brings both to one factor before summing, so the
+    first layer's update points where the float64 gradient of the whole window does."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8)).astype(np.float32)
+    y = np.repeat([0, 1], 8).astype(np.int32)
+    weights = np.repeat([1.0, 2.0**-8], 8).astype(np.float32)
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = attenuating_model(depth=4, dtype=None)  # ~1e-12 at layer 1: float16 loses it
+    finally:
+        keras.config.set_dtype_policy(policy)
+    before = model.get_weights()
+    step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.01),
+                            transform="ng", global_batch_size=8, backward_scaling=True,
+                            accumulation_steps=2,
+                            loss_scale=tf_bng.step.DynamicLossScale(initial_scale=1.0))
+    for half in (slice(0, 8), slice(8, 16)):
+        step.step((x[half], y[half], weights[half]))
+    assert int(step.optimizer.iterations.numpy()) == 1 and int(step.bad_steps.total.numpy()) == 0
+    moved = [a - b for a, b in zip(model.get_weights()[:2], before[:2])]
+    got = -np.concatenate([np.ravel(m) for m in moved]).astype(np.float64)
+    model64 = attenuating_model(depth=4, dtype="float64")
+    model64.set_weights(before)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(LOSS(y, model64(x.astype(np.float64)), sample_weight=weights))
+    kernel, bias = tape.gradient(loss, model64.trainable_variables)[:2]
+    expected = np.concatenate([np.ravel(kernel), np.ravel(bias)])
+    cosine = np.dot(got, expected) / (np.linalg.norm(got) * np.linalg.norm(expected))
+    assert cosine > 0.99, cosine
