@@ -137,6 +137,15 @@ def _l2(ts):
     return tf.sqrt(s), squares_trusted(s, _num_elements(ts, s.dtype))
 
 
+def _l2_many(blocks):
+    """l2 of many blocks at once: one L2Loss per tensor and one segment sum, not an add_n per block."""
+    partial = tf.stack([tf.nn.l2_loss(t) for ts in blocks for t in ts]) * 2.0
+    segments = tf.constant([b for b, ts in enumerate(blocks) for _ in ts])
+    sum_sq = tf.math.unsorted_segment_sum(partial, segments, len(blocks))
+    counts = tf.stack([_num_elements(ts, sum_sq.dtype) for ts in blocks])
+    return tf.sqrt(sum_sq), squares_trusted(sum_sq, counts)
+
+
 def _l1_l2(ts):
     a, s = _sum_abs(ts), _sum_sq(ts)
     ok = tf.logical_and(_normal(a), squares_trusted(s, _num_elements(ts, s.dtype)))
@@ -254,9 +263,11 @@ class BlockNorm:
     ``norm.rescaled(ts)`` the :class:`Rescaled` form, used by the transforms.
     """
 
-    def __init__(self, name: str, fn: Callable, *, flat_fn: Optional[FlatNorm] = None):
+    def __init__(self, name: str, fn: Callable, *, flat_fn: Optional[FlatNorm] = None,
+                 many_fn: Optional[Callable] = None):
         self.name = name
         self._fn = fn
+        self._many_fn = many_fn
         self.flat_fn = flat_fn  # the user's function, for registered norms
         self.__name__ = name
         # Built-in norms use only TF ops XLA compiles and vectorize; a trusted
@@ -268,6 +279,14 @@ class BlockNorm:
     def cheap(self, ts: Sequence[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """``(value, trusted)`` without rescaling, on :func:`dense_block` tensors."""
         return self._fn(ts)
+
+    def cheap_many(self, blocks: Sequence[Sequence[tf.Tensor]]) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(values, trusted)`` vectors of :meth:`cheap` over many blocks (the vectorized
+        transform); one kernel for all blocks where the norm has one (l2)."""
+        if self._many_fn is not None:
+            return self._many_fn(blocks)
+        pairs = [self.cheap(ts) for ts in blocks]
+        return tf.stack([p[0] for p in pairs]), tf.stack([p[1] for p in pairs])
 
     def rescaled(self, ts: Sequence[tf.Tensor]) -> Rescaled:
         """The norm as ``r / p`` after an exact power-of-two rescaling of the block."""
@@ -299,7 +318,10 @@ def _flat_norm(fn: FlatNorm) -> Callable:
     return cheap
 
 
-_REGISTRY: Dict[str, BlockNorm] = {name: BlockNorm(name, fn) for name, fn in _BUILTIN.items()}
+_MANY = {"l2": _l2_many}
+_REGISTRY: Dict[str, BlockNorm] = {
+    name: BlockNorm(name, fn, many_fn=_MANY.get(name)) for name, fn in _BUILTIN.items()
+}
 
 
 def register_norm(name: str, fn: FlatNorm, *, overwrite: bool = True) -> None:

@@ -421,20 +421,6 @@ class BlockTransform:
                 dtypes.add(tf.as_dtype(g.dtype))
         return len(dtypes) == 1 and dtypes.pop() in (tf.float32, tf.float64)
 
-    def _vector_norms(self, rule: _Rule, blocks: list) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(norms, trusted)`` vectors of the cheap path; l2 as one segment sum."""
-        if rule.config.norm != "l2":
-            pairs = [rule.norm.cheap(ts) for ts in blocks]
-            return tf.stack([p[0] for p in pairs]), tf.stack([p[1] for p in pairs])
-        partial = tf.stack([tf.nn.l2_loss(t) for ts in blocks for t in ts]) * 2.0
-        segments = [b for b, ts in enumerate(blocks) for _ in ts]
-        sum_sq = tf.math.unsorted_segment_sum(partial, tf.constant(segments), len(blocks))
-        counts = tf.constant(
-            [float(max(1, sum(t.shape.num_elements() or 1 for t in ts))) for ts in blocks],
-            sum_sq.dtype,
-        )
-        return tf.sqrt(sum_sq), norms_lib.squares_trusted(sum_sq, counts)
-
     def _transform_vectorized(self, rule: _Rule, blocks: list, grads: list, variables: list):
         """Every block of one rule with one scale computation and one ``cond``.
 
@@ -445,10 +431,10 @@ class BlockTransform:
         cfg = rule.config
         block_grads = [[grads[i] for i in ix] for ix in blocks]
         block_vars = [[variables[i] for i in ix] for ix in blocks]
-        n, trusted = self._vector_norms(rule, block_grads)
+        n, trusted = rule.norm.cheap_many(block_grads)
         m = None
         if cfg.transform == "ng_adap":
-            m, m_trusted = self._vector_norms(rule, [dense_weights(vs) for vs in block_vars])
+            m, m_trusted = rule.norm.cheap_many([dense_weights(vs) for vs in block_vars])
             trusted = tf.logical_and(trusted, m_trusted)
         scale = self._cheap_scale(cfg, n, m)
         low, high = _safe_scale_range(n.dtype)

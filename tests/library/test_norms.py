@@ -27,6 +27,26 @@ def test_builtin_norm_matches_reference_over_the_whole_block(name):
 
 
 @pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_many_blocks_at_once_match_the_reference_block_by_block(name, dtype):
+    """``cheap_many`` (the vectorized transform's norms) over blocks from 1e-30 to 1e30:
+    each value equals the float64 reference where it is trusted, and a block whose
+    squares underflow or overflow float32 is flagged untrusted, not silently wrong."""
+    blocks = [[t * magnitude for t in _block(seed)]
+              for seed, magnitude in enumerate([1e-30, 1e-3, 1.0, 1e5, 1e30])]
+    values, trusted = tf_bng.get_norm(name).cheap_many(
+        [[tf.constant(t, dtype) for t in b] for b in blocks])
+    for value, ok, block in zip(values.numpy(), trusted.numpy(), blocks):
+        expected = ref.block_norm(name, [np.asarray(t, dtype) for t in block])
+        if ok:
+            np.testing.assert_allclose(value, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    if dtype == np.float64:
+        assert trusted.numpy().all()
+    elif name in ("l2", "avg_l2", "std", "l1_l2", "avg_l1_l2"):
+        assert not trusted.numpy()[0] and not trusted.numpy()[-1]  # squares leave float32
+
+
+@pytest.mark.parametrize("name", BUILTIN)
 def test_indexed_slices_with_repeated_indices_are_summed_first(name):
     values = np.arange(1.0, 13.0).reshape(4, 3) - 5.5
     indices = np.array([2, 0, 2, 2])
