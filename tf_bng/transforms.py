@@ -438,23 +438,30 @@ class BlockTransform:
             trusted = tf.logical_and(trusted, m_trusted)
         scale = self._cheap_scale(cfg, n, m)
         low, high = _safe_scale_range(n.dtype)
-        fast = tf.reduce_all(
-            tf.logical_and(trusted, tf.logical_and(scale >= low, scale <= high))
-        )
+        block_fast = tf.logical_and(trusted, tf.logical_and(scale >= low, scale <= high))
+        fast = tf.reduce_all(block_fast)
 
         def cheap():
             each = tf.unstack(scale)
             new = [[g * each[k] for g in gs] for k, gs in enumerate(block_grads)]
             return new, n, scale, tf.constant(True)
 
-        def exact(gs_flat):
+        def exact(gs_flat, cheap_norms, cheap_scales, cheap_ok):
+            """Block by block: the exact path only where that block's cheap one fails."""
             new, ns, ss, oks = [], [], [], []
             start = 0
             for k, ix in enumerate(blocks):
                 gs = gs_flat[start:start + len(ix)]
                 start += len(ix)
-                g_new, nk, sk, ok = self._exact_block(
-                    rule, gs, norms_lib.dense_block(gs), block_vars[k])
+
+                def exact_k(gs=gs, k=k):
+                    return self._exact_block(rule, gs, norms_lib.dense_block(gs), block_vars[k])
+
+                def cheap_k(gs=gs, k=k):
+                    return [g * cheap_scales[k] for g in gs], cheap_norms[k], cheap_scales[k], \
+                        tf.constant(True)
+
+                g_new, nk, sk, ok = tf.cond(cheap_ok[k], cheap_k, exact_k)
                 new.append(g_new)
                 ns.append(nk)
                 ss.append(sk)
@@ -462,7 +469,8 @@ class BlockTransform:
             return new, tf.stack(ns), tf.stack(ss), tf.reduce_all(tf.stack(oks))
 
         flat = [g for gs in block_grads for g in gs]
-        return tf.cond(fast, cheap, lambda: _call_out_of_line(exact, flat))
+        return tf.cond(fast, cheap,
+                       lambda: _call_out_of_line(exact, flat, n, scale, block_fast))
 
     def __call__(
         self, grads: Sequence[Any], variables: Sequence[Any], *, with_norms: bool = True

@@ -257,3 +257,19 @@ def test_train_step_reports_the_true_norm_of_a_1e_minus_25_gradient(transform, f
                 np.sqrt(np.sum(unit[2] ** 2) + np.sum(unit[3] ** 2)) * factor]
     assert len(step.block_names) == 2
     np.testing.assert_allclose(norms.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("traced", [False, True])
+@pytest.mark.parametrize("name", ["l2", "l1", "max", "std"])
+def test_blocks_of_every_magnitude_in_one_transform_are_each_exact(name, traced):
+    """Blocks at 1e-30 and 1e20 (the cheap path fails for some norms) next to ordinary ones,
+    all of one rule: each block comes out at unit norm and reports its own true norm,
+    whichever path each of them took."""
+    rng = np.random.default_rng(3)
+    grads = [tf.constant(rng.normal(size=(4, 3)) * s, tf.float32) for s in (1e-30, 1.0, 1e-3, 1e20)]
+    variables = [keras.Variable(np.ones((4, 3), np.float32), name=f"m{i}") for i in range(4)]
+    bt = tf_bng.BlockTransform(transform="ng", norm=name, blocks="variable")
+    out, norms = (tf.function(bt) if traced else bt)(grads, variables)
+    for o, g, n in zip(out, grads, norms.numpy()):
+        assert ref.block_norm(name, [o.numpy().astype(np.float64)]) == pytest.approx(1.0, rel=1e-6)
+        assert n == pytest.approx(ref.block_norm(name, [g.numpy().astype(np.float64)]), rel=1e-6)
