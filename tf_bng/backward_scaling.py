@@ -217,7 +217,15 @@ class _HandedDown(threading.local):
         self.factors[id(point)] = factor
 
     def take(self, point, signal: tf.Tensor):
-        """The factor handed to ``point`` in the graph ``signal`` lives in, or None."""
+        """The factor handed to ``point`` in the graph ``signal`` lives in, or None.
+
+        Within one backward pass the point above always runs first (the
+        signal passes through it), so what it handed down is fresh. Not
+        guarded: a pass that reaches a point without its upper neighbour
+        (a loss read between two points) after one that ran the upper point
+        alone would take a factor from that earlier pass; it is still an
+        exact power of two, so NG's update stays exact.
+        """
         factor = self.factors.pop(id(point), None)
         if factor is None or getattr(factor, "graph", None) is not getattr(signal, "graph", None):
             return None  # nothing handed down, or left over from another trace
@@ -289,9 +297,9 @@ class BackwardScale(keras.layers.Layer):
 
     def _backward(self, signal: tf.Tensor) -> tf.Tensor:
         """The incoming gradient times ``2**e``; the factor is kept for the train step."""
-        factor = _HANDED_DOWN.take(self, signal)
-        if factor is None:
-            factor = factor_for(signal)
+        factor = _HANDED_DOWN.take(self, signal)  # always taken, so none is left over
+        if factor is None or signal.dtype not in _LAG_ONE_LAYER:
+            factor = factor_for(signal)  # a float16 point below a float32 one is same-batch too
         self.factor.assign(factor)
         rescaled = _rescaled(signal, factor)
         below = self._below()

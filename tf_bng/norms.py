@@ -283,6 +283,9 @@ class BlockNorm:
     def cheap_many(self, blocks: Sequence[Sequence[tf.Tensor]]) -> tuple[tf.Tensor, tf.Tensor]:
         """``(values, trusted)`` vectors of :meth:`cheap` over many blocks (the vectorized
         transform); one kernel for all blocks where the norm has one (l2)."""
+        blocks = [dense_block(b) for b in blocks]
+        common = max((b[0].dtype for b in blocks), key=lambda d: d.size)
+        blocks = [[tf.cast(t, common) for t in b] for b in blocks]  # no op when all agree
         if self._many_fn is not None:
             return self._many_fn(blocks)
         pairs = [self.cheap(ts) for ts in blocks]

@@ -457,12 +457,13 @@ def test_times_power_of_two_is_exact_and_never_nan_at_any_factor():
         np.testing.assert_array_equal(got, expected)
 
 
-def scaled_chain(dtype: str):
+def scaled_chain(dtype: str, layer_dtypes=None):
     """x -> Dense(I) -> point -> Dense(2**10 I) -> point -> Dense(I): signals known exactly."""
     gains = (1.0, 2.0**10, 1.0)
-    layers = [keras.layers.Dense(3, use_bias=False, dtype=dtype, name=f"dense{i}",
+    layer_dtypes = layer_dtypes or (dtype,) * 3
+    layers = [keras.layers.Dense(3, use_bias=False, dtype=layer_dtype, name=f"dense{i}",
                                  kernel_initializer=keras.initializers.Constant(np.eye(3) * g))
-              for i, g in enumerate(gains)]
+              for i, (g, layer_dtype) in enumerate(zip(gains, layer_dtypes))]
     model = keras.Sequential([keras.Input((3,), dtype=dtype), *layers])
     scaled, points = tf_bng.backward_scaling.insert_scale_points(model)
     assert len(points.layers) == 2
@@ -558,3 +559,42 @@ def test_float16_accumulation_sums_the_micro_batches_at_one_factor():
     expected = np.concatenate([np.ravel(kernel), np.ravel(bias)])
     cosine = np.dot(got, expected) / (np.linalg.norm(got) * np.linalg.norm(expected))
     assert cosine > 0.99, cosine
+
+
+def test_a_float16_point_below_a_float32_one_chooses_from_its_own_signal():
+    """A float32 layer inside a float16 net: the float16 point below it ignores the lagged
+    float32 factor handed down and aims at float16's own target."""
+    scaled, points = scaled_chain("float16", layer_dtypes=("float16", "float32", "float32"))
+    top_signal = tf.constant([[2.0**-4, 0.0, 0.0]], tf.float32)
+
+    @tf.function
+    def backward():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(scaled(tf.ones([1, 3], tf.float16)) * top_signal)
+        return tape.gradient(loss, scaled.get_layer("dense0").kernel)
+
+    backward()
+    lower, upper = (float(p.factor.numpy()) for p in points.layers)
+    assert upper == 1.0  # float32 2**-4: inside the band
+    assert lower == 2.0**-12  # float16 2**6 (after Dense(2**10 I)) brought to 2**-6
+
+
+def test_every_replica_applies_the_factor_handed_down_in_its_own_thread(
+        rescale_always, mirrored_strategy):
+    """MirroredStrategy traces each replica in its own thread: each one's lower point applies
+    the factor its own upper point chose (1 here), not the 2**-10 a same-batch point would."""
+    with mirrored_strategy.scope():
+        scaled, _ = scaled_chain("float32")
+    top_signal = np.array([[2.0**-20, -2.0**-21, 0.0]], np.float32)
+
+    def replica_gradient():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(scaled(tf.ones([1, 3])) * top_signal)
+        return tape.gradient(loss, scaled.get_layer("dense0").kernel)
+
+    per_replica = tf.function(lambda: mirrored_strategy.run(replica_gradient))()
+    expected = np.outer(np.ones(3), top_signal[0] * 2.0**10) * 2.0**20  # upper 2**20, lower 1
+    results = mirrored_strategy.experimental_local_results(per_replica)
+    assert len(results) == 2
+    for grad in results:
+        np.testing.assert_array_equal(grad.numpy(), expected)

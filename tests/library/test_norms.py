@@ -135,3 +135,16 @@ def test_unknown_norm_error_names_the_registered_norms():
         assert re.search(rf"\b{name}\b", str(err.value)), name
     with pytest.raises(ValueError, match="avg_l1_l2"):
         tf_bng.TransformConfig(transform="ng", norm="l7")
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_many_blocks_of_mixed_dtypes_are_taken_in_the_widest(name):
+    """float16 blocks are measured in float32 (as a single block is): a float16 block whose sum
+    of squares exceeds float16's 65504 is still exact, next to a float32 block."""
+    big = np.random.default_rng(1).normal(100.0, 10.0, size=(40, 40)).astype(np.float16)
+    blocks = [[big], [np.linspace(-1.0, 2.0, 7).astype(np.float32)]]
+    values, trusted = tf_bng.get_norm(name).cheap_many([[tf.constant(t) for t in b] for b in blocks])
+    assert values.dtype == tf.float32 and trusted.numpy().all()
+    for value, block in zip(values.numpy(), blocks):
+        expected = ref.block_norm(name, [t.astype(np.float64) for t in block])
+        np.testing.assert_allclose(value, expected, rtol=1e-6)
