@@ -297,13 +297,13 @@ class BackwardScale(keras.layers.Layer):
 
     def _backward(self, signal: tf.Tensor) -> tf.Tensor:
         """The incoming gradient times ``2**e``; the factor is kept for the train step."""
-        factor = _HANDED_DOWN.take(self, signal)  # always taken, so none is left over
-        if factor is None or signal.dtype not in _LAG_ONE_LAYER:
-            factor = factor_for(signal)  # a float16 point below a float32 one is same-batch too
+        handed_down = _HANDED_DOWN.take(self, signal)  # always taken, so none is left over
+        lags = signal.dtype in _LAG_ONE_LAYER  # a float16 point is same-batch, whatever is above
+        factor = handed_down if lags and handed_down is not None else factor_for(signal)
         self.factor.assign(factor)
         rescaled = _rescaled(signal, factor)
         below = self._below()
-        if below is not None and signal.dtype in _LAG_ONE_LAYER:
+        if lags and below is not None:
             _HANDED_DOWN.give(below, factor_for(rescaled, lagged=True))
         return rescaled
 

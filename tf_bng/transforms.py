@@ -441,9 +441,12 @@ class BlockTransform:
         block_fast = tf.logical_and(trusted, tf.logical_and(scale >= low, scale <= high))
         fast = tf.reduce_all(block_fast)
 
+        def scaled(gs, s):
+            return [g * s for g in gs]
+
         def cheap():
             each = tf.unstack(scale)
-            new = [[g * each[k] for g in gs] for k, gs in enumerate(block_grads)]
+            new = [scaled(gs, each[k]) for k, gs in enumerate(block_grads)]
             return new, n, scale, tf.constant(True)
 
         def exact(gs_flat, cheap_norms, cheap_scales, cheap_ok):
@@ -458,8 +461,8 @@ class BlockTransform:
                     return self._exact_block(rule, gs, norms_lib.dense_block(gs), block_vars[k])
 
                 def cheap_k(gs=gs, k=k):
-                    return [g * cheap_scales[k] for g in gs], cheap_norms[k], cheap_scales[k], \
-                        tf.constant(True)
+                    s = cheap_scales[k]
+                    return scaled(gs, s), cheap_norms[k], s, tf.constant(True)
 
                 g_new, nk, sk, ok = tf.cond(cheap_ok[k], cheap_k, exact_k)
                 new.append(g_new)

@@ -81,7 +81,7 @@ def _draw_figures(sections, results, out_dir: str) -> dict[str, str]:
 def _deep_nets_section(out_dir: str, markdown_dir: str) -> tuple[str, ...]:
     """Backward scaling's evidence (``python -m trainers.deep_nets``), when it has been run.
 
-    Its 66 runs (about 45 minutes) take longer than the report's budget, so
+    Its runs (66, about 45 minutes) take longer than the report's budget, so
     they are their own program; the report includes their table and plot.
     """
     table = os.path.join(out_dir, "deep_nets.md")
@@ -92,9 +92,8 @@ def _deep_nets_section(out_dir: str, markdown_dir: str) -> tuple[str, ...]:
     plot = os.path.relpath(os.path.join(out_dir, "deep_nets.png"), markdown_dir)
     return (
         "## Very deep nets and float16: backward scaling (issue 13)\n\n"
-        "Adam+NG on MNIST-5k with and without `transform.backward_scaling` (10 seeds at depth 18, "
-        "3 at depths 30 and 50; median "
-        "[min, max]). Produced by `python -m trainers.deep_nets` (not re-run by the report).\n\n"
+        "Adam+NG on MNIST-5k with and without `transform.backward_scaling` (seeds per variant in "
+        "the table; median [min, max]). Produced by `python -m trainers.deep_nets` (not re-run by the report).\n\n"
         + text + f"\n\n![deep nets]({plot})",
     )
 
