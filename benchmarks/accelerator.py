@@ -26,16 +26,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from typing import Callable, Optional, Sequence
-
-from benchmarks import cli, workloads  # first: cli quiets TensorFlow's C++ logging
-from benchmarks.timing import Row, interleaved, ratio_rows
+from collections.abc import Callable, Sequence
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tf_bng  # noqa: E402
+from benchmarks import cli, workloads  # first: cli quiets TensorFlow's C++ logging
+from benchmarks.timing import Row, interleaved, ratio_rows
 from tf_bng.models.layers import logits  # noqa: E402
 from tf_bng.training import loss_scaling, runtime  # noqa: E402
 
@@ -55,12 +54,17 @@ class Plan:
     reduced: str = ""
 
 
-GPU_PLAN = Plan(models=("resnet56", "resnet110"), side=32, batch_per_replica=128, steps=20,
-                rounds=10)
+GPU_PLAN = Plan(
+    models=("resnet56", "resnet110"), side=32, batch_per_replica=128, steps=20, rounds=10
+)
 # A CPU ResNet-20 step at batch 16 takes ~0.1 s in float32 and ~0.5 s in mixed_float16 (at load
 # ~8); tracing the 14 steps takes most of the ~10 minutes. Fewer rounds were too noisy at load 8.
 CPU_PLAN = Plan(
-    models=("resnet20",), side=32, batch_per_replica=16, steps=2, rounds=15,
+    models=("resnet20",),
+    side=32,
+    batch_per_replica=16,
+    steps=2,
+    rounds=15,
     reduced=(
         "no GPU found, and ResNet-56/110 at batch 128 would take hours on these CPUs: "
         "ResNet-20 at a small batch and few steps instead; 'all devices' = 2 logical CPUs on "
@@ -69,8 +73,14 @@ CPU_PLAN = Plan(
         "CPU step."
     ),
 )
-SMOKE_PLAN = Plan(models=("tiny_cnn",), side=8, batch_per_replica=2, steps=1, rounds=1,
-                  reduced="--smoke: tiny model, one round; the numbers mean nothing")
+SMOKE_PLAN = Plan(
+    models=("tiny_cnn",),
+    side=8,
+    batch_per_replica=2,
+    steps=1,
+    rounds=1,
+    reduced="--smoke: tiny model, one round; the numbers mean nothing",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +106,7 @@ class Result:
     replicas: int
     none_ips: float = 0.0
     ng_ips: float = 0.0
-    row: Optional[Row] = None
+    row: Row | None = None
     reason: str = ""
 
 
@@ -154,7 +164,7 @@ def build_model(name: str, side: int) -> keras.Model:
     shape = (side, side, 3)
     if name.startswith("resnet"):
         return tf_bng.models.cifar_resnet(
-            depth=int(name[len("resnet"):]), num_classes=workloads.NUM_CLASSES, input_shape=shape
+            depth=int(name[len("resnet") :]), num_classes=workloads.NUM_CLASSES, input_shape=shape
         )
     if name != "tiny_cnn":
         raise SystemExit(f"Unknown model {name!r}; valid: resnet<6n+2>, tiny_cnn.")
@@ -240,19 +250,22 @@ def measure_cell(cell: Cell, plan: Plan, *, repeats: int) -> Result:
     return Result(replicas, images / rows["none"].ms, images / rows["ng"].ms, rows["ng"])
 
 
-HEADER = (f"{'model':<9} {'devices':<11} {'precision':<14} {'xla':<4} {'none img/s':>10} "
-          f"{'ng img/s':>9} {'ratio':>7}  {'q25-q75':>11} {'cpu ratio':>9}")
+HEADER = (
+    f"{'model':<9} {'devices':<11} {'precision':<14} {'xla':<4} {'none img/s':>10} "
+    f"{'ng img/s':>9} {'ratio':>7}  {'q25-q75':>11} {'cpu ratio':>9}"
+)
 
 
 def format_row(cell: Cell, result: Result) -> str:
     where = "1" if cell.devices == "1" else f"mirrored x{result.replicas}"
-    head = (f"{cell.model:<9} {where:<11} {cell.precision:<14} "
-            f"{'on' if cell.xla else 'off':<4}")
+    head = f"{cell.model:<9} {where:<11} {cell.precision:<14} {'on' if cell.xla else 'off':<4}"
     if result.row is None:
         return f"{head} n/a ({result.reason})"
     r = result.row
-    return (f"{head} {result.none_ips:10.1f} {result.ng_ips:9.1f} {r.ratio:7.3f}  "
-            f"{r.q25:5.3f}-{r.q75:5.3f} {r.cpu_ratio:9.3f}")
+    return (
+        f"{head} {result.none_ips:10.1f} {result.ng_ips:9.1f} {r.ratio:7.3f}  "
+        f"{r.q25:5.3f}-{r.q75:5.3f} {r.cpu_ratio:9.3f}"
+    )
 
 
 def summary(results: dict[Cell, Result], reduced: bool) -> str:
@@ -263,20 +276,27 @@ def summary(results: dict[Cell, Result], reduced: bool) -> str:
     return f"accelerator {'reduced ' if reduced else ''}ng/none {cells}"
 
 
-def grid(plan: Plan, devices: Sequence[str], precisions: Sequence[str],
-         xla: Sequence[str]) -> list[Cell]:
-    for name, given, valid in [("precision", precisions, PRECISIONS),
-                               ("devices", devices, ("1", "all")), ("xla", xla, ("off", "on"))]:
+def grid(
+    plan: Plan, devices: Sequence[str], precisions: Sequence[str], xla: Sequence[str]
+) -> list[Cell]:
+    for name, given, valid in [
+        ("precision", precisions, PRECISIONS),
+        ("devices", devices, ("1", "all")),
+        ("xla", xla, ("off", "on")),
+    ]:
         for value in given:
             if value not in valid:
                 raise SystemExit(f"Unknown {name} {value!r}; valid: {', '.join(valid)}.")
     return [
         Cell(model, where, precision, flag == "on")
-        for model in plan.models for where in devices for precision in precisions for flag in xla
+        for model in plan.models
+        for where in devices
+        for precision in precisions
+        for flag in xla
     ]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=0)
     p.add_argument("--models", default=None, help="resnet<depth>,... (GPU: resnet56,resnet110)")
     p.add_argument("--devices", default="1,all", help="'1' device and/or 'all' mirrored")
@@ -298,14 +318,18 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         print(f"REDUCED RUN: {plan.reduced}")
     if note:
         print(note)
-    print(f"batch {plan.batch_per_replica}/replica, {plan.steps} steps per call, "
-          f"{plan.rounds} rounds; devices: "
-          + ", ".join(d.name for d in tf.config.list_logical_devices() if "CPU" in d.name
-                      or "GPU" in d.name))
+    print(
+        f"batch {plan.batch_per_replica}/replica, {plan.steps} steps per call, "
+        f"{plan.rounds} rounds; devices: "
+        + ", ".join(
+            d.name for d in tf.config.list_logical_devices() if "CPU" in d.name or "GPU" in d.name
+        )
+    )
     print(HEADER)
     results = {}
-    for cell in grid(plan, cli.names(args.devices), cli.names(args.precisions),
-                     cli.names(args.xla)):
+    for cell in grid(
+        plan, cli.names(args.devices), cli.names(args.precisions), cli.names(args.xla)
+    ):
         results[cell] = measure_cell(cell, plan, repeats=args.repeats)
         print(format_row(cell, results[cell]), flush=True)
         gc.collect()

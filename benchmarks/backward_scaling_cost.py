@@ -11,7 +11,7 @@ Timed interleaved (see benchmarks/timing.py). Last line:
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from benchmarks import cli, workloads
 from benchmarks.timing import HEADER_CELLS, interleaved, ratio_rows
@@ -25,9 +25,15 @@ def _without_penalty(workload: workloads.Workload) -> workloads.Workload:
         return workload
     template = workload.model
     model = models.mlp(
-        depth=len([l for l in template.layers if l.name.startswith("hidden") and "_" not in l.name]),
-        width=template.get_layer("hidden1").units, activation="relu", batch_norm=True,
-        dropout=0.2, l2=0.0, input_shape=template.inputs[0].shape[1:],
+        depth=len(
+            [l for l in template.layers if l.name.startswith("hidden") and "_" not in l.name]
+        ),
+        width=template.get_layer("hidden1").units,
+        activation="relu",
+        batch_norm=True,
+        dropout=0.2,
+        l2=0.0,
+        input_shape=template.inputs[0].shape[1:],
         num_classes=workloads.NUM_CLASSES,
     )
     return dataclasses.replace(workload, model=model)
@@ -35,15 +41,19 @@ def _without_penalty(workload: workloads.Workload) -> workloads.Workload:
 
 def _call(workload, scaling: bool):
     step = TrainStep(
-        model=workloads.fresh_model(workload), loss=workloads.loss(), optimizer=workloads.sgd(),
-        transform=TransformConfig(transform="ng"), global_batch_size=workload.batch_size,
-        report_norms=False, backward_scaling=scaling,
+        model=workloads.fresh_model(workload),
+        loss=workloads.loss(),
+        optimizer=workloads.sgd(),
+        transform=TransformConfig(transform="ng"),
+        global_batch_size=workload.batch_size,
+        report_norms=False,
+        backward_scaling=scaling,
     )
     batch = workload.tensors()
     return lambda: float(step.step(batch)[0])
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=0, repeats=0)
     p.add_argument("--models", default="deep_mlp,resnet20")
     args = cli.parse(p, argv)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,7 +26,7 @@ def parser(doc: str, *, rounds: int, repeats: int = 1) -> argparse.ArgumentParse
     return p
 
 
-def parse(p: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def parse(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse ``argv``; ``--smoke`` forces one round of one call."""
     args = p.parse_args(argv)
     if args.smoke:

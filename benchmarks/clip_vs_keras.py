@@ -21,7 +21,7 @@ clipnorm time; target <= 1.0).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from benchmarks import cli, workloads
 from benchmarks.timing import HEADER_CELLS, median_ratio
@@ -32,7 +32,7 @@ OURS, KERAS = "TrainStep clip/variable", "TrainStep SGD(clipnorm)"
 TAPE_OURS, TAPE_KERAS = "tape + ClippedOptimizer/variable", "tape + SGD(clipnorm)"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=0, repeats=0)
     p.add_argument("--models", default="deep_mlp,resnet20")
     p.add_argument("--threshold", type=float, default=0.1, help="the paper's best c = 0.1")
@@ -53,8 +53,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         }
         rounds, repeats = DEFAULT_ROUNDS.get(name, (20, 1))
         rows, timings = cli.compare(
-            name, calls, KERAS, width=34,
-            rounds=args.rounds or rounds, repeats=args.repeats or repeats,
+            name,
+            calls,
+            KERAS,
+            width=34,
+            rounds=args.rounds or rounds,
+            repeats=args.repeats or repeats,
         )
         tape_ratio = median_ratio(timings.wall[TAPE_OURS], timings.wall[TAPE_KERAS])
         print(f"{name:<9} tape harness: ClippedOptimizer / SGD(clipnorm) = {tape_ratio:.3f}")

@@ -19,7 +19,7 @@ Last line: ``loop_vs_fit <model>: none=<r> ng=<r>`` (target >= 1).
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -51,7 +51,7 @@ def fit_call(
     return lambda: model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=5)
     p.add_argument("--models", default="deep_mlp")
     p.add_argument("--steps-per-loop", type=int, default=30)
@@ -73,8 +73,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             times = interleaved(calls, rounds=args.rounds, repeats=args.repeats)
             # Time ratio to the loop = the loop's steps/s over the candidate's.
             for candidate, row in ratio_rows(times, "loop").items():
-                print(f"{name:<9} {transform:<9} {candidate:<14} {steps / row.ms * 1e3:8.1f} "
-                      f"{row.cells()}")
+                print(
+                    f"{name:<9} {transform:<9} {candidate:<14} {steps / row.ms * 1e3:8.1f} "
+                    f"{row.cells()}"
+                )
                 if candidate == "fit":
                     summary[transform] = row.ratio
         print(f"loop_vs_fit {name}: " + " ".join(f"{t}={r:.3f}" for t, r in summary.items()))

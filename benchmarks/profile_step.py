@@ -22,7 +22,7 @@ import collections
 import glob
 import os
 import tempfile
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -83,7 +83,7 @@ def profile(workload: workloads.Workload, transform: str, blocks: str, steps: in
     return seconds, counts, transform_types
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=1)
     p.add_argument("--model", default="resnet20")
     p.add_argument("--transforms", default="none,ng")
@@ -101,9 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             logdir = os.path.join(args.logdir, transform) if args.logdir else tmp
             seconds, counts, types = profile(workload, transform, args.blocks, steps, logdir)
         total = sum(seconds.values())
-        cells = " ".join(
-            f"{1e3 * seconds[part]:8.2f}ms/{counts[part]:5.0f}" for part in PARTS
-        )
+        cells = " ".join(f"{1e3 * seconds[part]:8.2f}ms/{counts[part]:5.0f}" for part in PARTS)
         print(f"{transform:<12} {cells} {1e3 * total:7.1f}ms   (ms of op time / ops, per step)")
         if types:
             top = ", ".join(f"{t} {1e3 * s:.2f}" for t, s in types.most_common(6))
@@ -111,8 +109,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         result[transform] = (seconds["block_transform"], total)
     last = cli.names(args.transforms)[-1]
     ms, total = 1e3 * result[last][0], 1e3 * result[last][1]
-    print(f"profile {args.model} {last}/{args.blocks}: transform={ms:.2f}ms/step "
-          f"({100 * ms / total:.2f}% of op time)")
+    print(
+        f"profile {args.model} {last}/{args.blocks}: transform={ms:.2f}ms/step "
+        f"({100 * ms / total:.2f}% of op time)"
+    )
     return result
 
 

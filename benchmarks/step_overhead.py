@@ -21,7 +21,7 @@ clock); targets <= 1.10 and <= 1.03.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from benchmarks import cli, workloads
 from benchmarks.timing import HEADER_CELLS, interleaved, ratio_rows
@@ -57,7 +57,7 @@ def measure(workload: workloads.Workload, pairs, *, rounds: int, repeats: int, *
     return {"none": rows.pop("none"), **{tuple(k.split("/")): row for k, row in rows.items()}}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=0, repeats=0)
     p.add_argument("--models", default="deep_mlp,resnet20")
     p.add_argument("--transforms", default=None, help=f"default per model; all: {ALL_TRANSFORMS}")
@@ -73,8 +73,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         pairs = candidates_for(transforms, cli.names(args.blocks or plan_b))
         rounds, repeats = DEFAULT_ROUNDS.get(name, (20, 1))
         results = measure(
-            workloads.build(name, smoke=args.smoke), pairs,
-            rounds=args.rounds or rounds, repeats=args.repeats or repeats,
+            workloads.build(name, smoke=args.smoke),
+            pairs,
+            rounds=args.rounds or rounds,
+            repeats=args.repeats or repeats,
             skip_nonfinite=not args.unguarded,
         )
         base = results.pop("none")

@@ -18,7 +18,7 @@ import os
 import random
 import statistics
 import time
-from typing import Callable, Dict, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -32,8 +32,8 @@ class Timings:
     steadier than wall-clock ones; on an idle box both agree.
     """
 
-    wall: Dict[str, list[float]]
-    cpu: Dict[str, list[float]]
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
 
 
 def time_call(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -63,7 +63,7 @@ def round_orders(names: Sequence[str], rounds: int, seed: int = 0) -> list[list[
 
 
 def interleaved(
-    candidates: Dict[str, Callable[[], object]], *, rounds: int, repeats: int = 1, warmup: int = 2
+    candidates: dict[str, Callable[[], object]], *, rounds: int, repeats: int = 1, warmup: int = 2
 ) -> Timings:
     """Time every candidate ``rounds`` times, in shuffled order, after ``warmup`` calls each."""
     for fn in candidates.values():
@@ -117,14 +117,16 @@ class Row:
     cpu_ratio: float
 
     def cells(self) -> str:
-        return (f"{self.ms:9.2f} {self.ratio:7.3f}  {self.q25:5.3f}-{self.q75:5.3f} "
-                f"{self.cpu_ratio:9.3f}")
+        return (
+            f"{self.ms:9.2f} {self.ratio:7.3f}  {self.q25:5.3f}-{self.q75:5.3f} "
+            f"{self.cpu_ratio:9.3f}"
+        )
 
 
 HEADER_CELLS = f"{'ms':>9} {'ratio':>7}  {'q25-q75':>11} {'cpu ratio':>9}"
 
 
-def ratio_rows(timings: Timings, reference: str) -> Dict[str, Row]:
+def ratio_rows(timings: Timings, reference: str) -> dict[str, Row]:
     """Every candidate of an :func:`interleaved` run against ``reference``."""
     wall, cpu = timings.wall, timings.cpu
     return {

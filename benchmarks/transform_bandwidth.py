@@ -14,7 +14,7 @@ floor; ``ng_adap`` also reads the variables (~2x). Each candidate is one
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -25,8 +25,11 @@ from tf_bng import BlockTransform, TransformConfig
 
 REFERENCE = "g*2 (fused pass)"
 CANDIDATES = (
-    ("ng", "layer"), ("ng", "variable"), ("ng", "global"),
-    ("clip", "variable"), ("ng_adap", "layer"),
+    ("ng", "layer"),
+    ("ng", "variable"),
+    ("ng", "global"),
+    ("clip", "variable"),
+    ("ng_adap", "layer"),
 )
 
 
@@ -52,7 +55,7 @@ def _fused_pass(grads):
     return [g * 2.0 for g in grads]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     args = cli.parse(cli.parser(__doc__, rounds=15, repeats=2), argv)
     variables = shaped_like_resnet50(args.smoke)
     tf.random.set_seed(0)

@@ -16,7 +16,7 @@ range, CPU-time ratio). Last line: ``candidates <model>=<best>:<ratio> ...``.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from benchmarks import cli, workloads
 from benchmarks.timing import HEADER_CELLS, interleaved, ratio_rows
@@ -44,7 +44,7 @@ def _call(workload, candidate: str):
     return lambda: float(step.step(batch)[0])
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=0, repeats=0)
     p.add_argument("--models", default="many_blocks,deep_mlp,resnet20")
     p.add_argument("--candidates", default=",".join(CANDIDATES))
@@ -58,16 +58,25 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         for candidate in cli.names(args.candidates):
             calls[candidate] = _call(workload, candidate)
         rows = ratio_rows(
-            interleaved(calls, rounds=args.rounds or rounds, repeats=args.repeats or repeats), "none"
+            interleaved(calls, rounds=args.rounds or rounds, repeats=args.repeats or repeats),
+            "none",
         )
         base = rows.pop("none")
         for candidate, row in rows.items():
             print(f"{name:<12} {candidate:<14} {base.ms:9.2f} {row.cells()}")
         winner = min(rows, key=lambda c: rows[c].ratio)
-        best[name] = (winner, rows[winner].ratio, rows["default"].ratio if "default" in rows else None)
-    print("candidates " + " ".join(
-        f"{k}={w}:{r:.3f}" + (f",default:{d:.3f}" if d is not None else "") for k, (w, r, d) in best.items()
-    ))
+        best[name] = (
+            winner,
+            rows[winner].ratio,
+            rows["default"].ratio if "default" in rows else None,
+        )
+    print(
+        "candidates "
+        + " ".join(
+            f"{k}={w}:{r:.3f}" + (f",default:{d:.3f}" if d is not None else "")
+            for k, (w, r, d) in best.items()
+        )
+    )
     return best
 
 

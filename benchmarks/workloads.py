@@ -12,7 +12,7 @@ can run every script in seconds.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -55,8 +55,14 @@ def _synthetic(input_shape: tuple, batch: int) -> tuple[np.ndarray, np.ndarray]:
 def _deep_mlp(smoke: bool) -> tuple[keras.Model, tuple]:
     depth, width, features, batch = (2, 8, 16, 8) if smoke else (30, 128, 784, BATCH)
     model = models.mlp(
-        depth=depth, width=width, activation="relu", batch_norm=True, dropout=0.2, l2=1e-5,
-        input_shape=(features,), num_classes=NUM_CLASSES,
+        depth=depth,
+        width=width,
+        activation="relu",
+        batch_norm=True,
+        dropout=0.2,
+        l2=1e-5,
+        input_shape=(features,),
+        num_classes=NUM_CLASSES,
     )
     return model, _synthetic((features,), batch)
 
@@ -115,7 +121,7 @@ def train_step(
     *,
     transform: str = "none",
     blocks: str = "layer",
-    optimizer: Optional[keras.optimizers.Optimizer] = None,
+    optimizer: keras.optimizers.Optimizer | None = None,
     skip_nonfinite: bool = True,
     **settings,
 ) -> TrainStep:

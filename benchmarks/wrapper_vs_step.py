@@ -12,7 +12,7 @@ transform) is shown for scale. Ratios are to TrainStep. Last line:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from benchmarks import cli, workloads
 from benchmarks.timing import HEADER_CELLS
@@ -23,7 +23,7 @@ REFERENCE = "TrainStep ng"
 WRAPPER = "tape + NormalizedOptimizer"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=0, repeats=0)
     p.add_argument("--models", default="deep_mlp,resnet20")
     args = cli.parse(p, argv)
@@ -39,8 +39,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         }
         rounds, repeats = DEFAULT_ROUNDS.get(name, (20, 1))
         rows, _ = cli.compare(
-            name, calls, REFERENCE, width=26,
-            rounds=args.rounds or rounds, repeats=args.repeats or repeats,
+            name,
+            calls,
+            REFERENCE,
+            width=26,
+            rounds=args.rounds or rounds,
+            repeats=args.repeats or repeats,
         )
         summary[name] = rows[WRAPPER].ratio
     print("wrapper_vs_step " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))

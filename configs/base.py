@@ -18,7 +18,8 @@ is an error.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import ml_collections
 from ml_collections import config_dict
@@ -48,8 +49,12 @@ OPTIMIZER_PRESETS: dict[str, dict[str, Any]] = {
     # LARS as practitioners run it (You et al. 2017): SGD momentum; the trust ratio is
     # ng_adap (see LARS_TRANSFORM); biases and normalization parameters (the rank <= 1
     # variables) keep out of the trust ratio and of weight decay; warmup then cosine.
-    "lars": dict(name="sgd", learning_rate=1.0, momentum=0.9,
-                 exclude_from_weight_decay=("bias", "gamma", "beta")),
+    "lars": dict(
+        name="sgd",
+        learning_rate=1.0,
+        momentum=0.9,
+        exclude_from_weight_decay=("bias", "gamma", "beta"),
+    ),
 }
 LARS_TRANSFORM = dict(
     name="ng_adap", alpha=0.001, groups=((one_dimensional, {"transform": "none"}),)
@@ -171,7 +176,7 @@ class Variant(dict):
     given: frozenset = frozenset()
 
 
-def parse_arg(arg: Optional[str], defaults: Mapping[str, Any]) -> Variant:
+def parse_arg(arg: str | None, defaults: Mapping[str, Any]) -> Variant:
     """``"k1=v1,k2=v2"`` -> dict, typed like ``defaults``; unknown keys are an error."""
     values = Variant(defaults)
     given = set()
@@ -192,7 +197,7 @@ def parse_arg(arg: Optional[str], defaults: Mapping[str, Any]) -> Variant:
 
 
 def apply_optimizer(
-    config: ml_collections.ConfigDict, preset: str, overrides: Optional[Mapping[str, Any]] = None
+    config: ml_collections.ConfigDict, preset: str, overrides: Mapping[str, Any] | None = None
 ) -> None:
     """Set ``config.optimizer`` from a preset name (or a bare Keras optimizer name)."""
     settings = dict(OPTIMIZER_PRESETS.get(preset, {"name": preset}))
@@ -211,7 +216,7 @@ def apply_transform(config: ml_collections.ConfigDict, preset: str) -> None:
 def apply_common_variants(
     config: ml_collections.ConfigDict,
     variant: Mapping[str, Any],
-    optimizer_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    optimizer_overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ml_collections.ConfigDict:
     """Apply ``variant["optimizer"]`` / ``["transform"]``, name the experiment, lock.
 

@@ -64,7 +64,9 @@ def build_model():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wrapper", choices=["normalized", "clipped", "lars"], default="normalized")
+    parser.add_argument(
+        "--wrapper", choices=["normalized", "clipped", "lars"], default="normalized"
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--mirrored", action="store_true", help="MirroredStrategy on 2 CPUs")
     args = parser.parse_args()
@@ -73,7 +75,9 @@ def main() -> None:
 
     if args.mirrored:  # must happen before TensorFlow initializes its devices
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     else:
         strategy = tf.distribute.get_strategy()
@@ -90,19 +94,21 @@ def main() -> None:
             metrics=["accuracy"],
         )
     lr_decay = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1)
-    model.fit(
-        x_train, y_train, epochs=args.epochs, batch_size=64, callbacks=[lr_decay], verbose=2
-    )
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, callbacks=[lr_decay], verbose=2)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     learning_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    print(f"{args.wrapper}: test accuracy {accuracy:.3f}, inner learning rate now {learning_rate:.4g}")
+    print(
+        f"{args.wrapper}: test accuracy {accuracy:.3f}, inner learning rate now {learning_rate:.4g}"
+    )
 
     path = os.path.join(tempfile.mkdtemp(), "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
-    print(f"reloaded {type(restored.optimizer).__name__}"
-          f"({type(restored.optimizer.inner_optimizer).__name__}) "
-          f"at iteration {int(restored.optimizer.iterations)} from {path}")
+    print(
+        f"reloaded {type(restored.optimizer).__name__}"
+        f"({type(restored.optimizer.inner_optimizer).__name__}) "
+        f"at iteration {int(restored.optimizer.iterations)} from {path}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import dataclasses
 import os
 import sys
 import tempfile
-from typing import Optional
 
 import keras
 import numpy as np
@@ -80,8 +79,17 @@ def build_model(strategy, weights, make_optimizer, model_fn=make_model):
     return model, optimizer
 
 
-def build_step(strategy, weights, make_optimizer, transform, *, model_fn=make_model, loss="mse",
-               global_batch_size=GLOBAL_BATCH, **step_options):
+def build_step(
+    strategy,
+    weights,
+    make_optimizer,
+    transform,
+    *,
+    model_fn=make_model,
+    loss="mse",
+    global_batch_size=GLOBAL_BATCH,
+    **step_options,
+):
     model, optimizer = build_model(strategy, weights, make_optimizer, model_fn)
     return tf_bng.TrainStep(
         model=model,
@@ -112,8 +120,16 @@ def train(strategy, weights, make_optimizer, transform, data, **step_kwargs) -> 
     return Run(step.model.get_weights(), losses, norms, step.model, step)
 
 
-def textbook_train(strategy, weights, make_optimizer, data, *, model_fn=make_model,
-                   loss_fn=keras.losses.mean_squared_error, global_batch_size=GLOBAL_BATCH):
+def textbook_train(
+    strategy,
+    weights,
+    make_optimizer,
+    data,
+    *,
+    model_fn=make_model,
+    loss_fn=keras.losses.mean_squared_error,
+    global_batch_size=GLOBAL_BATCH,
+):
     """The tf.distribute tutorial's custom loop: per-replica gradients straight into apply().
 
     Returns the final weights. This is what TrainStep replaces: Keras clips each
@@ -123,8 +139,9 @@ def textbook_train(strategy, weights, make_optimizer, data, *, model_fn=make_mod
 
     def replica_fn(x, y):
         with tf.GradientTape() as tape:
-            loss = tf.nn.compute_average_loss(loss_fn(y, model(x)),
-                                              global_batch_size=global_batch_size)
+            loss = tf.nn.compute_average_loss(
+                loss_fn(y, model(x)), global_batch_size=global_batch_size
+            )
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
@@ -141,7 +158,9 @@ def max_abs_diff(a, b) -> float:
         assert sorted(a) == sorted(b)
         a, b = [a[k] for k in sorted(a)], [b[k] for k in sorted(a)]
     assert len(a) == len(b)
-    return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y)))) for x, y in zip(a, b))
+    return max(
+        float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y)))) for x, y in zip(a, b)
+    )
 
 
 def replica_inputs(strategy, data) -> list[np.ndarray]:
@@ -280,8 +299,12 @@ def install_digits(monkeypatch, train, test, *, input_shape=(64,), num_classes: 
 
     def spec(config) -> DatasetSpec:
         return DatasetSpec(
-            name="digits", task="classification", input_shape=input_shape,
-            num_classes=num_classes, train_examples=len(train[0]), eval_examples=len(test[0]),
+            name="digits",
+            task="classification",
+            input_shape=input_shape,
+            num_classes=num_classes,
+            train_examples=len(train[0]),
+            eval_examples=len(test[0]),
         )
 
     def arrays(config, split):
@@ -291,14 +314,15 @@ def install_digits(monkeypatch, train, test, *, input_shape=(64,), num_classes: 
     monkeypatch.setitem(registry._SOURCES, "digits", source)
 
 
-def binary_command(workdir: str, settings: dict, arg: str = TINY_DIGITS_ARG,
-                   config_file: str = "deep_mlp") -> list[str]:
+def binary_command(
+    workdir: str, settings: dict, arg: str = TINY_DIGITS_ARG, config_file: str = "deep_mlp"
+) -> list[str]:
     flags = [f"--config={REPO}/configs/{config_file}.py:{arg}", f"--workdir={workdir}"]
     flags += [f"--config.{key}={value}" for key, value in settings.items()]
     return [sys.executable, "-m", "trainers.train", *flags]
 
 
-def binary_env(home: Optional[str] = None, tmp: Optional[str] = None) -> dict:
+def binary_env(home: str | None = None, tmp: str | None = None) -> dict:
     """The test's environment minus anything that would steer the run's caches elsewhere."""
     env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "KERAS_HOME")}
     env.update(PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", NO_GCE_CHECK="true")

@@ -7,7 +7,7 @@ densified here with ``np.add.at``), blocks are lists of variable indices.
 
 from __future__ import annotations
 
-from typing import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
@@ -55,7 +55,13 @@ def densify(grad) -> np.ndarray | None:
 
 
 def scale(
-    transform: str, n: float, m: float, *, alpha: float, threshold: float, eps: float,
+    transform: str,
+    n: float,
+    m: float,
+    *,
+    alpha: float,
+    threshold: float,
+    eps: float,
     max_scale: float | None = None,
 ) -> float:
     """The factor applied to every tensor of a block (issue 2, item 3; issue 11's max_scale)."""

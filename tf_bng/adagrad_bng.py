@@ -14,7 +14,7 @@ read inside the cross-replica update is numerically the same.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf

@@ -32,14 +32,21 @@ import functools
 import math
 import threading
 import weakref
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["BackwardScale", "ScalePoints", "insert_scale_points", "find_scale_points",
-           "power_of_two", "true_norms"]
+__all__ = [
+    "BackwardScale",
+    "ScalePoints",
+    "insert_scale_points",
+    "find_scale_points",
+    "power_of_two",
+    "true_norms",
+]
 
 # Per signal dtype: the power of two the signal's magnitude is brought to, and the
 # band (in powers of two) around it inside which a point leaves the signal alone.
@@ -105,7 +112,7 @@ def _format_of(dtype: tf.DType) -> _Format:
     return _FLOAT64 if dtype == tf.float64 else _FLOAT32
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _exponent_table(dtype_name: str, lagged: bool = False) -> np.ndarray:
     """Per index ``i`` = round(log2 m) + bias of a magnitude m: the power of two a
     point applies to a signal of type ``dtype_name`` (float32 scalars).
@@ -281,14 +288,18 @@ class BackwardScale(keras.layers.Layer):
         # Keras would track a layer attribute as a sublayer)
         self._below = lambda: None
 
-    def hand_down_to(self, point: "BackwardScale") -> None:
+    def hand_down_to(self, point: BackwardScale) -> None:
         """Chain ``point`` (the next point below this one on every path) to this one."""
         self._below = weakref.ref(point)
 
     def build(self, input_shape):
         self.factor = self.add_weight(
-            name="applied_factor", shape=(), initializer="ones", trainable=False,
-            dtype="float32", aggregation="only_first_replica",
+            name="applied_factor",
+            shape=(),
+            initializer="ones",
+            trainable=False,
+            dtype="float32",
+            aggregation="only_first_replica",
         )
         super().build(input_shape)
 
@@ -358,16 +369,22 @@ class ScalePoints(tf.Module):
 
 def find_scale_points(model: keras.Model) -> list:
     """The BackwardScale layers a model holds (placed by the user), in tracking order."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-            if isinstance(layer, BackwardScale)]
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, BackwardScale)
+    ]
 
 
 def _variable_ids(layer) -> list:
     return [id(v) for v in layer.weights]
 
 
-_NORMALIZATION = (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
-                  keras.layers.GroupNormalization)
+_NORMALIZATION = (
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
 
 
 def _is_normalization(layer) -> bool:
@@ -396,8 +413,12 @@ def _sequential_with_points(model: keras.Sequential):
         weighted_since_point |= bool(layer.trainable_weights)
         shared_until = max(shared_until, last_call[id(layer)])  # a layer used again later
         joined = index + 1 < len(layers) and _is_normalization(layers[index + 1])
-        if (index < len(layers) - 1 and weighted_since_point and not joined
-                and shared_until <= index):
+        if (
+            index < len(layers) - 1
+            and weighted_since_point
+            and not joined
+            and shared_until <= index
+        ):
             weighted_since_point = False
             point = BackwardScale(name=f"backward_scale_{len(points) + 1}")
             x = point(x)
@@ -420,7 +441,8 @@ def _functional_with_points(model: keras.Model):
         return out
 
     recorded = keras.models.clone_model(
-        model, clone_function=lambda layer: layer, call_function=record)
+        model, clone_function=lambda layer: layer, call_function=record
+    )
     sink = len(calls)
     for t in keras.tree.flatten(recorded.outputs):
         # the loss reads every output: an output that another layer also

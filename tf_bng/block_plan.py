@@ -11,7 +11,8 @@ by ``exclude`` or by a group whose transform is ``none`` join no block.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from tf_bng import blocks as blocks_lib
 
@@ -56,7 +57,8 @@ def plan_blocks(
     patterns = blocks_lib.compile_patterns(exclude)
     skip_set = set(skip)
     excluded = [
-        i for i, v in enumerate(variables)
+        i
+        for i, v in enumerate(variables)
         if i not in skip_set and any(p.search(blocks_lib.variable_path(v)) for p in patterns)
     ]
     rule_of: dict[int, int] = {}
@@ -84,4 +86,3 @@ def plan_blocks(
         ),
         rules=tuple(rules),
     )
-

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable, Hashable, Sequence, Union
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Union
 
 __all__ = ["BLOCK_MODES", "Partition", "partition_variables", "layer_key", "variable_path"]
 
@@ -143,7 +144,8 @@ def partition_variables(
     patterns = compile_patterns(exclude)
     skip_set = set(skip)
     excluded = [
-        i for i, v in enumerate(variables)
+        i
+        for i, v in enumerate(variables)
         if i not in skip_set and any(p.search(variable_path(v)) for p in patterns)
     ]
     dropped = skip_set.union(excluded)

@@ -9,7 +9,8 @@ suite guards the assumption that Keras keeps summing.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 

@@ -31,7 +31,8 @@ rescaled block, which rescues the usual sum-of-powers underflow.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -232,8 +233,9 @@ def power_of_two_below(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     exponent = tf.clip_by_value(exponent, -(bias - 1), bias - 1)
 
     def two_to(e):
-        return tf.bitcast(tf.bitwise.left_shift(e + bias, tf.constant(mantissa_bits, int_dtype)),
-                          dtype)
+        return tf.bitcast(
+            tf.bitwise.left_shift(e + bias, tf.constant(mantissa_bits, int_dtype)), dtype
+        )
 
     return two_to(-exponent), two_to(exponent)
 
@@ -263,8 +265,14 @@ class BlockNorm:
     ``norm.rescaled(ts)`` the :class:`Rescaled` form, used by the transforms.
     """
 
-    def __init__(self, name: str, fn: Callable, *, flat_fn: Optional[FlatNorm] = None,
-                 many_fn: Optional[Callable] = None):
+    def __init__(
+        self,
+        name: str,
+        fn: Callable,
+        *,
+        flat_fn: FlatNorm | None = None,
+        many_fn: Callable | None = None,
+    ):
         self.name = name
         self._fn = fn
         self._many_fn = many_fn
@@ -298,8 +306,11 @@ class BlockNorm:
         p, inv_p = power_of_two_below(tf.where(largest > 0, largest, tf.ones([], dtype)))
         r, _ = self._fn([t * p for t in ts])
         # 0 for a zero block; NaN or inf (not 0) for a block holding one.
-        r = tf.where(largest > 0, tf.cast(r, dtype),
-                     tf.where(tf.math.is_finite(largest), tf.zeros([], dtype), largest))
+        r = tf.where(
+            largest > 0,
+            tf.cast(r, dtype),
+            tf.where(tf.math.is_finite(largest), tf.zeros([], dtype), largest),
+        )
         return Rescaled(r=r, p=p, inv_p=inv_p, finite=tf.math.is_finite(largest))
 
     def __call__(self, block: Sequence) -> tf.Tensor:
@@ -322,7 +333,7 @@ def _flat_norm(fn: FlatNorm) -> Callable:
 
 
 _MANY = {"l2": _l2_many}
-_REGISTRY: Dict[str, BlockNorm] = {
+_REGISTRY: dict[str, BlockNorm] = {
     name: BlockNorm(name, fn, many_fn=_MANY.get(name)) for name, fn in _BUILTIN.items()
 }
 

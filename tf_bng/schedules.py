@@ -10,7 +10,8 @@ others none), so it wraps any schedule.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import keras
 import tensorflow as tf

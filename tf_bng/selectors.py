@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import abc
 import re
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any
 
 from tf_bng.blocks import variable_path
 
@@ -40,7 +41,7 @@ class Selector(abc.ABC):
     def __call__(self, variable: Any) -> bool:
         """Whether ``variable`` belongs to the group."""
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         raise ValueError(
             f"{self!r} cannot be saved: use tf_bng.selectors.path(regex) or a ready-made "
             "selector (tf_bng.selectors.one_dimensional) in a model you save."
@@ -50,7 +51,7 @@ class Selector(abc.ABC):
 class PathRegex(Selector):
     """Variables whose ``path`` contains a match of ``pattern`` (``re.search``)."""
 
-    def __init__(self, pattern: "str | re.Pattern"):
+    def __init__(self, pattern: str | re.Pattern):
         try:
             self.regex = re.compile(pattern)
         except re.error as e:
@@ -59,7 +60,7 @@ class PathRegex(Selector):
     def __call__(self, variable: Any) -> bool:
         return self.regex.search(variable_path(variable)) is not None
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"path": self.regex.pattern}
 
     def __repr__(self) -> str:
@@ -81,7 +82,7 @@ class _Named(Selector):
     def __call__(self, variable: Any) -> bool:
         return bool(self._fn(variable))
 
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         return {"builtin": self.name}
 
     def __repr__(self) -> str:
@@ -109,7 +110,7 @@ one_dimensional = _Named("one_dimensional", lambda v: _rank(v) <= 1)
 _BUILTINS = {"one_dimensional": one_dimensional}
 
 
-def path(pattern: "str | re.Pattern") -> PathRegex:
+def path(pattern: str | re.Pattern) -> PathRegex:
     """Select variables whose ``variable.path`` matches ``pattern`` (searched)."""
     return PathRegex(pattern)
 
@@ -134,11 +135,11 @@ def as_selector(obj: Any) -> Selector:
     )
 
 
-def serialize_selector(selector: Selector) -> Dict[str, Any]:
+def serialize_selector(selector: Selector) -> dict[str, Any]:
     return as_selector(selector).get_config()
 
 
-def deserialize_selector(config: Dict[str, Any]) -> Selector:
+def deserialize_selector(config: dict[str, Any]) -> Selector:
     if "path" in config:
         return PathRegex(config["path"])
     name = config.get("builtin")

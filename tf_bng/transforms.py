@@ -27,7 +27,8 @@ the whole float range (see :class:`BlockTransform`).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -79,7 +80,7 @@ class TransformConfig:
     threshold: float = 1.0
     exclude: tuple[str, ...] = ()
     epsilon: float = 0.0
-    max_scale: Optional[float] = None
+    max_scale: float | None = None
     groups: tuple = ()
 
     def __post_init__(self):
@@ -106,9 +107,7 @@ class TransformConfig:
         try:
             selector, overrides = group
         except (TypeError, ValueError):
-            raise ValueError(
-                f"A group is a pair (selector, overrides); got {group!r}."
-            ) from None
+            raise ValueError(f"A group is a pair (selector, overrides); got {group!r}.") from None
         selector = selectors_lib.as_selector(selector)
         overrides = dict(overrides)
         unknown = sorted(set(overrides) - set(GROUP_OVERRIDES))
@@ -120,7 +119,7 @@ class TransformConfig:
         self.group_config(overrides)  # validates the values
         return (selector, overrides)
 
-    def group_config(self, overrides: dict) -> "TransformConfig":
+    def group_config(self, overrides: dict) -> TransformConfig:
         """The settings of a group: the top level with ``overrides``, without groups or exclude."""
         return dataclasses.replace(self, groups=(), exclude=(), **overrides)
 
@@ -128,7 +127,7 @@ class TransformConfig:
     def effective_blocks(self) -> blocks_lib.BlockSpec:
         return "global" if self.transform == "global_clip" else self.blocks
 
-    def rules(self) -> tuple["TransformConfig", ...]:
+    def rules(self) -> tuple[TransformConfig, ...]:
         """Rule 0 (the top level) and one per group, each without groups."""
         top = dataclasses.replace(self, groups=(), exclude=())
         return (top,) + tuple(self.group_config(o) for _, o in self.groups)
@@ -159,6 +158,7 @@ def _scale_in(grad, dtype: tf.DType, *factors: tf.Tensor):
     representable (2**-116 * 1e-4 underflows float32) while each partial
     result is.
     """
+
     def mul(t):
         out = tf.cast(t, dtype)
         for f in factors:
@@ -185,7 +185,7 @@ def _read(variable) -> tf.Tensor:
 def _safe_scale_range(dtype: tf.DType) -> tuple[float, float]:
     """Scales a single multiply may apply: far from under- and overflow (float32: ~1e-29..1e29)."""
     tiny = float(np.finfo(dtype.as_numpy_dtype).tiny)
-    low = tiny ** 0.75
+    low = tiny**0.75
     return low, 1.0 / low
 
 
@@ -234,7 +234,7 @@ class BlockTransform:
     vectorize = True
     vectorize_min_blocks = 16
 
-    def __init__(self, config: Optional[TransformConfig] = None, **kwargs):
+    def __init__(self, config: TransformConfig | None = None, **kwargs):
         if config is None:
             config = TransformConfig(**kwargs)
         elif kwargs:
@@ -251,7 +251,7 @@ class BlockTransform:
         """Every rule uses a built-in norm: the transform may be XLA-compiled and vectorized."""
         return all(rule.norm.builtin for rule in self._rules)
 
-    def plan(self, variables: Sequence[Any], grads: Optional[Sequence[Any]] = None) -> BlockPlan:
+    def plan(self, variables: Sequence[Any], grads: Sequence[Any] | None = None) -> BlockPlan:
         skip = () if grads is None else tuple(i for i, g in enumerate(grads) if g is None)
         key = (tuple(id(v) for v in variables), skip)
         entry = self._cache.get(key)
@@ -268,7 +268,7 @@ class BlockTransform:
             entry = self._cache[key] = (plan, tuple(variables))
         return entry[0]
 
-    def partition(self, variables: Sequence[Any], grads: Optional[Sequence[Any]] = None):
+    def partition(self, variables: Sequence[Any], grads: Sequence[Any] | None = None):
         """The blocks as a :class:`~tf_bng.blocks.Partition` (names, index tuples, excluded)."""
         return self.plan(variables, grads).partition
 
@@ -276,14 +276,16 @@ class BlockTransform:
         """The norm of every block's gradient, as a 1-D float32 tensor."""
         plan = self.plan(variables, grads)
         with tf.name_scope("block_norms"):
-            return _stack_float32([
-                self._rules[r].norm([grads[i] for i in ix])
-                for ix, r in zip(plan.blocks, plan.rules)
-            ])
+            return _stack_float32(
+                [
+                    self._rules[r].norm([grads[i] for i in ix])
+                    for ix, r in zip(plan.blocks, plan.rules)
+                ]
+            )
 
     # -- one block ---------------------------------------------------------------
     @staticmethod
-    def _cheap_scale(cfg: TransformConfig, n: tf.Tensor, m: Optional[tf.Tensor]) -> tf.Tensor:
+    def _cheap_scale(cfg: TransformConfig, n: tf.Tensor, m: tf.Tensor | None) -> tf.Tensor:
         """The scale from a trusted norm ``n > 0`` (and weight norm ``m > 0``)."""
         eps = tf.cast(cfg.epsilon, n.dtype)
         if cfg.transform == "ng":
@@ -378,7 +380,8 @@ class BlockTransform:
                 vectorized = self.vectorize and self._can_vectorize(rule, plan, block_ids, grads)
                 if vectorized:
                     new_grads, n, scale, ok = self._transform_vectorized(
-                        rule, [plan.blocks[b] for b in block_ids], grads, variables)
+                        rule, [plan.blocks[b] for b in block_ids], grads, variables
+                    )
                     for ix, new in zip((plan.blocks[b] for b in block_ids), new_grads):
                         for i, g in zip(ix, new):
                             out[i] = g
@@ -400,7 +403,9 @@ class BlockTransform:
             in_blocks = {i for ix in plan.blocks for i in ix}
             finite.append(all_finite([g for i, g in enumerate(grads) if i not in in_blocks]))
             return TransformResult(
-                out, _stack_float32(norms), _stack_float32(scales),
+                out,
+                _stack_float32(norms),
+                _stack_float32(scales),
                 tf.reduce_all(tf.stack(finite)),
             )
 
@@ -454,7 +459,7 @@ class BlockTransform:
             new, ns, ss, oks = [], [], [], []
             start = 0
             for k, ix in enumerate(blocks):
-                gs = gs_flat[start:start + len(ix)]
+                gs = gs_flat[start : start + len(ix)]
                 start += len(ix)
 
                 def exact_k(gs=gs, k=k):
@@ -472,12 +477,11 @@ class BlockTransform:
             return new, tf.stack(ns), tf.stack(ss), tf.reduce_all(tf.stack(oks))
 
         flat = [g for gs in block_grads for g in gs]
-        return tf.cond(fast, cheap,
-                       lambda: _call_out_of_line(exact, flat, n, scale, block_fast))
+        return tf.cond(fast, cheap, lambda: _call_out_of_line(exact, flat, n, scale, block_fast))
 
     def __call__(
         self, grads: Sequence[Any], variables: Sequence[Any], *, with_norms: bool = True
-    ) -> tuple[list, Optional[tf.Tensor]]:
+    ) -> tuple[list, tf.Tensor | None]:
         grads = list(grads)
         variables = list(variables)
         if len(grads) != len(variables):
@@ -530,7 +534,7 @@ def transform_gradients(
     threshold: float = 1.0,
     exclude: Sequence[str] = (),
     epsilon: float = 0.0,
-    max_scale: Optional[float] = None,
+    max_scale: float | None = None,
     groups: Sequence = (),
 ) -> list:
     """Apply a block transform to ``grads`` (one per variable) and return the new list.

@@ -17,7 +17,8 @@ import dataclasses
 import math
 import os
 import uuid
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import tensorflow as tf
 
@@ -25,8 +26,8 @@ from tf_bng import data as data_lib
 from tf_bng import models as models_lib
 from tf_bng.blocks import BLOCK_MODES
 from tf_bng.data.spec import DatasetSpec
-from tf_bng.norms import available_norms
 from tf_bng.errors import ConfigError, RunError, one_line
+from tf_bng.norms import available_norms
 from tf_bng.optimizers import optimizer_classes
 from tf_bng.schedules import SCHEDULES
 from tf_bng.training.runtime import PRECISIONS, STRATEGIES

@@ -33,8 +33,11 @@ def _define_flags() -> dict:
         "workdir": flags.DEFINE_string("workdir", "runs/deep_nets", "Where the runs go."),
         "epochs": flags.DEFINE_float("epochs", 50.0, "Epochs per run (40 steps each)."),
         "seeds": flags.DEFINE_list(
-            "seeds", None, "train.seed values for every variant (default: each variant's own: "
-            "0-9 at depth 18, 0-2 at depths 30 and 50)."),
+            "seeds",
+            None,
+            "train.seed values for every variant (default: each variant's own: "
+            "0-9 at depth 18, 0-2 at depths 30 and 50).",
+        ),
         "only": flags.DEFINE_list("only", None, "Run only these variants (names)."),
     }
 
@@ -53,8 +56,10 @@ class Variant:
     seeds: tuple[int, ...] = (0, 1, 2)
 
     def overrides(self) -> list[str]:
-        flags_ = [f"--config.optimizer.learning_rate={self.learning_rate}",
-                  f"--config.transform.backward_scaling={str(self.scaling).lower()}"]
+        flags_ = [
+            f"--config.optimizer.learning_rate={self.learning_rate}",
+            f"--config.transform.backward_scaling={str(self.scaling).lower()}",
+        ]
         if self.float16:
             flags_.append("--config.runtime.mixed_precision=mixed_float16")
         return flags_
@@ -69,9 +74,16 @@ def _with_and_without_scaling(depth: int, learning_rate: float) -> tuple[Variant
     rate = _RATES[learning_rate]
     name = f"d{depth}" if learning_rate == 1e-3 else f"d{depth}_lr{rate}"
     label = f"depth {depth}, lr {rate}"
-    return (Variant(name, label, depth, learning_rate=learning_rate),
-            Variant(f"{name}_bs", f"{label}, backward scaling", depth,
-                    learning_rate=learning_rate, scaling=True))
+    return (
+        Variant(name, label, depth, learning_rate=learning_rate),
+        Variant(
+            f"{name}_bs",
+            f"{label}, backward scaling",
+            depth,
+            learning_rate=learning_rate,
+            scaling=True,
+        ),
+    )
 
 
 VARIANTS = (
@@ -79,8 +91,14 @@ VARIANTS = (
     # wider than 10 %: ten seeds each.
     Variant("d18_f32", "depth 18, float32", 18, seeds=TEN),
     Variant("d18_f16", "depth 18, float16", 18, float16=True, seeds=TEN),
-    Variant("d18_f16_bs", "depth 18, float16, backward scaling", 18, float16=True, scaling=True,
-            seeds=TEN),
+    Variant(
+        "d18_f16_bs",
+        "depth 18, float16, backward scaling",
+        18,
+        float16=True,
+        scaling=True,
+        seeds=TEN,
+    ),
     *(v for rate in _RATES for depth in (30, 50) for v in _with_and_without_scaling(depth, rate)),
 )
 
@@ -104,16 +122,24 @@ def _train(variant: Variant, seed: int, run_dir: str, total_steps: int) -> None:
     if records and records[-1]["step"] >= total_steps:
         return
     command = [
-        sys.executable, "-m", "trainers.train",
+        sys.executable,
+        "-m",
+        "trainers.train",
         f"--config=configs/mnist_mlp.py:depth={variant.depth},optimizer=adam,transform=ng",
-        f"--config.train.seed={seed}", f"--config.train.steps={total_steps}",
-        "--config.train.log_every=100", "--config.train.eval_every=1000",
-        "--config.train.checkpoint_every=1000", *variant.overrides(), f"--workdir={run_dir}",
+        f"--config.train.seed={seed}",
+        f"--config.train.steps={total_steps}",
+        "--config.train.log_every=100",
+        "--config.train.eval_every=1000",
+        "--config.train.checkpoint_every=1000",
+        *variant.overrides(),
+        f"--workdir={run_dir}",
     ]
     started = time.time()
     result = subprocess.run(command, capture_output=True, text=True)
-    print(f"{variant.name} seed {seed}: exit {result.returncode} in {time.time() - started:.0f} s",
-          flush=True)
+    print(
+        f"{variant.name} seed {seed}: exit {result.returncode} in {time.time() - started:.0f} s",
+        flush=True,
+    )
     if result.returncode not in (0, 4):
         print(result.stderr[-2000:], file=sys.stderr)
 
@@ -134,7 +160,9 @@ def _first_layer(record: dict) -> tuple[float, bool]:
 
 
 def summarize(variant: Variant, runs: dict[int, list[dict]]) -> dict:
-    finals = [recs[-1]["loss"] for recs in runs.values() if recs and recs[-1].get("loss") is not None]
+    finals = [
+        recs[-1]["loss"] for recs in runs.values() if recs and recs[-1].get("loss") is not None
+    ]
     first = [(_first_layer(r)) for recs in runs.values() for r in recs]
     finite = [v for v, _ in first if math.isfinite(v)]
     return {
@@ -163,8 +191,11 @@ def _fmt(x):
 
 
 def table(summary: dict) -> str:
-    lines = ["| variant | seeds | final train loss: median [min, max] | smallest first-layer "
-             "grad norm logged | first layer ever 0 |", "|---|---|---|---|---|"]
+    lines = [
+        "| variant | seeds | final train loss: median [min, max] | smallest first-layer "
+        "grad norm logged | first layer ever 0 |",
+        "|---|---|---|---|---|",
+    ]
     for s in summary.values():
         low = s["first_layer_log10_norm_min"]
         lines.append(
@@ -177,9 +208,14 @@ def table(summary: dict) -> str:
 
 _LOSS_PANELS = (
     ("depth 18, lr 1e-3", ("d18_f32", "d18_f16", "d18_f16_bs")),
-    *((f"depth {depth}, lr {_RATES[rate]}",
-       tuple(v.name for v in _with_and_without_scaling(depth, rate)))
-      for depth in (30, 50) for rate in _RATES),
+    *(
+        (
+            f"depth {depth}, lr {_RATES[rate]}",
+            tuple(v.name for v in _with_and_without_scaling(depth, rate)),
+        )
+        for depth in (30, 50)
+        for rate in _RATES
+    ),
 )
 
 
@@ -193,10 +229,10 @@ def _band(ax, runs: dict, values, label: str, style: str, marker: str = "") -> N
     n = min(len(s) for s in series)
     stack = np.stack([s[:n] for s in series])
     steps = [r["step"] for r in next(recs for recs in runs.values() if recs)][:n]
-    line, = ax.plot(steps, np.median(stack, axis=0), label=label, linestyle=style, marker=marker,
-                    markersize=3)
-    ax.fill_between(steps, stack.min(axis=0), stack.max(axis=0), alpha=0.15,
-                    color=line.get_color())
+    (line,) = ax.plot(
+        steps, np.median(stack, axis=0), label=label, linestyle=style, marker=marker, markersize=3
+    )
+    ax.fill_between(steps, stack.min(axis=0), stack.max(axis=0), alpha=0.15, color=line.get_color())
 
 
 def _finite_first_layer(record: dict) -> float:
@@ -217,8 +253,13 @@ def plot(curves: dict, path: str) -> None:
     for ax, (title, names) in zip(cells, _LOSS_PANELS):
         for name in names:
             if name in curves:
-                _band(ax, curves[name], lambda r: r["loss"], name,
-                      "-" if name.endswith("_bs") else "--")
+                _band(
+                    ax,
+                    curves[name],
+                    lambda r: r["loss"],
+                    name,
+                    "-" if name.endswith("_bs") else "--",
+                )
         ax.set_title(f"{title}: train loss (Adam+NG)", fontsize=10)
         ax.set_ylim(0, 2.5)
         ax.grid(alpha=0.3)
@@ -227,15 +268,27 @@ def plot(curves: dict, path: str) -> None:
     for name in ("d18_f16", "d18_f16_bs", "d30", "d30_bs", "d50", "d50_bs"):
         if name in curves:
             plain = not name.endswith("_bs")
-            _band(ax, curves[name], _finite_first_layer, name, "--" if plain else "-",
-                  marker="o" if plain else "")
+            _band(
+                ax,
+                curves[name],
+                _finite_first_layer,
+                name,
+                "--" if plain else "-",
+                marker="o" if plain else "",
+            )
     ax.set_title("first layer: log10 gradient norm (missing = exactly 0)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     axes[0, 2].axis("off")
-    axes[0, 2].text(0.0, 0.5, "median over seeds, band = min..max\n"
-                    "dashed: plain backprop\nsolid: backward scaling (_bs)\n"
-                    "d18_f16: mixed_float16", fontsize=10, va="center")
+    axes[0, 2].text(
+        0.0,
+        0.5,
+        "median over seeds, band = min..max\n"
+        "dashed: plain backprop\nsolid: backward scaling (_bs)\n"
+        "d18_f16: mixed_float16",
+        fontsize=10,
+        va="center",
+    )
     for ax in axes[2]:
         ax.set_xlabel("step")
     fig.tight_layout()
@@ -246,7 +299,8 @@ def plot(curves: dict, path: str) -> None:
 def main(argv) -> None:
     del argv
     out, workdir, epochs, seeds, only = (
-        _FLAGS[name].value for name in ("out", "workdir", "epochs", "seeds", "only"))
+        _FLAGS[name].value for name in ("out", "workdir", "epochs", "seeds", "only")
+    )
     total_steps = int(round(epochs * 40))
     variants = [v for v in VARIANTS if not only or v.name in only]
     curves, summary = {}, {}
@@ -264,8 +318,10 @@ def main(argv) -> None:
         json.dump({"epochs": epochs, "variants": summary}, f, indent=2)
     text = table(summary)
     with open(os.path.join(out, "deep_nets.md"), "w") as f:
-        f.write(f"Adam+NG on MNIST-5k, {epochs:g} epochs, seeds in the table; "
-                f"`python -m trainers.deep_nets --epochs={epochs:g}`\n\n{text}\n")
+        f.write(
+            f"Adam+NG on MNIST-5k, {epochs:g} epochs, seeds in the table; "
+            f"`python -m trainers.deep_nets --epochs={epochs:g}`\n\n{text}\n"
+        )
     plot(curves, os.path.join(out, "deep_nets.png"))
     print(text)
     print(f"\n{(time.time() - started) / 60:.1f} min")

@@ -37,9 +37,15 @@ def define_flags() -> dict:
     """The demo's flags, defined when it runs as a program (importing it defines none)."""
     return dict(
         workdir=flags.DEFINE_string("workdir", "runs/demo", "Where the runs, table and plot go."),
-        epochs=flags.DEFINE_float("epochs", DEFAULT_EPOCHS, "Epochs per run (40 steps each at batch 100)."),
-        depth=flags.DEFINE_integer("depth", 18, "Hidden layers of the sigmoid MLP (paper: 6/12/18)."),
-        seed=flags.DEFINE_integer("seed", DEFAULT_SEED, "train.seed of both runs (weights, batch order)."),
+        epochs=flags.DEFINE_float(
+            "epochs", DEFAULT_EPOCHS, "Epochs per run (40 steps each at batch 100)."
+        ),
+        depth=flags.DEFINE_integer(
+            "depth", 18, "Hidden layers of the sigmoid MLP (paper: 6/12/18)."
+        ),
+        seed=flags.DEFINE_integer(
+            "seed", DEFAULT_SEED, "train.seed of both runs (weights, batch order)."
+        ),
     )
 
 
@@ -98,9 +104,13 @@ def plot_curves(curves: dict, path: str, title: str) -> None:
     for ax, panel in zip(axes, ("train loss", "test accuracy")):
         for name, by_panel in curves.items():
             points = by_panel[panel]
-            ax.plot([p[0] for p in points], [p[1] for p in points], label=name,
-                    color="tab:blue" if name.endswith("+NG") else "0.45",
-                    linestyle="-" if name.endswith("+NG") else "--")
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                label=name,
+                color="tab:blue" if name.endswith("+NG") else "0.45",
+                linestyle="-" if name.endswith("+NG") else "--",
+            )
         ax.set_xlabel("epoch")
         ax.set_title(panel)
         ax.grid(alpha=0.3)
@@ -144,7 +154,8 @@ def run_demo(workdir: str, *, epochs: float, depth: int, seed: int, **overrides)
         results[name] = train_and_evaluate(config, run_dir)
         results[name]["seconds"] = time.perf_counter() - started
         results[name]["first_layer_grad_norm"], results[name]["output_layer_grad_norm"] = (
-            _first_gradient_norms(run_dir))
+            _first_gradient_norms(run_dir)
+        )
         curves[name] = _curves(run_dir)
         print(f"{name}: done in {results[name]['seconds']:.0f} s", flush=True)
     plot_curves(
@@ -164,16 +175,26 @@ def main(argv, flag_holders: dict) -> None:
     os.makedirs(workdir, exist_ok=True)
     started = time.perf_counter()
     depth, seed, epochs = (flag_holders[k].value for k in ("depth", "seed", "epochs"))
-    print(f"Training a depth-{depth} sigmoid MLP on MNIST-5k twice (seed {seed}, {epochs:g} epochs "
-          "each): plain Adam, then Adam+NG.", flush=True)
+    print(
+        f"Training a depth-{depth} sigmoid MLP on MNIST-5k twice (seed {seed}, {epochs:g} epochs "
+        "each): plain Adam, then Adam+NG.",
+        flush=True,
+    )
     results = run_demo(workdir, epochs=epochs, depth=depth, seed=seed)
-    first, last = results["Adam"]["first_layer_grad_norm"], results["Adam"]["output_layer_grad_norm"]
+    first, last = (
+        results["Adam"]["first_layer_grad_norm"],
+        results["Adam"]["output_layer_grad_norm"],
+    )
     print()
     print(format_table(results))
-    print(f"\nWhy: at the first log, plain Adam's first-layer gradient norm is {first:.1e}, the "
-          f"output layer's {last:.1e}; NG rescales every layer's gradient to norm 1.")
-    print(f"Total {time.perf_counter() - started:.0f} s. Curves: "
-          f"{os.path.join(workdir, 'headline.png')}\n")
+    print(
+        f"\nWhy: at the first log, plain Adam's first-layer gradient norm is {first:.1e}, the "
+        f"output layer's {last:.1e}; NG rescales every layer's gradient to norm 1."
+    )
+    print(
+        f"Total {time.perf_counter() - started:.0f} s. Curves: "
+        f"{os.path.join(workdir, 'headline.png')}\n"
+    )
     passed, lines = headline(results, depth=depth, seed=seed, epochs=epochs)
     print("\n".join(lines), flush=True)
     if not passed:

@@ -65,8 +65,10 @@ class Experiment:
         )
         self.is_chief = runtime.is_chief(self.strategy)
         logging.info(
-            "Strategy %s: %d replicas in sync%s.", type(self.strategy).__name__,
-            self.strategy.num_replicas_in_sync, "" if self.is_chief else " (not the chief)",
+            "Strategy %s: %d replicas in sync%s.",
+            type(self.strategy).__name__,
+            self.strategy.num_replicas_in_sync,
+            "" if self.is_chief else " (not the chief)",
         )
         batch = int(config.data.batch_size)
         config_checks.check_replicas(batch, self.strategy)
@@ -80,9 +82,7 @@ class Experiment:
         train = config.train
         self.accumulation_steps = int(train.get("accumulation_steps", 1) or 1)
         # A step is one update: accumulation_steps batches of data.batch_size.
-        self.steps_per_epoch = max(
-            1, self.spec.steps_per_epoch(batch) // self.accumulation_steps
-        )
+        self.steps_per_epoch = max(1, self.spec.steps_per_epoch(batch) // self.accumulation_steps)
         self.total_steps = int(train.steps) or max(1, round(train.epochs * self.steps_per_epoch))
 
         with self.strategy.scope():
@@ -103,7 +103,9 @@ class Experiment:
             )
         self.eval_step = EvalStep(self.train_step, task=self.spec.task)
         self.checkpointer = self._make_checkpointer()
-        self.log = MetricsLog(workdir, enabled=self.is_chief, block_names=self.train_step.block_names)
+        self.log = MetricsLog(
+            workdir, enabled=self.is_chief, block_names=self.train_step.block_names
+        )
         self._eval_dataset = None
         every = lambda key: int(train[key]) or self.steps_per_epoch  # noqa: E731  0: once per epoch
         self.controller = Controller(
@@ -149,7 +151,10 @@ class Experiment:
                 growth_interval=int(rt.loss_scale_growth_interval),
             )
         self.step_counter = tf.Variable(
-            0, dtype=tf.int64, trainable=False, name="global_step",
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="global_step",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
         self.train_metrics = []

@@ -73,7 +73,9 @@ def build_optimizer(
         elif key in _NEUTRAL and value != _NEUTRAL[key]:
             raise ValueError(f"optimizer.{key}={value!r} is not an argument of {cls.__name__}.")
     if cls is AdaGradBNG and transform is not None:
-        kwargs.update(norm=transform.norm, blocks=transform.blocks, exclude=tuple(transform.exclude))
+        kwargs.update(
+            norm=transform.norm, blocks=transform.blocks, exclude=tuple(transform.exclude)
+        )
     instance = cls(**kwargs)
     excluded = tuple(optimizer.get("exclude_from_weight_decay", ()) or ())
     if excluded:

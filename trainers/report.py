@@ -23,7 +23,9 @@ _OUT = flags.DEFINE_string("out", "docs/results", "Directory for the PNGs and re
 _MARKDOWN = flags.DEFINE_string("markdown", None, "RESULTS.md path (default: next to --out).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/report", "Where the run directories go.")
 _QUICK = flags.DEFINE_bool("quick", False, "One seed, fewer epochs and iterations (≤ 5 minutes).")
-_SMOKE = flags.DEFINE_bool("smoke", False, "Tiny models and data: checks the pipeline, not results.")
+_SMOKE = flags.DEFINE_bool(
+    "smoke", False, "Tiny models and data: checks the pipeline, not results."
+)
 _REUSE = flags.DEFINE_bool("reuse", False, "Reuse finished runs with an identical config.")
 
 
@@ -57,8 +59,10 @@ def main(argv) -> None:
         command=_command(),
         progress=lambda line: print(line, flush=True),
     )
-    print(f"Wrote {report['markdown']} and {len(report['figures'])} figures in "
-          f"{report['wall_seconds'] / 60:.1f} min.")
+    print(
+        f"Wrote {report['markdown']} and {len(report['figures'])} figures in "
+        f"{report['wall_seconds'] / 60:.1f} min."
+    )
     if report["failed"]:
         sys.exit(f"error: {len(report['failed'])} runs failed: {', '.join(report['failed'])}")
 

@@ -21,7 +21,8 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from absl import app, flags
 
@@ -36,11 +37,14 @@ def define_flags() -> dict:
 
     return dict(
         train=train,
-        seeds=flags.DEFINE_list("seeds", None, "Comma-separated train.seed values, e.g. 0,1,2,3,4."),
+        seeds=flags.DEFINE_list(
+            "seeds", None, "Comma-separated train.seed values, e.g. 0,1,2,3,4."
+        ),
         num_seeds=flags.DEFINE_integer("num_seeds", None, "Seeds 0 .. N-1 (instead of --seeds)."),
         jobs=flags.DEFINE_integer("jobs", 1, "Seeds trained at the same time (processes)."),
         metrics=flags.DEFINE_list(
-            "metrics", None, "Final metrics to summarize (default: all but the bookkeeping ones)."),
+            "metrics", None, "Final metrics to summarize (default: all but the bookkeeping ones)."
+        ),
     )
 
 
@@ -75,9 +79,13 @@ def seed_command(config_file: str, overrides: Mapping[str, Any], seed: int, root
     if "train.seed" in overrides:
         raise ValueError("--config.train.seed is set by --seeds/--num_seeds; remove it")
     return [
-        sys.executable, "-m", f"{__package__ or 'trainers'}.train", f"--config={config_file}",
+        sys.executable,
+        "-m",
+        f"{__package__ or 'trainers'}.train",
+        f"--config={config_file}",
         *(f"--config.{k}={_flag_value(v)}" for k, v in overrides.items()),
-        f"--config.train.seed={seed}", f"--workdir={seed_dir(root, seed)}",
+        f"--config.train.seed={seed}",
+        f"--workdir={seed_dir(root, seed)}",
     ]
 
 
@@ -104,7 +112,9 @@ def run_seeds(commands: Mapping[int, list[str]], root: str, jobs: int) -> dict[i
             log = open(os.path.join(seed_dir(root, seed), "log.txt"), "a")
             log.write(" ".join(commands[seed]) + "\n")
             log.flush()
-            process = subprocess.Popen(commands[seed], stdout=log, stderr=subprocess.STDOUT, env=env)
+            process = subprocess.Popen(
+                commands[seed], stdout=log, stderr=subprocess.STDOUT, env=env
+            )
             running[seed] = (process, log, time.perf_counter())
         time.sleep(0.5)
         for seed, (process, log, started) in list(running.items()):
@@ -113,14 +123,21 @@ def run_seeds(commands: Mapping[int, list[str]], root: str, jobs: int) -> dict[i
             log.close()
             del running[seed]
             codes[seed] = process.returncode
-            print(f"seed {seed}: exit {process.returncode} after {time.perf_counter() - started:.0f} s",
-                  flush=True)
+            print(
+                f"seed {seed}: exit {process.returncode} after {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
     return codes
 
 
 def summary_record(
-    config_file: str, overrides: Mapping[str, Any], seeds: Sequence[int], root: str,
-    per_seed: Mapping[int, dict], codes: Mapping[int, int], summary: Mapping[str, Any],
+    config_file: str,
+    overrides: Mapping[str, Any],
+    seeds: Sequence[int],
+    root: str,
+    per_seed: Mapping[int, dict],
+    codes: Mapping[int, int],
+    summary: Mapping[str, Any],
 ) -> dict:
     """What ``summary.json`` holds (``summary``: metric -> :class:`~.reporting.seeds.Spread`)."""
     return {
@@ -130,8 +147,9 @@ def summary_record(
         "exit_codes": {str(s): codes.get(s) for s in seeds},
         "per_seed": {str(s): per_seed[s] for s in seeds},
         "summary": {m: spread.as_dict() for m, spread in summary.items()},
-        "commands": {str(s): " ".join(seed_command(config_file, overrides, s, root)[1:])
-                     for s in seeds},
+        "commands": {
+            str(s): " ".join(seed_command(config_file, overrides, s, root)[1:]) for s in seeds
+        },
     }
 
 
@@ -165,7 +183,8 @@ def main(argv, holders: dict) -> None:
     codes = run_seeds(commands, root, jobs)
     per_seed = {s: final_metrics(read_records(seed_dir(root, s))) for s in seeds}
     metrics = holders["metrics"].value or sorted(
-        {m for s in seeds for m in per_seed[s]} - set(BOOKKEEPING))
+        {m for s in seeds for m in per_seed[s]} - set(BOOKKEEPING)
+    )
     summary = summarize({s: {m: per_seed[s].get(m) for m in metrics} for s in seeds})
     record = summary_record(config_file, overrides, seeds, root, per_seed, codes, summary)
     with open(os.path.join(root, "summary.json"), "w") as f:

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["CONFIGS_PACKAGE", "shipped_config_names", "shipped_config_path", "load_config",
-           "resolve_config_argv"]
+__all__ = [
+    "CONFIGS_PACKAGE",
+    "shipped_config_names",
+    "shipped_config_path",
+    "load_config",
+    "resolve_config_argv",
+]
 
 CONFIGS_PACKAGE = "tf_bng_configs"
 
@@ -22,18 +28,21 @@ def _directory() -> str:
 
 
 def shipped_config_names() -> tuple[str, ...]:
-    return tuple(sorted(
-        f[:-3] for f in os.listdir(_directory())
-        if f.endswith(".py") and not f.startswith("_") and f != "base.py"
-    ))
+    return tuple(
+        sorted(
+            f[:-3]
+            for f in os.listdir(_directory())
+            if f.endswith(".py") and not f.startswith("_") and f != "base.py"
+        )
+    )
 
 
-def shipped_config_path(name: str) -> Optional[str]:
+def shipped_config_path(name: str) -> str | None:
     """The file of the shipped config ``name``, or None when there is none."""
     return os.path.join(_directory(), f"{name}.py") if name in shipped_config_names() else None
 
 
-def load_config(name: str, arg: Optional[str] = None) -> Any:
+def load_config(name: str, arg: str | None = None) -> Any:
     """``get_config(arg)`` of the shipped config ``name`` (what the report and demo use)."""
     if name not in shipped_config_names():
         raise ValueError(
@@ -55,7 +64,7 @@ def resolve_config_argv(argv: Sequence[str]) -> list[str]:
     out = list(argv)
     for i, item in enumerate(out):
         if item.startswith("--config="):
-            out[i] = "--config=" + _resolve(item[len("--config="):])
+            out[i] = "--config=" + _resolve(item[len("--config=") :])
         elif item == "--config" and i + 1 < len(out):
             out[i + 1] = _resolve(out[i + 1])
     return out

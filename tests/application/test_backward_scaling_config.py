@@ -15,11 +15,18 @@ from tf_bng_trainers.experiment import Trainer
 
 def tiny_config(steps: int):
     config = mnist_mlp.get_config("depth=6,optimizer=adam,transform=ng")
-    config.update_from_flattened_dict({
-        "data.limit": 40, "data.batch_size": 4, "train.steps": steps, "train.steps_per_loop": 2,
-        "train.log_every": 2, "train.eval_every": 2, "train.checkpoint_every": 2,
-        "transform.backward_scaling": True,
-    })
+    config.update_from_flattened_dict(
+        {
+            "data.limit": 40,
+            "data.batch_size": 4,
+            "train.steps": steps,
+            "train.steps_per_loop": 2,
+            "train.log_every": 2,
+            "train.eval_every": 2,
+            "train.checkpoint_every": 2,
+            "transform.backward_scaling": True,
+        }
+    )
     return config
 
 
@@ -47,6 +54,7 @@ def test_a_backward_scaled_run_logs_true_log10_norms_and_resumes(tmp_path):
 def test_backward_scaling_with_a_magnitude_transform_is_refused(name):
     config = tiny_config(2)
     config.transform.name = name
-    with pytest.raises(ConfigError, match="backward_scaling=True needs transform.name=ng or ng_adap"):
+    with pytest.raises(
+        ConfigError, match="backward_scaling=True needs transform.name=ng or ng_adap"
+    ):
         validate_config(config)
-

@@ -18,14 +18,21 @@ import sys
 import numpy as np
 import pytest
 
-from tf_bng_configs import base
 from tf_bng.problems.quadratic import make_problem
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
+from tf_bng_configs import base
+from tf_bng_trainers.experiment import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXPERIMENTS = ("quadratic", "mnist_mlp", "deep_mlp", "cifar_resnet", "imagenet_resnet34",
-               "ptb_lstm", "sentiment_cnn")
+EXPERIMENTS = (
+    "quadratic",
+    "mnist_mlp",
+    "deep_mlp",
+    "cifar_resnet",
+    "imagenet_resnet34",
+    "ptb_lstm",
+    "sentiment_cnn",
+)
 
 
 def write_ptb(directory) -> None:
@@ -39,9 +46,11 @@ def write_rt_polarity(directory) -> None:
     folder = directory / "rt-polaritydata"
     folder.mkdir()
     (folder / "rt-polarity.pos").write_bytes(
-        "\n".join(f"a fine , moving film number {i}" for i in range(20)).encode("latin-1"))
+        "\n".join(f"a fine , moving film number {i}" for i in range(20)).encode("latin-1")
+    )
     (folder / "rt-polarity.neg").write_bytes(
-        "\n".join(f"a dull and tired mess {i}" for i in range(20)).encode("latin-1"))
+        "\n".join(f"a dull and tired mess {i}" for i in range(20)).encode("latin-1")
+    )
 
 
 def tfds_mock(num_examples: int):
@@ -55,12 +64,22 @@ CASES = {
     "quadratic": ("optimizer=sgd,transform=ng", {}, None),
     "mnist_mlp": ("depth=6,optimizer=momentum,transform=ng_adap", {"data.limit": 40}, None),
     "deep_mlp": ("depth=3", {"data.limit": 40, "model.width": 16}, None),
-    "cifar_resnet": ("depth=8,dataset=cifar100,optimizer=adam", {"data.limit": 8},
-                     lambda tmp: tfds_mock(8)),
-    "imagenet_resnet34": ("image_size=32", {"data.limit": 4, "model.base_width": 4},
-                          lambda tmp: tfds_mock(4)),
+    "cifar_resnet": (
+        "depth=8,dataset=cifar100,optimizer=adam",
+        {"data.limit": 8},
+        lambda tmp: tfds_mock(8),
+    ),
+    "imagenet_resnet34": (
+        "image_size=32",
+        {"data.limit": 4, "model.base_width": 4},
+        lambda tmp: tfds_mock(4),
+    ),
     "ptb_lstm": ("bptt=5", {"model.hidden_size": 8, "model.embedding_dim": 8}, write_ptb),
-    "sentiment_cnn": ("optimizer=adagrad,transform=clip", {"model.num_filters": 4}, write_rt_polarity),
+    "sentiment_cnn": (
+        "optimizer=adagrad,transform=clip",
+        {"model.num_filters": 4},
+        write_rt_polarity,
+    ),
 }
 
 
@@ -68,8 +87,14 @@ CASES = {
 def test_every_config_trains_two_steps_on_tiny_data(experiment, tmp_path):
     arg, overrides, setup = CASES[experiment]
     config = importlib.import_module(f"tf_bng_configs.{experiment}").get_config(arg)
-    settings = {"data.batch_size": 4, "train.steps": 2, "train.steps_per_loop": 2,
-                "train.log_every": 2, "train.eval_every": 2, "train.checkpoint_every": 2}
+    settings = {
+        "data.batch_size": 4,
+        "train.steps": 2,
+        "train.steps_per_loop": 2,
+        "train.log_every": 2,
+        "train.eval_every": 2,
+        "train.checkpoint_every": 2,
+    }
     if experiment in ("ptb_lstm", "sentiment_cnn"):
         settings["data.data_dir"] = str(tmp_path)
     settings.update(overrides)
@@ -96,8 +121,9 @@ def test_every_config_trains_two_steps_on_tiny_data(experiment, tmp_path):
     if task == "quadratic":
         problem = make_problem(100, 0)
         f_star = -0.5 * (problem.b.T @ np.linalg.solve(problem.Q, problem.b)).item()
-        assert results["eval_suboptimality"] == pytest.approx(results["eval_loss"] - f_star,
-                                                              rel=1e-6)
+        assert results["eval_suboptimality"] == pytest.approx(
+            results["eval_loss"] - f_star, rel=1e-6
+        )
         assert results["eval_suboptimality"] > 0
 
 
@@ -108,25 +134,43 @@ def test_configs_carry_the_papers_numbers():
     assert (mlp.model.depth, mlp.model.width, mlp.model.activation) == (12, 100, "sigmoid")
     assert mlp.data.batch_size == 100 and mlp.transform.name == "ng"
     assert (mlp.optimizer.name, mlp.optimizer.learning_rate, mlp.optimizer.epsilon) == (
-        "adam", 1e-3, 1e-8)
+        "adam",
+        1e-3,
+        1e-8,
+    )
     assert mnist_mlp.get_config("optimizer=adagrad").optimizer.learning_rate == 0.01
 
     resnet = cifar_resnet.get_config("depth=110,dataset=cifar100")
     assert (resnet.optimizer.name, resnet.optimizer.learning_rate, resnet.optimizer.momentum) == (
-        "sgd", 0.1, 0.9)
+        "sgd",
+        0.1,
+        0.9,
+    )
     assert resnet.model.weight_decay == 1e-4 and resnet.data.batch_size == 128
     assert (resnet.schedule.name, tuple(resnet.schedule.boundaries), resnet.train.epochs) == (
-        "piecewise", (80.0, 120.0), 160.0)
+        "piecewise",
+        (80.0, 120.0),
+        160.0,
+    )
     assert resnet.transform.name == "ng_adap" and resnet.transform.alpha == 0.02
     assert cifar_resnet.get_config("optimizer=adam").optimizer.learning_rate == 1e-3
     assert cifar_resnet.get_config("transform=clip").transform.threshold == 0.1
 
     imagenet = imagenet_resnet34.get_config()
-    assert (imagenet.data.batch_size, imagenet.train.epochs, imagenet.schedule.name,
-            imagenet.schedule.decay_rate) == (64, 50.0, "exponential", 0.001)
+    assert (
+        imagenet.data.batch_size,
+        imagenet.train.epochs,
+        imagenet.schedule.name,
+        imagenet.schedule.decay_rate,
+    ) == (64, 50.0, "exponential", 0.001)
     ptb = ptb_lstm.get_config("bptt=400")
-    assert (ptb.data.bptt, ptb.model.hidden_size, ptb.model.num_layers, ptb.model.dropout,
-            ptb.data.batch_size) == (400, 200, 2, 0.5, 100)
+    assert (
+        ptb.data.bptt,
+        ptb.model.hidden_size,
+        ptb.model.num_layers,
+        ptb.model.dropout,
+        ptb.data.batch_size,
+    ) == (400, 200, 2, 0.5, 100)
     cnn = sentiment_cnn.get_config()
     assert (cnn.model.embedding_dim, cnn.data.train_fraction) == (128, 0.9)
 
@@ -141,7 +185,9 @@ def test_variant_argument_errors_name_the_valid_keys():
     with pytest.raises(ValueError, match="Unknown transform 'foo'"):
         mnist_mlp.get_config("transform=foo")
     assert base.parse_arg(" depth=6 , optimizer=sgd ", {"depth": 1, "optimizer": "adam"}) == {
-        "depth": 6, "optimizer": "sgd"}
+        "depth": 6,
+        "optimizer": "sgd",
+    }
 
 
 def test_configs_are_locked():
@@ -157,7 +203,11 @@ def _run_binary(*flags: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", NO_GCE_CHECK="true")
     return subprocess.run(
         [sys.executable, "-m", "trainers.train", *flags],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -168,12 +218,16 @@ def _error_lines(result: subprocess.CompletedProcess) -> list[str]:
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--config.transform.name=foo",
-         "error: transform.name='foo' is not valid; choose one of: none, ng, ng_adap, clip, "
-         "global_clip."),
-        ("--config.transform.nmae=ng",
-         'error: unknown config key --config.transform.nmae (Did you mean "name" instead of '
-         '"nmae"?)'),
+        (
+            "--config.transform.name=foo",
+            "error: transform.name='foo' is not valid; choose one of: none, ng, ng_adap, clip, "
+            "global_clip.",
+        ),
+        (
+            "--config.transform.nmae=ng",
+            'error: unknown config key --config.transform.nmae (Did you mean "name" instead of '
+            '"nmae"?)',
+        ),
     ],
 )
 def test_binary_rejects_a_wrong_override_with_one_line(flag, message, tmp_path):
@@ -186,7 +240,6 @@ def test_binary_rejects_a_wrong_override_with_one_line(flag, message, tmp_path):
 
 def test_adagrad_bng_preset_turns_the_default_transform_off_but_keeps_a_named_one():
     from tf_bng_configs import mnist_mlp
-
     from tf_bng_trainers.config_checks import ConfigError, validate_config
 
     config = mnist_mlp.get_config("optimizer=adagrad_bng")  # mnist_mlp's default transform is ng

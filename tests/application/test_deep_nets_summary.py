@@ -13,8 +13,12 @@ def write_run(directory, losses, first_layer):
     directory.mkdir(parents=True)
     with open(directory / "metrics.jsonl", "w") as f:
         for step, (loss, (norm, log10)) in enumerate(zip(losses, first_layer), start=1):
-            record = {"split": "train", "step": 100 * step, "loss": loss,
-                      "grad_norm": {"dense/hidden1": norm, "dense/hidden2": 1.0}}
+            record = {
+                "split": "train",
+                "step": 100 * step,
+                "loss": loss,
+                "grad_norm": {"dense/hidden1": norm, "dense/hidden2": 1.0},
+            }
             if log10 is not None:
                 record["grad_log10_norm"] = {"dense/hidden1": log10, "dense/hidden2": 0.0}
             f.write(json.dumps(record) + "\n")
@@ -24,8 +28,10 @@ def test_summary_reports_median_spread_and_whether_the_first_layer_was_zero(tmp_
     plain = deep_nets.Variant("d30", "depth 30", 30)
     scaled = deep_nets.Variant("d30_bs", "depth 30, backward scaling", 30, scaling=True)
     runs = {}
-    for variant, first in ((plain, [(1e-20, None), (0.0, None)]),
-                           (scaled, [(0.0, -60.0), (0.0, -95.5)])):
+    for variant, first in (
+        (plain, [(1e-20, None), (0.0, None)]),
+        (scaled, [(0.0, -60.0), (0.0, -95.5)]),
+    ):
         runs[variant.name] = {}
         for seed, final in enumerate((2.0, 1.5, 1.9)):
             path = tmp_path / variant.name / f"seed{seed}"

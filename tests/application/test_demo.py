@@ -16,21 +16,28 @@ def _results(adam: float, adam_ng: float) -> dict:
 
 @pytest.mark.parametrize(
     "adam, adam_ng, passed",
-    [(0.10, 0.65, True), (0.10, 0.60, True), (0.10, 0.59, False), (0.16, 0.9, False),
-     (0.15, 0.6, True)],
+    [
+        (0.10, 0.65, True),
+        (0.10, 0.60, True),
+        (0.10, 0.59, False),
+        (0.16, 0.9, False),
+        (0.15, 0.6, True),
+    ],
 )
 def test_headline_needs_adam_ng_at_0_6_and_adam_at_chance(adam, adam_ng, passed):
     held, lines = demo.headline(_results(adam, adam_ng), depth=18, seed=1, epochs=60)
     assert held is passed
     assert lines[0] == "Depth-18 sigmoid MLP, MNIST-5k, seed 1, 60 epochs:"
     assert lines[1] == f"  Adam+NG: {adam_ng:.2f} test accuracy; Adam: {adam:.2f} (chance 0.10)."
-    assert lines[2].startswith("PASS: the paper's headline held" if passed else
-                               "FAIL: the paper's headline did not hold")
+    assert lines[2].startswith(
+        "PASS: the paper's headline held" if passed else "FAIL: the paper's headline did not hold"
+    )
 
 
 def test_demo_runs_both_variants_from_the_stated_seed(tmp_path):
-    results = demo.run_demo(str(tmp_path), epochs=1, depth=2, seed=3,
-                            **{"data.limit": 200, "model.width": 8})
+    results = demo.run_demo(
+        str(tmp_path), epochs=1, depth=2, seed=3, **{"data.limit": 200, "model.width": 8}
+    )
     assert list(results) == ["Adam", "Adam+NG"]
     for name in results:
         run = tmp_path / name.replace("+", "_")
@@ -39,5 +46,7 @@ def test_demo_runs_both_variants_from_the_stated_seed(tmp_path):
         assert results[name]["first_layer_grad_norm"] > 0
     with open(tmp_path / "headline.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert json.load(open(tmp_path / "results.json"))["Adam+NG"]["step"] == results["Adam+NG"]["step"]
+    assert (
+        json.load(open(tmp_path / "results.json"))["Adam+NG"]["step"] == results["Adam+NG"]["step"]
+    )
     assert os.path.getsize(tmp_path / "headline.png") > 5_000

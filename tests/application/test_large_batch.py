@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import pytest
-
 from helpers import tiny_mnist_config
+
 from tf_bng import schedules
 from tf_bng.training.metrics_log import read_records
 from tf_bng_configs import cifar_resnet
@@ -57,8 +57,9 @@ def test_lars_transform_keeps_one_dimensional_variables_out():
     from tf_bng.transforms import BlockTransform
 
     settings = validate_config(cifar_resnet.get_config("optimizer=lars,depth=8"))
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2),
-                              keras.layers.BatchNormalization()])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2), keras.layers.BatchNormalization()]
+    )
     part = BlockTransform(settings.transform).partition(model.trainable_variables)
     kept = {model.trainable_variables[i].path for ix in part.blocks for i in ix}
     assert kept == {model.trainable_variables[0].path}  # only the kernel

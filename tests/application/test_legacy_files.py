@@ -10,8 +10,8 @@ import os
 import shutil
 
 import keras
-import tensorflow as tf
 import numpy as np
+import tensorflow as tf
 
 import tf_bng  # noqa: F401  (registers the wrapper classes)
 from tf_bng_configs import mnist_mlp
@@ -25,10 +25,10 @@ def test_an_old_checkpoint_resumes(tmp_path):
     os.makedirs(workdir)
     shutil.copytree(os.path.join(LEGACY, "checkpoints"), os.path.join(workdir, "checkpoints"))
     config = mnist_mlp.get_config("depth=2,optimizer=adam,transform=ng")
-    config.update_from_flattened_dict({"data.limit": 100, "data.batch_size": 20,
-                                       "model.width": 8, "train.steps": 5})
+    config.update_from_flattened_dict(
+        {"data.limit": 100, "data.batch_size": 20, "model.width": 8, "train.steps": 5}
+    )
     trainer = Trainer(config, workdir)
-
 
     saved = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
     results = trainer.run()

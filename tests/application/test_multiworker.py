@@ -14,10 +14,16 @@ import socket
 import subprocess
 import sys
 
-from helpers import TINY_MNIST_ARG, TINY_MNIST_SETTINGS, checkpoint_values, max_abs_diff, tiny_mnist_config
+from helpers import (
+    TINY_MNIST_ARG,
+    TINY_MNIST_SETTINGS,
+    checkpoint_values,
+    max_abs_diff,
+    tiny_mnist_config,
+)
 
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
+from tf_bng_trainers.experiment import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT_SECONDS = 180
@@ -37,8 +43,12 @@ def free_ports(count: int) -> list[int]:
 
 
 def start_worker(index: int, cluster: dict, workdir: str) -> subprocess.Popen:
-    flags = [f"--config=configs/mnist_mlp.py:{TINY_MNIST_ARG}", f"--workdir={workdir}",
-             "--config.runtime.strategy=multi_worker", "--config.runtime.collective_timeout=60"]
+    flags = [
+        f"--config=configs/mnist_mlp.py:{TINY_MNIST_ARG}",
+        f"--workdir={workdir}",
+        "--config.runtime.strategy=multi_worker",
+        "--config.runtime.collective_timeout=60",
+    ]
     flags += [f"--config.{key}={value}" for key, value in TINY_MNIST_SETTINGS.items()]
     env = dict(
         os.environ,
@@ -49,7 +59,11 @@ def start_worker(index: int, cluster: dict, workdir: str) -> subprocess.Popen:
     )
     return subprocess.Popen(
         [sys.executable, "-m", "trainers.train", *flags],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

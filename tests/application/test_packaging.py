@@ -9,11 +9,19 @@ from helpers import REPO, binary_env
 
 
 def test_importing_the_library_loads_no_application_or_config_machinery():
-    code = ("import sys, tf_bng, tf_bng.training, tf_bng.step; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'configs', 'trainers', 'tf_bng_trainers', 'tf_bng_configs', 'ml_collections'}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=binary_env(), cwd="/", timeout=300)
+    code = (
+        "import sys, tf_bng, tf_bng.training, tf_bng.step; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'configs', 'trainers', 'tf_bng_trainers', 'tf_bng_configs', 'ml_collections'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=binary_env(),
+        cwd="/",
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
@@ -22,17 +30,42 @@ def test_the_console_script_runs_a_shipped_config_by_name_from_any_directory(tmp
     script = os.path.join(os.path.dirname(sys.executable), "tf-bng-train")
     workdir = tmp_path / "run"
     result = subprocess.run(
-        [script, "--config=mnist_mlp:depth=2", "--config.train.steps=2",
-         "--config.data.limit=100", "--config.data.batch_size=20", f"--workdir={workdir}"],
-        capture_output=True, text=True, env=binary_env(), cwd=str(tmp_path), timeout=600)
+        [
+            script,
+            "--config=mnist_mlp:depth=2",
+            "--config.train.steps=2",
+            "--config.data.limit=100",
+            "--config.data.batch_size=20",
+            f"--workdir={workdir}",
+        ],
+        capture_output=True,
+        text=True,
+        env=binary_env(),
+        cwd=str(tmp_path),
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (workdir / "metrics.jsonl").exists()
 
 
 def test_the_wheel_installs_no_generic_top_level_names(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), REPO], capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            REPO,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
     names = zipfile.ZipFile(tmp_path / wheel).namelist()

@@ -10,8 +10,8 @@ import pytest
 from helpers import tiny_config
 
 from tf_bng.errors import CheckpointError
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
+from tf_bng_trainers.experiment import Trainer
 
 
 def _checkpoint_dir(workdir) -> str:
@@ -40,8 +40,7 @@ def test_damaged_latest_checkpoint_falls_back_and_keeps_the_files(tmp_path, capl
     (data,) = glob.glob(os.path.join(_checkpoint_dir(tmp_path), "ckpt-6.data-*"))
     size = _truncate(data)
 
-    resumed = Trainer(tiny_config(**{"train.steps": 8, "train.keep_checkpoints": 2}),
-                      str(tmp_path))
+    resumed = Trainer(tiny_config(**{"train.steps": 8, "train.keep_checkpoints": 2}), str(tmp_path))
     with caplog.at_level(logging.WARNING):
         results = resumed.run()
     warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
@@ -60,8 +59,9 @@ def test_leftovers_of_a_killed_write_are_ignored(tmp_path):
     directory = _checkpoint_dir(tmp_path)
     # A write of step 8 killed half way: shards in the temp dir, a cut index, a cut state temp file.
     os.makedirs(os.path.join(directory, "ckpt-8_temp"))
-    with open(os.path.join(directory, "ckpt-8_temp", "part-00000-of-00001.data-00000-of-00001"),
-              "wb") as f:
+    with open(
+        os.path.join(directory, "ckpt-8_temp", "part-00000-of-00001.data-00000-of-00001"), "wb"
+    ) as f:
         f.write(b"\x00" * 100)
     with open(os.path.join(directory, "ckpt-6.index"), "rb") as f:
         index = f.read()

@@ -15,13 +15,13 @@ import sys
 import time
 
 import pytest
+from helpers import REPO, binary_env, error_lines, preserved_environ
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from helpers import REPO, binary_env, error_lines, preserved_environ
 
 from tf_bng import BLOCK_MODES, TRANSFORMS, available_norms
-from tf_bng.training.metrics_log import read_records
 from tf_bng.schedules import SCHEDULES
+from tf_bng.training.metrics_log import read_records
 from tf_bng_trainers import train
 
 QUADRATIC = f"--config={REPO}/configs/quadratic.py:optimizer=sgd,transform=ng,steps=1"
@@ -50,29 +50,45 @@ def assert_one_line_error(code: int, stderr: str, *expected: str) -> str:
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        (["--config.optimizer.learning_rate=-0.1"],
-         "error: optimizer.learning_rate=-0.1 must be > 0 and finite."),
+        (
+            ["--config.optimizer.learning_rate=-0.1"],
+            "error: optimizer.learning_rate=-0.1 must be > 0 and finite.",
+        ),
         (["--config.transform.alpha=0"], "error: transform.alpha=0.0 must be > 0 and finite."),
-        (["--config.transform.threshold=-1"],
-         "error: transform.threshold=-1.0 must be > 0 and finite."),
-        (["--config.transform.norm=l3"],
-         "error: transform.norm='l3' is not valid; choose one of: avg_l1, avg_l1_l2, avg_l2, l1, "
-         "l1_l2, l2, max, min_max, std"),  # (+ norms other tests registered)
-        (["--config.optimizer.name=adamm"],
-         "error: optimizer.name='adamm' is not valid; choose one"),
-        (["--config.train.stepz=3"],
-         'error: unknown config key --config.train.stepz (Did you mean "steps" instead of '
-         '"stepz"?)'),
-        (["--config.optimizer.name=adagrad_bng"],
-         "error: optimizer.name='adagrad_bng' normalizes each block itself, so "
-         "transform.name='ng' would normalize twice; set transform.name=none or choose another "
-         "optimizer."),
-        (["--config.runtime.jit_compile=True", "--config.runtime.strategy=tpu"],
-         "error: runtime.jit_compile=True does not apply to runtime.strategy='tpu' (it compiles the "
-         "step itself); set runtime.jit_compile=False."),
-        (["--config.runtime.strategy=mirrored", "--config.data.batch_size=3"],
-         "error: data.batch_size=3 is not divisible by the 2 replicas of runtime.strategy "
-         "(MirroredStrategy); choose a multiple of 2."),
+        (
+            ["--config.transform.threshold=-1"],
+            "error: transform.threshold=-1.0 must be > 0 and finite.",
+        ),
+        (
+            ["--config.transform.norm=l3"],
+            "error: transform.norm='l3' is not valid; choose one of: avg_l1, avg_l1_l2, avg_l2, l1, "
+            "l1_l2, l2, max, min_max, std",
+        ),  # (+ norms other tests registered)
+        (
+            ["--config.optimizer.name=adamm"],
+            "error: optimizer.name='adamm' is not valid; choose one",
+        ),
+        (
+            ["--config.train.stepz=3"],
+            'error: unknown config key --config.train.stepz (Did you mean "steps" instead of '
+            '"stepz"?)',
+        ),
+        (
+            ["--config.optimizer.name=adagrad_bng"],
+            "error: optimizer.name='adagrad_bng' normalizes each block itself, so "
+            "transform.name='ng' would normalize twice; set transform.name=none or choose another "
+            "optimizer.",
+        ),
+        (
+            ["--config.runtime.jit_compile=True", "--config.runtime.strategy=tpu"],
+            "error: runtime.jit_compile=True does not apply to runtime.strategy='tpu' (it compiles the "
+            "step itself); set runtime.jit_compile=False.",
+        ),
+        (
+            ["--config.runtime.strategy=mirrored", "--config.data.batch_size=3"],
+            "error: data.batch_size=3 is not divisible by the 2 replicas of runtime.strategy "
+            "(MirroredStrategy); choose a multiple of 2.",
+        ),
     ],
 )
 def test_bad_value_fails_with_one_line_before_training(overrides, expected, tmp_path):
@@ -92,8 +108,9 @@ def test_unwritable_workdir_fails_with_one_line(tmp_path):
 def test_dataset_missing_offline_fails_fast_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "no_tfds"))
     started = time.monotonic()
-    code, stderr = run_in_process(f"--config={REPO}/configs/mnist_mlp.py:dataset=mnist",
-                                  f"--workdir={tmp_path / 'run'}")
+    code, stderr = run_in_process(
+        f"--config={REPO}/configs/mnist_mlp.py:dataset=mnist", f"--workdir={tmp_path / 'run'}"
+    )
     assert time.monotonic() - started < 30  # no download retries
     assert_one_line_error(code, stderr, "error: TFDS dataset 'mnist' is not prepared in")
 
@@ -149,15 +166,22 @@ def overrides(draw) -> tuple[dict, list]:
     mirrored = settings.get("runtime.strategy") == "mirrored"
     if mirrored and int(float(settings.get("data.batch_size", "2").lstrip("-") or 0)) % 2:
         invalid.append("data.batch_size")  # two replicas in the test process
-    if (settings.get("optimizer.name") == "adagrad_bng"
-            and settings.get("transform.name", "ng") in TRANSFORMS  # QUADRATIC names ng
-            and settings.get("transform.name", "ng") != "none"):
+    if (
+        settings.get("optimizer.name") == "adagrad_bng"
+        and settings.get("transform.name", "ng") in TRANSFORMS  # QUADRATIC names ng
+        and settings.get("transform.name", "ng") != "none"
+    ):
         invalid.append("optimizer.name")  # AdaGradBNG after a block transform normalizes twice
     return settings, invalid
 
 
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(case=overrides())
 def test_random_overrides_train_a_step_or_fail_with_one_line(case, tmp_path_factory):
     settings_, invalid = case
@@ -176,15 +200,28 @@ def test_random_overrides_train_a_step_or_fail_with_one_line(case, tmp_path_fact
 
 # -- the real binary: exit code and a single line ------------------------------------------------
 
+
 def test_binary_exits_non_zero_with_one_line_before_training(tmp_path):
     workdir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "trainers.train", QUADRATIC, f"--workdir={workdir}",
-         "--config.transform.alpha=-0.5", "--config.transform.name=ng_adap"],
-        cwd=REPO, env=binary_env(), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "trainers.train",
+            QUADRATIC,
+            f"--workdir={workdir}",
+            "--config.transform.alpha=-0.5",
+            "--config.transform.name=ng_adap",
+        ],
+        cwd=REPO,
+        env=binary_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert error_lines(result.stderr) == ["error: transform.alpha=-0.5 must be > 0 and finite."]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(workdir / "checkpoints") and not os.path.exists(
-        workdir / "metrics.jsonl")
+        workdir / "metrics.jsonl"
+    )

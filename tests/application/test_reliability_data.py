@@ -9,8 +9,8 @@ import pytest
 from helpers import install_digits, random_digits, tiny_config
 
 from tf_bng.errors import DataError
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
+from tf_bng_trainers.experiment import Trainer
 
 
 def _label_out_of_range(train, test):
@@ -35,16 +35,18 @@ def _negative_eval_label(train, test):
 @pytest.mark.parametrize(
     "corrupt, message",
     [
-        (_label_out_of_range,
-         "train batch 0 of digits: label 12 (example 3) is outside [0, 10): digits has 10 "
-         "classes."),
-        (_nan_input,
-         "train batch 0 of digits: 1 input values are NaN or Inf (first in example 5)"),
-        (_wrong_shape,
-         "train batch 0 of digits: inputs have shape (20, 63) (examples of shape (63,)) but the "
-         "model takes examples of shape (64,)."),
-        (_negative_eval_label,
-         "eval batch 0 of digits: label -1 (example 2) is outside [0, 10)"),
+        (
+            _label_out_of_range,
+            "train batch 0 of digits: label 12 (example 3) is outside [0, 10): digits has 10 "
+            "classes.",
+        ),
+        (_nan_input, "train batch 0 of digits: 1 input values are NaN or Inf (first in example 5)"),
+        (
+            _wrong_shape,
+            "train batch 0 of digits: inputs have shape (20, 63) (examples of shape (63,)) but the "
+            "model takes examples of shape (64,).",
+        ),
+        (_negative_eval_label, "eval batch 0 of digits: label -1 (example 2) is outside [0, 10)"),
     ],
 )
 def test_bad_first_batch_fails_before_training(corrupt, message, tmp_path, monkeypatch):

@@ -17,12 +17,11 @@ import time
 
 import numpy as np
 import pytest
-from helpers import binary_command, binary_env, tiny_config
-from helpers import checkpoint_values
+from helpers import binary_command, binary_env, checkpoint_values, tiny_config
 
 from tf_bng.errors import TrainingInterrupted
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
+from tf_bng_trainers.experiment import Trainer
 
 STEPS = 120
 SETTINGS = {
@@ -67,8 +66,13 @@ def chain(tmp_path_factory):
     for path in outside.values():
         path.mkdir()
     env = binary_env(home=str(outside["home"]), tmp=str(outside["tmp"]))
-    options = dict(cwd=str(outside["cwd"]), env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE, text=True)
+    options = dict(
+        cwd=str(outside["cwd"]),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     reference_dir, workdir = str(root / "uninterrupted"), str(root / "interrupted")
     reference = subprocess.Popen(binary_command(reference_dir, SETTINGS), **options)
     rng = random.Random(0)
@@ -82,8 +86,15 @@ def chain(tmp_path_factory):
                 _interrupt_after_progress(process, workdir, _max_train_step(workdir), signum, rng)
             _, stderr = process.communicate(timeout=LAUNCH_TIMEOUT)
             latest = _latest_checkpoint(workdir) if signum == signal.SIGTERM else None
-            launches.append(dict(signum=signum, code=process.returncode, stderr=stderr,
-                                 latest=latest, resumable=resumable))
+            launches.append(
+                dict(
+                    signum=signum,
+                    code=process.returncode,
+                    stderr=stderr,
+                    latest=latest,
+                    resumable=resumable,
+                )
+            )
         _, reference_stderr = reference.communicate(timeout=LAUNCH_TIMEOUT)
     finally:
         for process in started:
@@ -91,8 +102,7 @@ def chain(tmp_path_factory):
                 process.kill()
                 process.wait()
     assert reference.returncode == 0, reference_stderr[-3000:]
-    return dict(launches=launches, workdir=workdir, reference_dir=reference_dir,
-                outside=outside)
+    return dict(launches=launches, workdir=workdir, reference_dir=reference_dir, outside=outside)
 
 
 def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(chain):
@@ -110,6 +120,7 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(chain)
     assert any(key.startswith("optimizer/") for key in whole)
     for key in whole:
         np.testing.assert_array_equal(resumed[key], whole[key], err_msg=key)
+
     # The logs replay too: the input stream was resumed at the right position.
     def losses(workdir):
         return [(r["step"], r["loss"]) for r in read_records(workdir, "train")]
@@ -126,8 +137,10 @@ def test_sigterm_saves_the_current_step_exits_and_the_same_command_resumes(chain
     notices = [line for line in run["stderr"].splitlines() if "interrupted by" in line]
     assert len(notices) == 1 and "Traceback" not in run["stderr"]
     step = int(notices[0].split(" at step ")[1].split()[0])
-    assert notices[0] == (f"interrupted by SIGTERM at step {step} of {STEPS}: checkpoint saved; "
-                          "rerun the same command to resume.")
+    assert notices[0] == (
+        f"interrupted by SIGTERM at step {step} of {STEPS}: checkpoint saved; "
+        "rerun the same command to resume."
+    )
     assert run["latest"] == f"ckpt-{step}"
     assert f"Resuming at step {step} of {STEPS}." in launches[index + 1]["stderr"]
 
@@ -139,8 +152,9 @@ def test_nothing_is_written_outside_the_workdir(chain):
 
 
 def test_sigint_saves_at_the_end_of_the_inner_loop(tmp_path):
-    trainer = Trainer(tiny_config(**{"train.steps": 10, "train.checkpoint_every": 10}),
-                      str(tmp_path))
+    trainer = Trainer(
+        tiny_config(**{"train.steps": 10, "train.checkpoint_every": 10}), str(tmp_path)
+    )
     loop = trainer.train_step.loop
     calls = []
 

@@ -10,14 +10,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import install_digits, random_digits, tiny_config
-from helpers import checkpoint_values
+from helpers import checkpoint_values, install_digits, random_digits, tiny_config
 
 from tf_bng import TrainStep
 from tf_bng.errors import CheckpointError, TrainingDiverged
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.checkpointing import Checkpointer
 from tf_bng.training.metrics_log import read_records
+from tf_bng_trainers.experiment import Trainer
 
 
 def _per_replica_state(strategy, model, optimizer) -> list:
@@ -38,12 +37,25 @@ def test_non_finite_step_is_skipped_on_every_replica(mirrored_strategy):
     strategy = mirrored_strategy
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
-                                  keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+        model = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(4),
+                keras.layers.BatchNormalization(),
+                keras.layers.Dense(2),
+            ]
+        )
         optimizer = keras.optimizers.Adam(0.1)
     accuracy = keras.metrics.SparseCategoricalAccuracy()
-    step = TrainStep(model=model, loss="sparse_categorical_crossentropy", optimizer=optimizer,
-                     transform="ng", global_batch_size=4, strategy=strategy, metrics=[accuracy])
+    step = TrainStep(
+        model=model,
+        loss="sparse_categorical_crossentropy",
+        optimizer=optimizer,
+        transform="ng",
+        global_batch_size=4,
+        strategy=strategy,
+        metrics=[accuracy],
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 3)).astype(np.float32)
     y = np.array([0, 1, 1, 0], np.int32)
@@ -116,5 +128,6 @@ def test_checkpoint_holding_nan_or_inf_is_never_written(tmp_path):
             checkpointer.save(2)
     assert not [name for name in os.listdir(directory) if name.startswith("ckpt-2")]
     assert checkpointer.latest() == first
-    np.testing.assert_array_equal(tf.train.load_checkpoint(first).get_tensor(
-        "weights/.ATTRIBUTES/VARIABLE_VALUE"), [1.0, 2.0])
+    np.testing.assert_array_equal(
+        tf.train.load_checkpoint(first).get_tensor("weights/.ATTRIBUTES/VARIABLE_VALUE"), [1.0, 2.0]
+    )

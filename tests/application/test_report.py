@@ -19,10 +19,20 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from tf_bng_trainers.reporting import SCALES, build_sections, generate_report, markdown_path_for
+from tf_bng_trainers.reporting import (
+    SCALES,
+    build_sections,
+    generate_report,
+    markdown_path_for,
+    paper,
+)
 from tf_bng_trainers.reporting import findings as F
-from tf_bng_trainers.reporting import paper
-from tf_bng_trainers.reporting.experiments import Section, mlp_variant, quadratic_variant, unique_variants
+from tf_bng_trainers.reporting.experiments import (
+    Section,
+    mlp_variant,
+    quadratic_variant,
+    unique_variants,
+)
 from tf_bng_trainers.reporting.markdown import number, table
 from tf_bng_trainers.reporting.runs import RunGroup, RunResult, curve_band
 
@@ -62,8 +72,9 @@ def test_every_run_finishes_and_is_recorded(smoke_report):
         for seed, run in recorded["seeds"].items():
             assert run["error"] is None, (variant.name, seed)
             assert "eval_loss" in run["final"], (variant.name, seed)
-            config = json.load(open(os.path.join(smoke_report["runs"], variant.name, f"seed{seed}",
-                                                 "config.json")))
+            config = json.load(
+                open(os.path.join(smoke_report["runs"], variant.name, f"seed{seed}", "config.json"))
+            )
             assert config["train"]["seed"] == int(seed)
         losses = [run["final"]["eval_loss"] for run in recorded["seeds"].values()]
         assert recorded["summary"]["eval_loss"]["median"] == pytest.approx(np.median(losses))
@@ -85,9 +96,15 @@ def test_figures_are_pngs_linked_from_the_markdown(smoke_report):
 
 def test_markdown_has_every_section_table_and_verdict(smoke_report):
     text = smoke_report["markdown"]
-    for heading in ("## Summary", "## 1. Paper Figure 1", "## 2. The keras seed's convex quadratic",
-                    "## 3. The keras seed's deep MLP", "## 4. NGadap and CLIP against NG",
-                    "## 5. GPU-scale experiments — not run here", "## Run times"):
+    for heading in (
+        "## Summary",
+        "## 1. Paper Figure 1",
+        "## 2. The keras seed's convex quadratic",
+        "## 3. The keras seed's deep MLP",
+        "## 4. NGadap and CLIP against NG",
+        "## 5. GPU-scale experiments — not run here",
+        "## Run times",
+    ):
         assert heading in text
     assert "| depth | variant | final train loss |" in text
     assert "| method | lr 0.01 |" in text
@@ -108,8 +125,13 @@ def test_markdown_lists_a_command_for_every_run(smoke_report):
 
 def test_reuse_rerenders_without_training(smoke_report):
     lines: list[str] = []
-    report = generate_report(smoke_report["out"], scale="smoke", workdir=smoke_report["runs"],
-                             reuse=True, progress=lines.append)
+    report = generate_report(
+        smoke_report["out"],
+        scale="smoke",
+        workdir=smoke_report["runs"],
+        reuse=True,
+        progress=lines.append,
+    )
     assert all(line.endswith(": reused") for line in lines[1:])
     assert report["wall_seconds"] < 30
     with open(report["markdown"]) as f:
@@ -151,25 +173,31 @@ def test_printed_commands_rebuild_the_same_config(scale, monkeypatch):
             assert parsed.workdir == variant.run_dir("runs/report", seed)
             built = variant.build_config(seed)
         assert parsed.config.to_json_best_effort(sort_keys=True) == built.to_json_best_effort(
-            sort_keys=True)
+            sort_keys=True
+        )
 
 
 def test_full_scale_runs_the_issue_grid():
     sections = {s.key: s for s in build_sections(SCALES["full"])}
     figure1 = sections["figure1"].variants
     assert {(v.value("depth"), v.optimizer, v.transform) for v in figure1} == {
-        (d, o, t) for d in (6, 12, 18) for o in ("momentum", "adagrad", "adam") for t in ("none", "ng")
+        (d, o, t)
+        for d in (6, 12, 18)
+        for o in ("momentum", "adagrad", "adam")
+        for t in ("none", "ng")
     }
     rates = {v.value("optimizer.learning_rate") for v in sections["quadratic"].variants}
     assert rates == {0.001, 0.005, 0.01, 0.03, 0.05, 0.1}
     assert {v.label for v in sections["quadratic"].variants} == {"NSGD", "NAdam", "SGDM", "Adam"}
     assert {v.optimizer for v in sections["quadratic"].variants if v.label == "NAdam"} == {"adam"}
     assert {(v.label, v.value("depth")) for v in sections["deep_mlp"].variants} == {
-        ("NSGD", 30), ("NAdam", 30), ("Adam", 30)
+        ("NSGD", 30),
+        ("NAdam", 30),
+        ("Adam", 30),
     }
-    assert {(v.value("depth"), v.optimizer, v.transform) for v in sections["adaptive"].variants} == {
-        (18, o, t) for o in ("momentum", "adam") for t in ("none", "ng", "ng_adap", "clip")
-    }
+    assert {
+        (v.value("depth"), v.optimizer, v.transform) for v in sections["adaptive"].variants
+    } == {(18, o, t) for o in ("momentum", "adam") for t in ("none", "ng", "ng_adap", "clip")}
     config = figure1[0].build_config()
     assert config.transform.epsilon == 0.0 and config.train.epochs == SCALES["full"].mlp_epochs
     # Issue 9: every claim on trained networks over >= 3 seeds; the quadratic is deterministic.
@@ -181,13 +209,16 @@ def test_full_scale_runs_the_issue_grid():
 
 def test_paper_commands_name_valid_config_variants(monkeypatch):
     monkeypatch.chdir(REPO)
-    lines = [line for t in paper.PAPER_TABLES for line in paper.table_commands(t)] + paper.ptb_commands()
+    lines = [
+        line for t in paper.PAPER_TABLES for line in paper.table_commands(t)
+    ] + paper.ptb_commands()
     assert len(lines) == 8 + 8 + 4 + 6 + 6  # rows with a variant (not He et al.'s), PTB
     for line in lines:
         loop = re.match(r"for (\w+) in ([\w ]+); do (.*); done$", line)
         expanded = (
             [loop.group(3).replace(f"${loop.group(1)}", value) for value in loop.group(2).split()]
-            if loop else [line]
+            if loop
+            else [line]
         )
         for command in expanded:
             parsed = _parse_command(command, monkeypatch)
@@ -195,6 +226,7 @@ def test_paper_commands_name_valid_config_variants(monkeypatch):
 
 
 # -- verdict rules on hand-made runs (no training) -------------------------------------------
+
 
 def _run(variant, train_losses, eval_accuracy=0.5, seed=0):
     records = [
@@ -212,29 +244,37 @@ def _fake(variant, train_losses, eval_accuracy=0.5):
 
 def _seeded(variant, per_seed):
     """A group with one run per ``(train_losses, eval_accuracy)`` of ``per_seed``."""
-    return RunGroup(variant, [_run(variant, losses, accuracy, seed)
-                              for seed, (losses, accuracy) in enumerate(per_seed)])
+    return RunGroup(
+        variant,
+        [_run(variant, losses, accuracy, seed) for seed, (losses, accuracy) in enumerate(per_seed)],
+    )
 
 
 def _figure1_section(curves):
     """``curves[(depth, optimizer, transform)] = per-epoch train losses``."""
     scale = SCALES["full"]
     variants = tuple(mlp_variant(scale, d, o, t) for (d, o, t) in curves)
-    results = {v.name: _fake(v, curves[(v.value("depth"), v.optimizer, v.transform)]) for v in variants}
+    results = {
+        v.name: _fake(v, curves[(v.value("depth"), v.optimizer, v.transform)]) for v in variants
+    }
     return Section("figure1", "t", variants), results
 
 
 def test_figure1_rules_match_hand_computed_numbers():
     stuck, learns = [2.31, 2.305, 2.303], [2.0, 0.9, 0.4]
     curves = {
-        (6, "adam", "none"): [1.0, 0.5, 0.2], (6, "adam", "ng"): [1.1, 0.5, 0.25],
-        (18, "adam", "none"): stuck, (18, "adam", "ng"): learns,
+        (6, "adam", "none"): [1.0, 0.5, 0.2],
+        (6, "adam", "ng"): [1.1, 0.5, 0.25],
+        (18, "adam", "none"): stuck,
+        (18, "adam", "ng"): learns,
     }
     section, results = _figure1_section(curves)
     claims = {f.claim.split(" (")[0]: f for f in F.figure1_findings(section, results)}
     assert claims["At depth 18, Adam is stuck while Adam+NG converges."].verdict == "holds"
     gain = claims["NG's gain grows with depth"]
-    expected = [np.mean(curves[(d, "adam", "none")]) - np.mean(curves[(d, "adam", "ng")]) for d in (6, 18)]
+    expected = [
+        np.mean(curves[(d, "adam", "none")]) - np.mean(curves[(d, "adam", "ng")]) for d in (6, 18)
+    ]
     assert expected[1] > expected[0]
     assert gain.verdict == "holds"
     assert f"{expected[0]:.3g}, {expected[1]:.3g}" in gain.evidence
@@ -244,8 +284,10 @@ def test_figure1_rules_match_hand_computed_numbers():
 
 def test_figure1_rules_when_adam_is_not_stuck():
     curves = {
-        (6, "adam", "none"): [1.0, 0.5], (6, "adam", "ng"): [1.0, 0.4],
-        (18, "adam", "none"): [2.0, 1.0], (18, "adam", "ng"): [2.0, 1.2],
+        (6, "adam", "none"): [1.0, 0.5],
+        (6, "adam", "ng"): [1.0, 0.4],
+        (18, "adam", "none"): [2.0, 1.0],
+        (18, "adam", "ng"): [2.0, 1.2],
     }
     section, results = _figure1_section(curves)
     verdicts = [f.verdict for f in F.figure1_findings(section, results)]
@@ -258,8 +300,10 @@ def test_depth_claim_holds_only_when_every_seed_does():
     stuck = [([2.31], 0.1), ([2.305], 0.1), ([2.302], 0.1)]
 
     def verdict(ng_losses):
-        results = {adam.name: _seeded(adam, stuck),
-                   adam_ng.name: _seeded(adam_ng, [([loss], 0.7) for loss in ng_losses])}
+        results = {
+            adam.name: _seeded(adam, stuck),
+            adam_ng.name: _seeded(adam_ng, [([loss], 0.7) for loss in ng_losses]),
+        }
         return F.figure1_findings(Section("figure1", "t", (adam, adam_ng)), results)[0]
 
     assert verdict([0.5, 0.6, 0.9]).verdict == "holds"
@@ -280,8 +324,10 @@ def test_gain_and_best_compare_medians_over_seeds():
         (18, "ng"): [[2.0, 1.0], [9.0, 9.0], [1.0, 0.2]],  # areas 1.5, 9, 0.6: median 1.5, gain 0.8
     }
     variants = tuple(mlp_variant(scale, d, "adam", t) for d, t in per_seed)
-    results = {v.name: _seeded(v, [(c, 0.5) for c in per_seed[(v.value("depth"), v.transform)]])
-               for v in variants}
+    results = {
+        v.name: _seeded(v, [(c, 0.5) for c in per_seed[(v.value("depth"), v.transform)]])
+        for v in variants
+    }
     gain, best = F.figure1_findings(Section("figure1", "t", variants), results)[1:]
     assert gain.verdict == "holds" and "Adam: 0.2, 0.8 (grows)" in gain.evidence
     # final losses: depth 6 plain 0.4 (median of 0.2, 0.4, 5) vs NG 0.5; depth 18 plain 2.3 vs NG 1.0
@@ -298,17 +344,26 @@ def test_curve_band_spans_the_seeds():
 
 def test_adaptive_rules_skip_ties():
     scale = SCALES["full"]
-    accuracies = {("momentum", "ng"): 0.80, ("momentum", "ng_adap"): 0.85, ("momentum", "clip"): 0.60,
-                  ("adam", "ng"): 0.1, ("adam", "ng_adap"): 0.1, ("adam", "clip"): 0.1}
+    accuracies = {
+        ("momentum", "ng"): 0.80,
+        ("momentum", "ng_adap"): 0.85,
+        ("momentum", "clip"): 0.60,
+        ("adam", "ng"): 0.1,
+        ("adam", "ng_adap"): 0.1,
+        ("adam", "clip"): 0.1,
+    }
     variants = tuple(mlp_variant(scale, 18, o, t) for (o, t) in accuracies)
     results = {v.name: _fake(v, [1.0], accuracies[(v.optimizer, v.transform)]) for v in variants}
     best, worst = F.adaptive_findings(Section("adaptive", "a", variants), results)
-    assert (best.verdict, worst.verdict) == ("holds", "holds")  # Adam's three-way tie is not counted
+    assert (best.verdict, worst.verdict) == (
+        "holds",
+        "holds",
+    )  # Adam's three-way tie is not counted
     assert "1 of 2" in best.evidence
     results = {v.name: _fake(v, [1.0], 0.1) for v in variants}
-    assert [f.verdict for f in F.adaptive_findings(Section("adaptive", "a", variants), results)] == [
-        "undecided", "undecided"
-    ]
+    assert [
+        f.verdict for f in F.adaptive_findings(Section("adaptive", "a", variants), results)
+    ] == ["undecided", "undecided"]
 
 
 def test_quadratic_rule_counts_divergence():
@@ -316,12 +371,16 @@ def test_quadratic_rule_counts_divergence():
     variants = tuple(quadratic_variant(scale, "nesterov", "none", lr) for lr in (0.01, 0.1))
 
     def run(variant, gaps):
-        records = [{"split": "train", "step": k + 1, "epoch": k + 1.0, "loss": g, "suboptimality": g}
-                   for k, g in enumerate(gaps)]
+        records = [
+            {"split": "train", "step": k + 1, "epoch": k + 1.0, "loss": g, "suboptimality": g}
+            for k, g in enumerate(gaps)
+        ]
         return RunResult(variant, {}, records, 1.0)
 
-    results = {variants[0].name: RunGroup(variants[0], [run(variants[0], [500.0, 300.0, 100.0])]),
-               variants[1].name: RunGroup(variants[1], [run(variants[1], [500.0, 1e30, None])])}
+    results = {
+        variants[0].name: RunGroup(variants[0], [run(variants[0], [500.0, 300.0, 100.0])]),
+        variants[1].name: RunGroup(variants[1], [run(variants[1], [500.0, 1e30, None])]),
+    }
     (finding,) = F.quadratic_findings(Section("quadratic", "q", variants), results)
     assert finding.verdict == "partly holds"
     assert finding.evidence == (
@@ -331,7 +390,11 @@ def test_quadratic_rule_counts_divergence():
 
 def test_rankings_put_the_best_first():
     scale = SCALES["full"]
-    runs = {"momentum": (0.9, 0.15), "adam": (0.5, 0.35), "adagrad": (0.7, 0.25)}  # train loss, accuracy
+    runs = {
+        "momentum": (0.9, 0.15),
+        "adam": (0.5, 0.35),
+        "adagrad": (0.7, 0.25),
+    }  # train loss, accuracy
     variants = tuple(mlp_variant(scale, 6, o, "ng") for o in runs)
     results = {v.name: _fake(v, [runs[v.optimizer][0]], runs[v.optimizer][1]) for v in variants}
     learned, by_loss, by_accuracy = F.ranking_findings(Section("deep_mlp", "d", variants), results)
@@ -341,8 +404,16 @@ def test_rankings_put_the_best_first():
 
 
 def test_markdown_helpers():
-    assert table(("a", "b"), [[1, "x|y"]]).splitlines() == ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
+    assert table(("a", "b"), [[1, "x|y"]]).splitlines() == [
+        "| a | b |",
+        "|---|---|",
+        "| 1 | x\\|y |",
+    ]
     with pytest.raises(ValueError):
         table(("a", "b"), [[1]])
     assert number(math.nan) == "n/a" and number(None) == "n/a"
-    assert number(2.302585) == "2.303" and number(5.77e-12, 3) == "5.77e-12" and number(4000) == "4,000"
+    assert (
+        number(2.302585) == "2.303"
+        and number(5.77e-12, 3) == "5.77e-12"
+        and number(4000) == "4,000"
+    )

@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 from helpers import checkpoint_values
 
-from tf_bng_configs import deep_mlp
 from tf_bng import data
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.metrics_log import read_records
+from tf_bng_configs import deep_mlp
+from tf_bng_trainers.experiment import Trainer
 
 STEPS = 6
 

@@ -32,7 +32,12 @@ def test_spread_is_median_min_max_of_the_finite_values():
     assert spread([0.25]).format() == "0.25"
     assert math.isnan(spread([None]).median) and spread([]).format() == "n/a"
     assert spread([1.0, 2.0, 4.0]).as_dict() == {
-        "median": 2.0, "min": 1.0, "max": 4.0, "values": [1.0, 2.0, 4.0], "not_finite": 0}
+        "median": 2.0,
+        "min": 1.0,
+        "max": 4.0,
+        "values": [1.0, 2.0, 4.0],
+        "not_finite": 0,
+    }
 
 
 def test_summarize_aligns_metrics_by_seed():
@@ -47,22 +52,43 @@ def test_summarize_aligns_metrics_by_seed():
 
 def test_final_metrics_come_from_the_last_records_of_each_split():
     records = [
-        {"split": "train", "step": 40, "epoch": 1.0, "loss": 2.3, "accuracy": 0.1, "grad_norm": {"a": 1}},
+        {
+            "split": "train",
+            "step": 40,
+            "epoch": 1.0,
+            "loss": 2.3,
+            "accuracy": 0.1,
+            "grad_norm": {"a": 1},
+        },
         {"split": "eval", "step": 40, "epoch": 1.0, "loss": 2.2, "accuracy": 0.12},
-        {"split": "train", "step": 80, "epoch": 2.0, "loss": 1.5, "accuracy": 0.4, "grad_norm": {"a": 1}},
+        {
+            "split": "train",
+            "step": 80,
+            "epoch": 2.0,
+            "loss": 1.5,
+            "accuracy": 0.4,
+            "grad_norm": {"a": 1},
+        },
         {"split": "eval", "step": 80, "epoch": 2.0, "loss": 1.6, "accuracy": 0.38},
     ]
     assert final_metrics(records) == {
-        "train_loss": 1.5, "train_accuracy": 0.4, "eval_loss": 1.6, "eval_accuracy": 0.38, "step": 80}
+        "train_loss": 1.5,
+        "train_accuracy": 0.4,
+        "eval_loss": 1.6,
+        "eval_accuracy": 0.38,
+        "step": 80,
+    }
     assert final_metrics([]) == {}
 
 
 def test_band_is_taken_where_every_seed_logged():
-    x, median, low, high = band([
-        (np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])),
-        (np.array([1.0, 2.0, 3.0]), np.array([1.0, NAN, 0.5])),
-        (np.array([1.0, 2.0]), np.array([2.0, 4.0])),  # stopped after epoch 2
-    ])
+    x, median, low, high = band(
+        [
+            (np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])),
+            (np.array([1.0, 2.0, 3.0]), np.array([1.0, NAN, 0.5])),
+            (np.array([1.0, 2.0]), np.array([2.0, 4.0])),  # stopped after epoch 2
+        ]
+    )
     np.testing.assert_array_equal(x, [1.0, 2.0])
     np.testing.assert_array_equal(median, [2.0, 3.0])  # NaN left out of epoch 2's median
     np.testing.assert_array_equal(low, [1.0, 2.0])
@@ -78,18 +104,32 @@ def test_seed_commands_and_seed_lists():
     for bad in ((None, None), (["1"], 2), (["a"], None), (["1", "1"], None), (None, 0)):
         with pytest.raises(ValueError):
             seeds.parse_seeds(*bad)
-    command = seeds.seed_command("configs/x.py:depth=2", {"train.epochs": 3.0, "export": True}, 4, "/r")
-    assert command[1:] == ["-m", "tf_bng_trainers.train", "--config=configs/x.py:depth=2",
-                           "--config.train.epochs=3.0", "--config.export=true",
-                           "--config.train.seed=4", "--workdir=/r/seed4"]
+    command = seeds.seed_command(
+        "configs/x.py:depth=2", {"train.epochs": 3.0, "export": True}, 4, "/r"
+    )
+    assert command[1:] == [
+        "-m",
+        "tf_bng_trainers.train",
+        "--config=configs/x.py:depth=2",
+        "--config.train.epochs=3.0",
+        "--config.export=true",
+        "--config.train.seed=4",
+        "--workdir=/r/seed4",
+    ]
     with pytest.raises(ValueError, match="train.seed"):
         seeds.seed_command("c.py", {"train.seed": 1}, 0, "/r")
 
 
 def _run_seeds(*flags: str, cwd: str = REPO) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", NO_GCE_CHECK="true")
-    return subprocess.run([sys.executable, "-m", "trainers.seeds", *flags], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "trainers.seeds", *flags],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_binary_trains_each_seed_and_summarizes_them(tmp_path):
@@ -97,15 +137,22 @@ def test_binary_trains_each_seed_and_summarizes_them(tmp_path):
 
     root = str(tmp_path / "runs")
     result = _run_seeds(
-        "--config=configs/mnist_mlp.py:depth=1,optimizer=adam,transform=ng", f"--workdir={root}",
-        "--config.data.limit=60", "--config.data.batch_size=20", "--config.model.width=4",
-        "--config.train.steps=3", "--seeds=0,5", "--jobs=2",
+        "--config=configs/mnist_mlp.py:depth=1,optimizer=adam,transform=ng",
+        f"--workdir={root}",
+        "--config.data.limit=60",
+        "--config.data.batch_size=20",
+        "--config.model.width=4",
+        "--config.train.steps=3",
+        "--seeds=0,5",
+        "--jobs=2",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     with open(os.path.join(root, "summary.json")) as f:
         summary = json.load(f)
     assert summary["seeds"] == [0, 5] and summary["exit_codes"] == {"0": 0, "5": 0}
-    losses = [final_metrics(read_records(os.path.join(root, f"seed{s}")))["train_loss"] for s in (0, 5)]
+    losses = [
+        final_metrics(read_records(os.path.join(root, f"seed{s}")))["train_loss"] for s in (0, 5)
+    ]
     assert losses[0] != losses[1]  # two different seeds, two different runs
     assert summary["summary"]["train_loss"]["values"] == losses
     assert summary["summary"]["train_loss"]["median"] == pytest.approx(np.median(losses))
@@ -118,10 +165,16 @@ def test_binary_trains_each_seed_and_summarizes_them(tmp_path):
 
 
 def test_binary_rejects_a_bad_config_once_before_training(tmp_path):
-    result = _run_seeds("--config=configs/quadratic.py", f"--workdir={tmp_path}",
-                        "--config.transform.name=foo", "--num_seeds=3")
+    result = _run_seeds(
+        "--config=configs/quadratic.py",
+        f"--workdir={tmp_path}",
+        "--config.transform.name=foo",
+        "--num_seeds=3",
+    )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: transform.name='foo' is not valid; choose one of: none, ng, ng_adap, "
-                      "clip, global_clip."]
+    assert errors == [
+        "error: transform.name='foo' is not valid; choose one of: none, ng, ng_adap, "
+        "clip, global_clip."
+    ]
     assert not os.path.exists(tmp_path / "seed0")

@@ -1,6 +1,4 @@
-"""The training loop: what a run leaves in its workdir, strategies, optimizers, schedules, loss scaling.
-
-"""
+"""The training loop: what a run leaves in its workdir, strategies, optimizers, schedules, loss scaling."""
 
 from __future__ import annotations
 
@@ -13,16 +11,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import BATCH, LIMIT, checkpoint_values, max_abs_diff, model_values, tiny_mnist_config
-from tf_bng_configs import mnist_mlp
 
 from tf_bng import TrainStep, data
 from tf_bng.training import runtime
-from tf_bng_trainers import optimizers
-from tf_bng_trainers.experiment import Trainer
 from tf_bng.training.loss_scaling import DynamicLossScale
 from tf_bng.training.metrics_log import read_records
+from tf_bng_configs import mnist_mlp
+from tf_bng_trainers import optimizers
+from tf_bng_trainers.experiment import Trainer
+
 
 def summary_tags(directory: str) -> set:
     tags = set()
@@ -63,8 +61,16 @@ def test_run_leaves_config_metrics_summaries_and_checkpoint(default_run):
     assert [r["step"] for r in train] == [3, 6]
     spe = LIMIT // BATCH
     for r in train:
-        assert {"step", "epoch", "split", "loss", "accuracy", "learning_rate",
-                "steps_per_second", "grad_norm"} <= set(r)
+        assert {
+            "step",
+            "epoch",
+            "split",
+            "loss",
+            "accuracy",
+            "learning_rate",
+            "steps_per_second",
+            "grad_norm",
+        } <= set(r)
         assert r["epoch"] == pytest.approx(r["step"] / spe)
         assert r["learning_rate"] == pytest.approx(1e-3)
         assert math.isfinite(r["loss"]) and 0.0 <= r["accuracy"] <= 1.0
@@ -74,8 +80,14 @@ def test_run_leaves_config_metrics_summaries_and_checkpoint(default_run):
     (evaluation,) = read_records(workdir, "eval")
     assert evaluation["step"] == 6 and set(evaluation) >= {"loss", "accuracy", "epoch"}
 
-    assert {"loss", "accuracy", "learning_rate", "steps_per_second", "grad_norm/hidden1",
-            "grad_norm/logits"} <= summary_tags(os.path.join(workdir, "summaries", "train"))
+    assert {
+        "loss",
+        "accuracy",
+        "learning_rate",
+        "steps_per_second",
+        "grad_norm/hidden1",
+        "grad_norm/logits",
+    } <= summary_tags(os.path.join(workdir, "summaries", "train"))
     assert {"loss", "accuracy"} <= summary_tags(os.path.join(workdir, "summaries", "eval"))
     assert os.path.exists(os.path.join(workdir, "checkpoints", "ckpt-6.index"))
     assert results["step"] == 6 and results["train_loss"] == train[-1]["loss"]
@@ -104,22 +116,34 @@ def test_mirrored_on_two_virtual_cpus_matches_default(default_run, tmp_path):
 def test_virtual_cpus_is_a_no_op_once_devices_exist():
     assert runtime.configure_virtual_cpus(2) == 2  # tests/conftest.py split the CPU already
     assert runtime.configure_virtual_cpus(0) is None
-    with pytest.raises(RuntimeError, match="3 virtual CPUs asked but TensorFlow already initialized 2"):
+    with pytest.raises(
+        RuntimeError, match="3 virtual CPUs asked but TensorFlow already initialized 2"
+    ):
         runtime.configure_virtual_cpus(3)
 
 
 def test_chief_is_worker_zero_or_the_chief_task(monkeypatch):
     cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
     for index, chief in ((0, True), (1, False)):
-        monkeypatch.setenv("TF_CONFIG", json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        monkeypatch.setenv(
+            "TF_CONFIG",
+            json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
         assert runtime.is_chief() is chief and runtime.task_id() == index
-    monkeypatch.setenv("TF_CONFIG", json.dumps(
-        {"cluster": dict(cluster, chief=["127.0.0.1:3"]), "task": {"type": "worker", "index": 0}}))
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        json.dumps(
+            {
+                "cluster": dict(cluster, chief=["127.0.0.1:3"]),
+                "task": {"type": "worker", "index": 0},
+            }
+        ),
+    )
     assert not runtime.is_chief()
 
 
 # -- optimizers and schedules ---------------------------------------------------------------
+
 
 def _section(**values):
     config = mnist_mlp.get_config()
@@ -132,7 +156,9 @@ def _section(**values):
 def test_piecewise_boundaries_are_epochs():
     schedule = optimizers.build_schedule(
         _section(name="piecewise", boundaries=(8.0, 12.0), decay_rate=0.1),
-        0.1, steps_per_epoch=10, total_steps=160,
+        0.1,
+        steps_per_epoch=10,
+        total_steps=160,
     )
     expected = {0: 0.1, 80: 0.1, 81: 0.01, 120: 0.01, 121: 0.001, 159: 0.001}
     for step, lr in expected.items():
@@ -142,17 +168,22 @@ def test_piecewise_boundaries_are_epochs():
 def test_exponential_decays_by_rate_over_the_run_or_per_decay_epochs():
     over_run = optimizers.build_schedule(
         _section(name="exponential", decay_rate=0.001, decay_epochs=0.0),
-        0.1, steps_per_epoch=10, total_steps=500,
+        0.1,
+        steps_per_epoch=10,
+        total_steps=500,
     )
     per_5_epochs = optimizers.build_schedule(
         _section(name="exponential", decay_rate=0.5, decay_epochs=5.0),
-        0.1, steps_per_epoch=10, total_steps=500,
+        0.1,
+        steps_per_epoch=10,
+        total_steps=500,
     )
     for step in (0, 125, 250, 500):
         assert float(over_run(step)) == pytest.approx(0.1 * 0.001 ** (step / 500), rel=1e-5)
         assert float(per_5_epochs(step)) == pytest.approx(0.1 * 0.5 ** (step / 50), rel=1e-5)
-    constant = optimizers.build_schedule(_section(name="constant"), 0.3, steps_per_epoch=1,
-                                         total_steps=1)
+    constant = optimizers.build_schedule(
+        _section(name="constant"), 0.3, steps_per_epoch=1, total_steps=1
+    )
     assert constant == 0.3
 
 
@@ -167,30 +198,39 @@ def test_optimizers_by_identifier_with_their_own_arguments():
     sgd = optimizers.build_optimizer(config.optimizer, learning_rate=0.1)
     assert isinstance(sgd, keras.optimizers.SGD)
     assert (sgd.momentum, sgd.nesterov, sgd.weight_decay) == (0.9, True, 1e-4)
-    adam = optimizers.build_optimizer(_optimizer_section(name="adam", epsilon=1e-8).optimizer,
-                                      learning_rate=1e-3)
+    adam = optimizers.build_optimizer(
+        _optimizer_section(name="adam", epsilon=1e-8).optimizer, learning_rate=1e-3
+    )
     assert adam.epsilon == 1e-8 and adam.weight_decay is None
-    for name, cls in (("lamb", keras.optimizers.Lamb), ("lion", keras.optimizers.Lion),
-                      ("AdamW", keras.optimizers.AdamW)):
-        assert isinstance(optimizers.build_optimizer(
-            _optimizer_section(name=name).optimizer, learning_rate=1e-3), cls)
+    for name, cls in (
+        ("lamb", keras.optimizers.Lamb),
+        ("lion", keras.optimizers.Lion),
+        ("AdamW", keras.optimizers.AdamW),
+    ):
+        assert isinstance(
+            optimizers.build_optimizer(_optimizer_section(name=name).optimizer, learning_rate=1e-3),
+            cls,
+        )
     config = _optimizer_section(name="adagrad_bng", delta=1e-6)
     config.transform.update(dict(norm="l1", blocks="variable"))
-    bng = optimizers.build_optimizer(config.optimizer, learning_rate=0.01,
-                                     transform=config.transform)
+    bng = optimizers.build_optimizer(
+        config.optimizer, learning_rate=0.01, transform=config.transform
+    )
     assert bng.delta == 1e-6 and bng.get_config()["norm"] == "l1"
     assert bng.get_config()["blocks"] == "variable"
 
 
 def test_optimizer_rejects_an_argument_it_cannot_take():
     with pytest.raises(ValueError, match="optimizer.momentum=0.9 is not an argument of Adam"):
-        optimizers.build_optimizer(_optimizer_section(name="adam", momentum=0.9).optimizer,
-                                   learning_rate=1e-3)
+        optimizers.build_optimizer(
+            _optimizer_section(name="adam", momentum=0.9).optimizer, learning_rate=1e-3
+        )
     with pytest.raises(ValueError, match="Unknown optimizer 'adamm'; valid: "):
         optimizers.build_optimizer(_optimizer_section(name="adamm").optimizer, learning_rate=1.0)
 
 
 # -- loss scaling ---------------------------------------------------------------------------
+
 
 def test_dynamic_loss_scale_halves_on_overflow_and_doubles_after_clean_steps():
     scale = DynamicLossScale(initial_scale=8.0, growth_interval=2, min_scale=2.0)
@@ -213,8 +253,9 @@ def test_dynamic_loss_scale_halves_on_overflow_and_doubles_after_clean_steps():
 
 
 def _regressor():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)]
+    )
     return model
 
 
@@ -224,8 +265,15 @@ def _loss_scaled_run(strategy, weights, x, loss_scale: bool):
         model.set_weights(weights)
         optimizer = keras.optimizers.Adam(0.1)
         scale = DynamicLossScale(initial_scale=2.0**10) if loss_scale else None
-    step = TrainStep(model=model, loss="mse", optimizer=optimizer, transform="ng",
-                     global_batch_size=4, strategy=strategy, loss_scale=scale)
+    step = TrainStep(
+        model=model,
+        loss="mse",
+        optimizer=optimizer,
+        transform="ng",
+        global_batch_size=4,
+        strategy=strategy,
+        loss_scale=scale,
+    )
     y = np.ones((4, 1), np.float32)
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat(2)
     step.loop(iter(strategy.experimental_distribute_dataset(dataset)), tf.constant(2))
@@ -253,8 +301,14 @@ def test_loss_scaled_step_equals_plain_step_and_skips_non_finite(mirrored_strate
 
 
 def test_mixed_float16_run_trains_with_loss_scale_in_checkpoint(tmp_path):
-    config = tiny_mnist_config(**{"runtime.mixed_precision": "mixed_float16", "train.steps": 3,
-                                  "train.eval_every": 3, "train.checkpoint_every": 3})
+    config = tiny_mnist_config(
+        **{
+            "runtime.mixed_precision": "mixed_float16",
+            "train.steps": 3,
+            "train.eval_every": 3,
+            "train.checkpoint_every": 3,
+        }
+    )
     trainer = Trainer(config, str(tmp_path))
     results = trainer.run()
     assert keras.config.dtype_policy().name == "float32"  # restored after the build

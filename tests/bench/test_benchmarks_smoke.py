@@ -16,18 +16,17 @@ if str(ROOT) not in sys.path:  # `python -m pytest` from the root has it; plain 
 
 from benchmarks import (  # noqa: E402
     accelerator,
+    backward_scaling_cost,
     clip_vs_keras,
     loop_vs_fit,
     profile_step,
     step_overhead,
     timing,
     transform_bandwidth,
-    wrapper_vs_step,
-    workloads,
     transform_candidates,
-    backward_scaling_cost,
+    workloads,
+    wrapper_vs_step,
 )
-
 from tf_bng import BlockTransform, TransformConfig  # noqa: E402
 
 RATIO = r"\d+\.\d{3}"
@@ -40,9 +39,20 @@ def _last_line(text: str) -> str:
 def test_step_overhead_command_line_ends_with_the_headline():
     """The exact command the README and BUILD_NOTES quote, in a fresh process."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.step_overhead", "--smoke",
-         "--transforms", "ng", "--blocks", "layer,global"],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.step_overhead",
+            "--smoke",
+            "--transforms",
+            "ng",
+            "--blocks",
+            "layer,global",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -64,11 +74,17 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
         (loop_vs_fit, [], rf"loop_vs_fit deep_mlp: none={RATIO} ng={RATIO}"),
         (wrapper_vs_step, ["--models", "deep_mlp"], rf"wrapper_vs_step deep_mlp={RATIO}"),
         (clip_vs_keras, ["--models", "resnet20"], rf"clip_vs_keras resnet20={RATIO}"),
-        (profile_step, [],
-         r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)"),
+        (
+            profile_step,
+            [],
+            r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)",
+        ),
         (backward_scaling_cost, ["--models", "resnet20"], rf"backward_scaling resnet20={RATIO}"),
-        (transform_candidates, ["--models", "many_blocks", "--candidates", "per_block,default"],
-         rf"candidates many_blocks=(per_block|default):{RATIO},default:{RATIO}"),
+        (
+            transform_candidates,
+            ["--models", "many_blocks", "--candidates", "per_block,default"],
+            rf"candidates many_blocks=(per_block|default):{RATIO},default:{RATIO}",
+        ),
     ],
     ids=lambda v: getattr(v, "__name__", "").rpartition(".")[2] or None,
 )

@@ -4,12 +4,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import (
+    GLOBAL_BATCH,
+    OPTIMIZERS,
+    TRANSFORMS,
+    build_step,
+    distributed_batches,
+    initial_weights,
+    make_data,
+    max_abs_diff,
+    train,
+)
 
 import tf_bng
-from helpers import (
-    GLOBAL_BATCH, OPTIMIZERS, TRANSFORMS, build_step, distributed_batches, initial_weights,
-    make_data, max_abs_diff, train,
-)
 
 K = 3
 UPDATES = 2
@@ -25,11 +32,18 @@ def accumulate(strategy, weights, make_optimizer, transform, data, k=K):
 @pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("transform_name", sorted(TRANSFORMS))
 def test_mirrored_micro_steps_equal_one_device_big_batch(
-        mirrored_strategy, transform_name, optimizer_name):
+    mirrored_strategy, transform_name, optimizer_name
+):
     weights, data = initial_weights(), make_data(GLOBAL_BATCH * K * UPDATES)
     transform, make_optimizer = TRANSFORMS[transform_name], OPTIMIZERS[optimizer_name]
-    big = train(tf.distribute.get_strategy(), weights, make_optimizer, transform, data,
-                global_batch_size=GLOBAL_BATCH * K)
+    big = train(
+        tf.distribute.get_strategy(),
+        weights,
+        make_optimizer,
+        transform,
+        data,
+        global_batch_size=GLOBAL_BATCH * K,
+    )
     micro = accumulate(mirrored_strategy, weights, make_optimizer, transform, data)
     assert int(micro.optimizer.iterations.numpy()) == UPDATES
     assert max_abs_diff(micro.model.get_weights(), big.weights) <= 2e-6
@@ -55,12 +69,14 @@ def test_a_checkpoint_mid_window_resumes_bit_identically(tmp_path):
     batches = [b for b in distributed_batches(strategy, data, GLOBAL_BATCH)]
 
     def fresh():
-        return build_step(strategy, weights, OPTIMIZERS["adam"], TRANSFORMS["ng_adap"],
-                          accumulation_steps=K)
+        return build_step(
+            strategy, weights, OPTIMIZERS["adam"], TRANSFORMS["ng_adap"], accumulation_steps=K
+        )
 
     def checkpoint(step):
-        return tf.train.Checkpoint(model=step.model, optimizer=step.optimizer,
-                                   **step.checkpoint_items())
+        return tf.train.Checkpoint(
+            model=step.model, optimizer=step.optimizer, **step.checkpoint_items()
+        )
 
     whole = fresh()
     for b in batches:
@@ -80,10 +96,22 @@ def test_a_checkpoint_mid_window_resumes_bit_identically(tmp_path):
 
 def test_a_nan_micro_batch_skips_the_window_and_restores_batchnorm():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
-                              keras.layers.BatchNormalization(), keras.layers.Dense(1)])
-    step = tf_bng.TrainStep(model=model, loss="mse", optimizer=keras.optimizers.SGD(0.1),
-                            transform="ng", global_batch_size=4, accumulation_steps=K)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(1),
+        ]
+    )
+    step = tf_bng.TrainStep(
+        model=model,
+        loss="mse",
+        optimizer=keras.optimizers.SGD(0.1),
+        transform="ng",
+        global_batch_size=4,
+        accumulation_steps=K,
+    )
     before = [w.numpy().copy() for w in model.weights]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4, 4)).astype(np.float32)
@@ -108,9 +136,15 @@ def test_buffers_are_float32_under_mixed_float16():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     finally:
         keras.config.set_dtype_policy(policy)
-    step = tf_bng.TrainStep(model=model, loss="mse", optimizer=keras.optimizers.SGD(0.1),
-                            transform="ng", global_batch_size=4, accumulation_steps=2,
-                            loss_scale=tf_bng.step.DynamicLossScale(initial_scale=8.0))
+    step = tf_bng.TrainStep(
+        model=model,
+        loss="mse",
+        optimizer=keras.optimizers.SGD(0.1),
+        transform="ng",
+        global_batch_size=4,
+        accumulation_steps=2,
+        loss_scale=tf_bng.step.DynamicLossScale(initial_scale=8.0),
+    )
     assert all(b.dtype == tf.float32 for b in step.accumulator.buffers)
     x, y = np.ones((4, 4), np.float32), np.zeros((4, 2), np.float32)
     step.step((x, y))
@@ -121,7 +155,11 @@ def test_buffers_are_float32_under_mixed_float16():
 def test_keras_own_accumulation_is_refused_with_the_alternative():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match=r"TrainStep\(accumulation_steps=k\)"):
-        tf_bng.TrainStep(model=model, loss="mse", global_batch_size=2,
-                         optimizer=keras.optimizers.SGD(0.1, gradient_accumulation_steps=2))
+        tf_bng.TrainStep(
+            model=model,
+            loss="mse",
+            global_batch_size=2,
+            optimizer=keras.optimizers.SGD(0.1, gradient_accumulation_steps=2),
+        )
     with pytest.raises(ValueError, match="gradient_accumulation_steps"):
         tf_bng.AdaGradBNG(gradient_accumulation_steps=2)

@@ -11,10 +11,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import initial_weights, make_data, max_abs_diff, textbook_train, train
 
 import tf_bng
-from helpers import (
-    initial_weights, make_data, max_abs_diff, textbook_train, train)
 
 ETA = 0.125  # exact in float32: Keras keeps the learning rate in a float32 variable
 DELTA = 1e-8
@@ -22,6 +21,7 @@ STEPS = 5
 
 
 # -- the numpy reference --------------------------------------------------------------------
+
 
 def mlp_gradients(params: dict, x: np.ndarray, y: np.ndarray) -> dict:
     """Backward pass of mean((tanh(x W1 + b1) W2 + b2 - y)**2), by hand."""
@@ -56,6 +56,7 @@ def adagrad_bng_reference(params, x, y, block_of, excluded=(), steps=STEPS):
 
 
 # -- the Keras side -----------------------------------------------------------------------
+
 
 def make_mlp() -> keras.Model:
     return keras.Sequential(
@@ -141,14 +142,22 @@ def test_zero_gradient_block_leaves_its_variables_unchanged():
 
 def test_config_round_trip():
     optimizer = tf_bng.AdaGradBNG(
-        learning_rate=0.05, delta=1e-6, norm="l1", blocks="variable", exclude=("bias$",),
+        learning_rate=0.05,
+        delta=1e-6,
+        norm="l1",
+        blocks="variable",
+        exclude=("bias$",),
         initial_accumulator_value=0.1,
     )
     config = optimizer.get_config()
     clone = tf_bng.AdaGradBNG.from_config(config)
     assert clone.get_config() == config
     assert (config["delta"], config["norm"], config["blocks"], config["exclude"]) == (
-        1e-6, "l1", "variable", ["bias$"])
+        1e-6,
+        "l1",
+        "variable",
+        ["bias$"],
+    )
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(restored, tf_bng.AdaGradBNG)
     assert restored.get_config() == config

@@ -4,17 +4,18 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import tf_bng
 from helpers import max_abs_diff
 
+import tf_bng
 
 
 def sigmoid_mlp(depth=3, seed=0, regularized=False):
     keras.utils.set_random_seed(seed)
     reg = keras.regularizers.L2(1e-3) if regularized else None
-    layers = [keras.layers.Dense(6, activation="sigmoid", kernel_regularizer=reg,
-                                 name=f"hidden{i + 1}") for i in range(depth)]
+    layers = [
+        keras.layers.Dense(6, activation="sigmoid", kernel_regularizer=reg, name=f"hidden{i + 1}")
+        for i in range(depth)
+    ]
     return keras.Sequential([keras.Input((5,)), *layers, keras.layers.Dense(3, name="out")])
 
 
@@ -33,8 +34,9 @@ def rescale_always(monkeypatch):
     By default a float32 signal within 2**±32 of 1 is left alone, and the
     shallow nets below never leave that band.
     """
-    monkeypatch.setattr(tf_bng.backward_scaling, "_BAND",
-                        {name: 0 for name in tf_bng.backward_scaling._BAND})
+    monkeypatch.setattr(
+        tf_bng.backward_scaling, "_BAND", {name: 0 for name in tf_bng.backward_scaling._BAND}
+    )
     tf_bng.backward_scaling._exponent_table.cache_clear()
     yield
     tf_bng.backward_scaling._exponent_table.cache_clear()
@@ -45,12 +47,20 @@ def run(transform, scaling, strategy=None, steps=4, batch=16, **step_options):
     with strategy.scope():
         model = sigmoid_mlp()
         optimizer = keras.optimizers.Adam(0.01)
-    step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=optimizer, transform=transform,
-                            global_batch_size=batch, strategy=strategy, backward_scaling=scaling,
-                            **step_options)
+    step = tf_bng.TrainStep(
+        model=model,
+        loss=LOSS,
+        optimizer=optimizer,
+        transform=transform,
+        global_batch_size=batch,
+        strategy=strategy,
+        backward_scaling=scaling,
+        **step_options,
+    )
     x, y = data(batch * steps)
     dataset = strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensor_slices((x, y)).batch(batch))
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+    )
     norms = [step.step(b)[1].numpy() for b in dataset]
     return model, step, norms
 
@@ -80,9 +90,13 @@ def test_a_signal_inside_the_band_is_left_alone():
 def wide_model(seed=0):
     """One hidden layer of 4096 values per example: its signal takes the sum-of-squares path."""
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((5,)), keras.layers.Dense(4096, activation="tanh",
-                                                                   name="wide"),
-                             keras.layers.Dense(3, name="out")])
+    return keras.Sequential(
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(4096, activation="tanh", name="wide"),
+            keras.layers.Dense(3, name="out"),
+        ]
+    )
 
 
 def run_wide(scaling, strategy=None, steps=3, batch=8):
@@ -90,11 +104,19 @@ def run_wide(scaling, strategy=None, steps=3, batch=8):
     with strategy.scope():
         model = wide_model()
         optimizer = keras.optimizers.Adam(0.01)
-    step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=optimizer, transform="ng",
-                            global_batch_size=batch, strategy=strategy, backward_scaling=scaling)
+    step = tf_bng.TrainStep(
+        model=model,
+        loss=LOSS,
+        optimizer=optimizer,
+        transform="ng",
+        global_batch_size=batch,
+        strategy=strategy,
+        backward_scaling=scaling,
+    )
     x, y = data(batch * steps)
     dataset = strategy.experimental_distribute_dataset(
-        tf.data.Dataset.from_tensor_slices((x, y)).batch(batch))
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+    )
     for b in dataset:
         step.step(b)
     return model, step
@@ -120,10 +142,13 @@ def attenuating_model(depth=16, dtype="float32"):
     """Every layer shrinks the backward signal ~1e-3 times: plain float32 backprop reaches 0."""
     keras.utils.set_random_seed(1)
     init = keras.initializers.RandomNormal(stddev=1e-4)
-    layers = [keras.layers.Dense(8, kernel_initializer=init, name=f"layer{i + 1}", dtype=dtype)
-              for i in range(depth)]
-    return keras.Sequential([keras.Input((8,), dtype=dtype), *layers,
-                             keras.layers.Dense(2, name="out", dtype=dtype)])
+    layers = [
+        keras.layers.Dense(8, kernel_initializer=init, name=f"layer{i + 1}", dtype=dtype)
+        for i in range(depth)
+    ]
+    return keras.Sequential(
+        [keras.Input((8,), dtype=dtype), *layers, keras.layers.Dense(2, name="out", dtype=dtype)]
+    )
 
 
 def _first_block_direction(model, x, y):
@@ -140,8 +165,14 @@ def test_the_first_layer_learns_where_plain_backprop_underflows_to_zero():
     runs = {}
     for scaling in (False, True):
         model = attenuating_model()
-        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.01),
-                                transform="ng", global_batch_size=8, backward_scaling=scaling)
+        step = tf_bng.TrainStep(
+            model=model,
+            loss=LOSS,
+            optimizer=keras.optimizers.SGD(0.01),
+            transform="ng",
+            global_batch_size=8,
+            backward_scaling=scaling,
+        )
         before = model.get_weights()[0].copy()
         for _ in range(4):
             step.step((x, y))
@@ -162,15 +193,21 @@ def test_the_first_layer_learns_where_plain_backprop_underflows_to_zero():
 
 def test_refusals_name_the_setting():
     model = sigmoid_mlp()
-    kwargs = dict(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.1),
-                  global_batch_size=4, backward_scaling=True)
+    kwargs = dict(
+        model=model,
+        loss=LOSS,
+        optimizer=keras.optimizers.SGD(0.1),
+        global_batch_size=4,
+        backward_scaling=True,
+    )
     with pytest.raises(ValueError, match="'clip', which needs true magnitudes"):
         tf_bng.TrainStep(transform="clip", **kwargs)
     with pytest.raises(ValueError, match="max_scale or epsilon > 0"):
         tf_bng.TrainStep(transform=tf_bng.TransformConfig(transform="ng", epsilon=1e-7), **kwargs)
     with pytest.raises(ValueError, match="blocks='layer' or 'variable'"):
-        tf_bng.TrainStep(transform=tf_bng.TransformConfig(transform="ng", blocks="global"),
-                         **kwargs)
+        tf_bng.TrainStep(
+            transform=tf_bng.TransformConfig(transform="ng", blocks="global"), **kwargs
+        )
     kwargs["model"] = sigmoid_mlp(regularized=True)
     with pytest.raises(ValueError, match="regularization losses"):
         tf_bng.TrainStep(transform="ng", **kwargs)
@@ -191,7 +228,11 @@ def test_resnet_points_sit_only_where_every_path_passes():
     # after the stem conv's BatchNorm and at each block's output; a layer
     # without weights (relu, pooling) gets no point of its own
     assert [calls[i].name for _, i in placed] == [
-        "stem_bn", "stage1_block1_add", "stage2_block1_add", "stage3_block1_add"]
+        "stem_bn",
+        "stage1_block1_add",
+        "stage2_block1_add",
+        "stage3_block1_add",
+    ]
     assert len(points.layers) == 4
     inside = {v.path for v in model.trainable_variables if "block1_conv1" in v.path}
     conv1 = next(v for v in model.trainable_variables if v.path in inside)
@@ -215,8 +256,7 @@ def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points(rescale_alwa
         model = keras.Model(inputs, keras.layers.Dense(3, name="c")(h))
         model.compile(optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1)), loss=LOSS)
         model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
-        return [w for w in model.get_weights()
-                if w.shape != ()]  # the points' factors are scalars
+        return [w for w in model.get_weights() if w.shape != ()]  # the points' factors are scalars
 
     for a, b in zip(fit(True), fit(False)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -294,12 +334,14 @@ MAGNITUDES = [1e-300, 1e-40, 1e-30, 1e-12, 1e-8, 1e-5, 3e-5, 1.0, 1e12, 1e30, 1e
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 @pytest.mark.parametrize("values_per_example", [7, 4096])
 @pytest.mark.parametrize("lagged", [False, True])
-def test_the_power_matches_a_numpy_reference_over_the_whole_range(dtype, values_per_example,
-                                                                    lagged):
+def test_the_power_matches_a_numpy_reference_over_the_whole_range(
+    dtype, values_per_example, lagged
+):
     rng = np.random.default_rng(values_per_example)
     base = rng.normal(size=(3, values_per_example))
-    info = np.finfo(np.float16 if dtype == "float16" else np.float64 if dtype == "float64"
-                    else np.float32)
+    info = np.finfo(
+        np.float16 if dtype == "float16" else np.float64 if dtype == "float64" else np.float32
+    )
     large = values_per_example >= 4096 and dtype in ("float32", "float64")
     for magnitude in MAGNITUDES:
         # what the dtype can hold (float32 flushes subnormals on CPU, as TF does)
@@ -336,7 +378,7 @@ def test_zero_empty_and_non_finite_signals(values_per_example):
 def test_float16_signal_aims_low():
     signal = tf.constant([3e-7, -1e-6], tf.float16)  # subnormal in float16
     exponent = exponent_of(signal)
-    assert 2.0 ** -6.5 <= 1e-6 * 2.0**exponent < 2.0 ** -5.5
+    assert 2.0**-6.5 <= 1e-6 * 2.0**exponent < 2.0**-5.5
 
 
 def test_mixed_float16_first_layer_keeps_a_gradient_where_plain_float16_loses_it():
@@ -350,9 +392,15 @@ def test_mixed_float16_first_layer_keeps_a_gradient_where_plain_float16_loses_it
             model = attenuating_model(depth=6, dtype=None)  # ~3e-4 per layer: 1e-21 at layer 1
         finally:
             keras.config.set_dtype_policy(policy)
-        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.01),
-                                transform="ng", global_batch_size=8, backward_scaling=scaling,
-                                loss_scale=tf_bng.step.DynamicLossScale(initial_scale=1.0))
+        step = tf_bng.TrainStep(
+            model=model,
+            loss=LOSS,
+            optimizer=keras.optimizers.SGD(0.01),
+            transform="ng",
+            global_batch_size=8,
+            backward_scaling=scaling,
+            loss_scale=tf_bng.step.DynamicLossScale(initial_scale=1.0),
+        )
         before = model.get_weights()[0].copy()
         for _ in range(3):
             step.step((x, y))
@@ -394,10 +442,18 @@ def test_a_replica_without_examples_does_not_choose_the_factor(rescale_always, m
         with strategy.scope():
             model = sigmoid_mlp()
             optimizer = keras.optimizers.Adam(0.01)
-        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=optimizer, transform="ng",
-                                global_batch_size=2, strategy=strategy, backward_scaling=True)
+        step = tf_bng.TrainStep(
+            model=model,
+            loss=LOSS,
+            optimizer=optimizer,
+            transform="ng",
+            global_batch_size=2,
+            strategy=strategy,
+            backward_scaling=True,
+        )
         dataset = strategy.experimental_distribute_dataset(
-            tf.data.Dataset.from_tensor_slices((x, y)).batch(2))
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+        )
         norms = [step.step(b)[1].numpy() for b in dataset]  # batches of 2, then 1
         return model, norms
 
@@ -426,10 +482,16 @@ def test_no_point_separates_two_calls_of_one_layer(rescale_always):
     weights = {}
     for scaling in (False, True):
         model = shared_layer_model()
-        step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.Adam(0.01),
-                                transform="ng", global_batch_size=16, backward_scaling=scaling)
+        step = tf_bng.TrainStep(
+            model=model,
+            loss=LOSS,
+            optimizer=keras.optimizers.Adam(0.01),
+            transform="ng",
+            global_batch_size=16,
+            backward_scaling=scaling,
+        )
         for start in (0, 16):
-            step.step((x[start:start + 16], y[start:start + 16]))
+            step.step((x[start : start + 16], y[start : start + 16]))
         weights[scaling] = model.get_weights()
     for a, b in zip(weights[True], weights[False]):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -450,7 +512,8 @@ def test_times_power_of_two_is_exact_and_never_nan_at_any_factor():
     values = np.array([0.0, 1.5, 3e-38, 3e38, 1.2e-38], np.float32)
     for log2 in (-1000.0, -378.0, -300.0, -130.0, 0.0, 7.0, 130.0, 300.0, 378.0, 1000.0):
         got = tf_bng.backward_scaling.times_power_of_two(
-            tf.constant(values), tf.constant(log2)).numpy()
+            tf.constant(values), tf.constant(log2)
+        ).numpy()
         with np.errstate(over="ignore", under="ignore"):
             expected = np.ldexp(values.astype(np.float64), int(log2)).astype(np.float32)
         expected[np.abs(expected) < np.finfo(np.float32).tiny] = 0.0
@@ -461,9 +524,16 @@ def scaled_chain(dtype: str, layer_dtypes=None):
     """x -> Dense(I) -> point -> Dense(2**10 I) -> point -> Dense(I): signals known exactly."""
     gains = (1.0, 2.0**10, 1.0)
     layer_dtypes = layer_dtypes or (dtype,) * 3
-    layers = [keras.layers.Dense(3, use_bias=False, dtype=layer_dtype, name=f"dense{i}",
-                                 kernel_initializer=keras.initializers.Constant(np.eye(3) * g))
-              for i, (g, layer_dtype) in enumerate(zip(gains, layer_dtypes))]
+    layers = [
+        keras.layers.Dense(
+            3,
+            use_bias=False,
+            dtype=layer_dtype,
+            name=f"dense{i}",
+            kernel_initializer=keras.initializers.Constant(np.eye(3) * g),
+        )
+        for i, (g, layer_dtype) in enumerate(zip(gains, layer_dtypes))
+    ]
     model = keras.Sequential([keras.Input((3,), dtype=dtype), *layers])
     scaled, points = tf_bng.backward_scaling.insert_scale_points(model)
     assert len(points.layers) == 2
@@ -473,7 +543,7 @@ def scaled_chain(dtype: str, layer_dtypes=None):
 @pytest.mark.parametrize("traced", [True, False])
 def test_chained_points_apply_the_factor_chosen_above_one_layer_late(rescale_always, traced):
     scaled, points = scaled_chain("float32")
-    top_signal = np.array([[2.0**-20, -2.0**-21, 0.0]], np.float32)  # dL/d(output), max 2**-20
+    top_signal = np.array([[2.0**-20, -(2.0**-21), 0.0]], np.float32)  # dL/d(output), max 2**-20
 
     def kernel_gradient():
         with tf.GradientTape() as tape:
@@ -542,10 +612,16 @@ def test_float16_accumulation_sums_the_micro_batches_at_one_factor():
     finally:
         keras.config.set_dtype_policy(policy)
     before = model.get_weights()
-    step = tf_bng.TrainStep(model=model, loss=LOSS, optimizer=keras.optimizers.SGD(0.01),
-                            transform="ng", global_batch_size=8, backward_scaling=True,
-                            accumulation_steps=2,
-                            loss_scale=tf_bng.step.DynamicLossScale(initial_scale=1.0))
+    step = tf_bng.TrainStep(
+        model=model,
+        loss=LOSS,
+        optimizer=keras.optimizers.SGD(0.01),
+        transform="ng",
+        global_batch_size=8,
+        backward_scaling=True,
+        accumulation_steps=2,
+        loss_scale=tf_bng.step.DynamicLossScale(initial_scale=1.0),
+    )
     for half in (slice(0, 8), slice(8, 16)):
         step.step((x[half], y[half], weights[half]))
     assert int(step.optimizer.iterations.numpy()) == 1 and int(step.bad_steps.total.numpy()) == 0
@@ -580,12 +656,13 @@ def test_a_float16_point_below_a_float32_one_chooses_from_its_own_signal():
 
 
 def test_every_replica_applies_the_factor_handed_down_in_its_own_thread(
-        rescale_always, mirrored_strategy):
+    rescale_always, mirrored_strategy
+):
     """MirroredStrategy traces each replica in its own thread: each one's lower point applies
     the factor its own upper point chose (1 here), not the 2**-10 a same-batch point would."""
     with mirrored_strategy.scope():
         scaled, _ = scaled_chain("float32")
-    top_signal = np.array([[2.0**-20, -2.0**-21, 0.0]], np.float32)
+    top_signal = np.array([[2.0**-20, -(2.0**-21), 0.0]], np.float32)
 
     def replica_gradient():
         with tf.GradientTape() as tape:

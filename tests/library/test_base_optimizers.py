@@ -42,8 +42,19 @@ EXCLUDED = {
 
 # What the issue lists explicitly: the enumeration must at least find these.
 EXPECTED_AT_LEAST = {
-    "SGD", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "Nadam", "Ftrl",
-    "Lion", "Lamb", "Adafactor", "Muon",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "RMSprop",
+    "Adadelta",
+    "Adamax",
+    "Nadam",
+    "Ftrl",
+    "Lion",
+    "Lamb",
+    "Adafactor",
+    "Muon",
 }
 
 
@@ -52,8 +63,11 @@ def keras_optimizer_names() -> list[str]:
     names = []
     for name in dir(keras.optimizers):
         cls = getattr(keras.optimizers, name)
-        if (inspect.isclass(cls) and issubclass(cls, keras.optimizers.Optimizer)
-                and cls is not keras.optimizers.Optimizer):
+        if (
+            inspect.isclass(cls)
+            and issubclass(cls, keras.optimizers.Optimizer)
+            and cls is not keras.optimizers.Optimizer
+        ):
             names.append(name)
     return sorted(names)
 
@@ -98,8 +112,9 @@ def regression_batch():
 
 def ng_losses(optimizer: keras.optimizers.Optimizer, steps: int = STEPS) -> list[float]:
     """Full-batch losses of `steps` steps of ng (layer blocks, l2) on the MLP regression."""
-    step = tf_bng.TrainStep(model=make_mlp(), loss="mse", optimizer=optimizer,
-                            transform="ng", global_batch_size=BATCH)
+    step = tf_bng.TrainStep(
+        model=make_mlp(), loss="mse", optimizer=optimizer, transform="ng", global_batch_size=BATCH
+    )
     assert step.block_names == ("mlp/hidden", "mlp/out")
     batch = regression_batch()
     return [float(step.step(batch)[0]) for _ in range(steps)]

@@ -6,10 +6,10 @@ The reference "layer" partition walks the model's layers by object identity
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 import tensorflow as tf
 
-import numpy_reference as ref
 import tf_bng
 
 APPLICATIONS = {

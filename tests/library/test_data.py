@@ -71,8 +71,14 @@ def test_training_order_depends_on_seed_only_and_reshuffles_each_epoch():
     assert data.get_spec(config).train_examples == 40
 
     def first_epochs(seed):
-        x = np.concatenate([b[0] for b in batches(
-            data.build_dataset(config, split="train", training=True, seed=seed), 8)])
+        x = np.concatenate(
+            [
+                b[0]
+                for b in batches(
+                    data.build_dataset(config, split="train", training=True, seed=seed), 8
+                )
+            ]
+        )
         return x[:40], x[40:]
 
     epoch1, epoch2 = first_epochs(seed=5)
@@ -113,8 +119,12 @@ def test_two_input_pipelines_split_each_global_batch_disjointly():
     config = dict(name="synthetic", batch_size=8, train_examples=40, image_shape=(3,))
     single = batches(data.build_dataset(config, split="train", training=True, seed=1), 10)
     shards = [
-        batches(data.build_dataset(config, split="train", training=True, seed=1,
-                                   input_context=context(2, i, 2)), 10)
+        batches(
+            data.build_dataset(
+                config, split="train", training=True, seed=1, input_context=context(2, i, 2)
+            ),
+            10,
+        )
         for i in range(2)
     ]
     for step in range(10):
@@ -132,26 +142,39 @@ def test_augmentation_seeds_do_not_depend_on_the_layout():
 
     def run(ctx):
         stream = array_stream(x, np.zeros(12, np.int32), training=True, seed=7)
-        dataset = batch_stream(stream, global_batch_size=6, training=True, seed=7,
-                               input_context=ctx, preprocess=noisy)
+        dataset = batch_stream(
+            stream, global_batch_size=6, training=True, seed=7, input_context=ctx, preprocess=noisy
+        )
         return [b[0] for b in batches(dataset, 4)]
 
     single = run(None)
     halves = [run(context(2, i, 2)) for i in range(2)]
     for step in range(4):
-        np.testing.assert_array_equal(np.concatenate([halves[0][step], halves[1][step]]),
-                                      single[step])
+        np.testing.assert_array_equal(
+            np.concatenate([halves[0][step], halves[1][step]]), single[step]
+        )
     # The noise differs between the two epochs' passes over the same examples.
     assert len({float(v) for v in np.concatenate(single).ravel()}) == 24
 
 
 def test_eval_sharding_keeps_every_example_once():
     config = dict(name="synthetic", batch_size=8, eval_examples=21, image_shape=(2,))
-    single = np.concatenate([x for x, _ in batches(
-        data.build_dataset(config, split="eval", training=False, seed=0))])
-    shards = [np.concatenate([x for x, _ in batches(data.build_dataset(
-        config, split="eval", training=False, seed=0, input_context=context(2, i, 2)))])
-        for i in range(2)]
+    single = np.concatenate(
+        [x for x, _ in batches(data.build_dataset(config, split="eval", training=False, seed=0))]
+    )
+    shards = [
+        np.concatenate(
+            [
+                x
+                for x, _ in batches(
+                    data.build_dataset(
+                        config, split="eval", training=False, seed=0, input_context=context(2, i, 2)
+                    )
+                )
+            ]
+        )
+        for i in range(2)
+    ]
     assert len(single) == 21 and len(shards[0]) + len(shards[1]) == 21
     assert row_keys(shards[0]) | row_keys(shards[1]) == row_keys(single)
 
@@ -161,12 +184,15 @@ def test_distribute_feeds_mirrored_replicas_the_single_device_batch(mirrored_str
     expected = batches(data.build_dataset(config, split="train", training=True, seed=4), 3)
     from tf_bng.training import input_pipeline
 
-    iterator = iter(input_pipeline.distribute(
-        mirrored_strategy,
-        lambda seed, context: data.build_dataset(
-            config, split="train", training=True, seed=seed, input_context=context),
-        seed=4,
-    ))
+    iterator = iter(
+        input_pipeline.distribute(
+            mirrored_strategy,
+            lambda seed, context: data.build_dataset(
+                config, split="train", training=True, seed=seed, input_context=context
+            ),
+            seed=4,
+        )
+    )
     for step in range(3):
         x, y = next(iterator)
         local_x = mirrored_strategy.experimental_local_results(x)
@@ -180,14 +206,16 @@ def test_distribute_feeds_mirrored_replicas_the_single_device_batch(mirrored_str
 
 
 def test_synthetic_is_deterministic_by_data_seed():
-    config = dict(name="synthetic", batch_size=4, image_shape=(5, 5, 2), num_classes=3,
-                  eval_examples=4)
+    config = dict(
+        name="synthetic", batch_size=4, image_shape=(5, 5, 2), num_classes=3, eval_examples=4
+    )
     spec = data.get_spec(config)
     assert (spec.input_shape, spec.num_classes, spec.eval_examples) == ((5, 5, 2), 3, 4)
 
     def eval_batch(**overrides):
-        return batches(data.build_dataset({**config, **overrides}, split="eval",
-                                          training=False, seed=0))[0]
+        return batches(
+            data.build_dataset({**config, **overrides}, split="eval", training=False, seed=0)
+        )[0]
 
     x, y = eval_batch()
     assert x.shape == (4, 5, 5, 2) and y.dtype == np.int32 and set(y) <= {0, 1, 2}
@@ -199,7 +227,7 @@ def test_quadratic_data_is_one_batch_of_zeros_per_epoch():
     config = dict(name="quadratic", batch_size=6)
     spec = data.get_spec(config)
     assert (spec.task, spec.train_examples, spec.input_shape) == ("quadratic", 6, (1,))
-    (x, y), = batches(data.build_dataset(config, split="train", training=True, seed=0), 1)
+    ((x, y),) = batches(data.build_dataset(config, split="train", training=True, seed=0), 1)
     assert x.shape == (6, 1) and y.shape == (6,)
     assert not x.any() and not y.any()
 
@@ -208,8 +236,9 @@ def test_unknown_dataset_and_split_name_the_valid_choices():
     with pytest.raises(ValueError, match="mnist5k"):
         data.get_spec(dict(name="nope", batch_size=2))
     with pytest.raises(ValueError, match="eval"):
-        data.build_dataset(dict(name="quadratic", batch_size=2), split="dev", training=False,
-                           seed=0)
+        data.build_dataset(
+            dict(name="quadratic", batch_size=2), split="dev", training=False, seed=0
+        )
 
 
 # -- Penn Treebank -------------------------------------------------------------------------------
@@ -254,8 +283,9 @@ def test_ptb_sequences_shift_targets_by_one_token(tmp_path):
     assert dict(pairs)["the"] == 0
 
     # "bird" is not in the training vocabulary: it maps to <unk>, the last id.
-    (tx, ty), = batches(data.build_dataset({**config, "batch_size": 100}, split="eval",
-                                           training=False, seed=0))
+    ((tx, ty),) = batches(
+        data.build_dataset({**config, "batch_size": 100}, split="eval", training=False, seed=0)
+    )
     test_words = words_of(PTB_TEXT["test"] * 3)
     bird = test_words.index("bird")
     assert np.concatenate([tx.ravel(), ty[-1, -1:]])[bird] == spec.num_classes - 1
@@ -282,7 +312,7 @@ def test_ptb_missing_names_the_archive_and_download_fetches_it(tmp_path):
 def test_clean_str_follows_kims_rules():
     assert clean_str("It's a MESS, isn't it?!") == "it 's a mess , is n't it ? !"
     assert clean_str("(great) -- film... we'll see") == "( great ) film we 'll see"
-    assert clean_str("caf\xe9 \"noir\"") == "caf noir"
+    assert clean_str('caf\xe9 "noir"') == "caf noir"
 
 
 def test_rt_polarity_pads_and_splits_90_10(tmp_path):
@@ -299,8 +329,10 @@ def test_rt_polarity_pads_and_splits_90_10(tmp_path):
     words = {w for s in positive + negative for w in s.split()}
     assert spec.vocab_size == len(words) + 1  # + padding id 0
 
-    (x_train, y_train), = batches(data.build_dataset(config, split="train", training=False, seed=0))
-    (x_test, y_test), = batches(data.build_dataset(config, split="eval", training=False, seed=0))
+    ((x_train, y_train),) = batches(
+        data.build_dataset(config, split="train", training=False, seed=0)
+    )
+    ((x_test, y_test),) = batches(data.build_dataset(config, split="eval", training=False, seed=0))
     x = np.concatenate([x_train, x_test])
     y = np.concatenate([y_train, y_test])
     assert sorted(y.tolist()) == [0] * 20 + [1] * 30
@@ -310,7 +342,7 @@ def test_rt_polarity_pads_and_splits_90_10(tmp_path):
     # Sentences of one length carry one label here: the labels follow the sentences.
     assert set(y[lengths == 7]) == {1} and set(y[lengths == 4]) == {0}
     # The split is fixed by split_seed, not by the training seed.
-    (again, _), = batches(data.build_dataset(config, split="test", training=False, seed=8))
+    ((again, _),) = batches(data.build_dataset(config, split="test", training=False, seed=8))
     np.testing.assert_array_equal(again, x_test)
 
 
@@ -351,10 +383,18 @@ def test_tfds_mnist_is_flat_unit_range_and_imagenet_is_cropped_to_image_size():
         x, y = batches(data.build_dataset(config, split="train", training=True, seed=0), 1)[0]
         imagenet = dict(name="imagenet2012", batch_size=2, image_size=24, limit=6)
         spec = data.get_spec(imagenet)
-        assert (spec.input_shape, spec.num_classes, spec.eval_split) == ((24, 24, 3), 1000,
-                                                                         "validation")
-        shapes = {b[0].shape for training in (True, False) for b in batches(
-            data.build_dataset(imagenet, split="eval", training=training, seed=0), 2)}
+        assert (spec.input_shape, spec.num_classes, spec.eval_split) == (
+            (24, 24, 3),
+            1000,
+            "validation",
+        )
+        shapes = {
+            b[0].shape
+            for training in (True, False)
+            for b in batches(
+                data.build_dataset(imagenet, split="eval", training=training, seed=0), 2
+            )
+        }
     assert x.shape == (4, 784) and x.dtype == np.float32 and y.dtype == np.int32
     assert 0.0 <= x.min() and x.max() <= 1.0
     assert shapes == {(2, 24, 24, 3)}
@@ -368,9 +408,15 @@ def test_tfds_cifar10_augmentation_is_a_padded_crop_maybe_flipped():
         assert data.get_spec(config).input_shape == (32, 32, 3)
         raw = tfds.load("cifar10", split="train", as_supervised=True)
         images = np.stack([np.asarray(image, np.float64) for image, _ in raw])
-        (plain, _), = batches(data.build_dataset(config, split="test", training=False, seed=0))
-        augmented = np.concatenate([x for x, _ in batches(
-            data.build_dataset(config, split="train", training=True, seed=0), 6)])
+        ((plain, _),) = batches(data.build_dataset(config, split="test", training=False, seed=0))
+        augmented = np.concatenate(
+            [
+                x
+                for x, _ in batches(
+                    data.build_dataset(config, split="train", training=True, seed=0), 6
+                )
+            ]
+        )
 
     normalized = (images / 255 - CIFAR10_MEAN) / CIFAR10_STD
     np.testing.assert_allclose(plain, normalized, atol=1e-5)  # evaluation: no augmentation
@@ -378,7 +424,7 @@ def test_tfds_cifar10_augmentation_is_a_padded_crop_maybe_flipped():
     keys, crops = [], []
     for dy in range(9):
         for dx in range(9):
-            crop = padded[:, dy:dy + 32, dx:dx + 32]
+            crop = padded[:, dy : dy + 32, dx : dx + 32]
             keys += [(dy, dx, False), (dy, dx, True)]
             crops += [crop, crop[:, :, ::-1]]
     crops = np.stack(crops)  # [candidate, source image, 32, 32, 3]

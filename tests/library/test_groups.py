@@ -4,10 +4,10 @@ import re
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 import tensorflow as tf
 
-import numpy_reference as ref
 import tf_bng
 from tf_bng import selectors
 
@@ -61,18 +61,25 @@ def _reference(model, grads, assignment, settings):
 def test_first_matching_group_wins_and_matches_reference(model, grads):
     variables = model.trainable_variables
     config = tf_bng.TransformConfig(
-        transform="ng", groups=[
+        transform="ng",
+        groups=[
             (selectors.one_dimensional, {"transform": "clip", "threshold": 0.05}),
             (re.compile("head"), {"transform": "ng_adap", "alpha": 0.1, "max_scale": 0.5}),
-        ])
+        ],
+    )
     out, norms = tf_bng.BlockTransform(config)([tf.constant(g) for g in grads], variables)
     # independent assignment: rank <= 1 first, then the head's (2-D) kernel, the rest top level
     assignment = [1 if len(v.shape) <= 1 else 2 if "head" in v.path else 0 for v in variables]
-    expected = _reference(model, grads, assignment, {
-        0: dict(transform="ng"),
-        1: dict(transform="clip", threshold=0.05),
-        2: dict(transform="ng_adap", alpha=0.1, max_scale=0.5),
-    })
+    expected = _reference(
+        model,
+        grads,
+        assignment,
+        {
+            0: dict(transform="ng"),
+            1: dict(transform="clip", threshold=0.05),
+            2: dict(transform="ng_adap", alpha=0.1, max_scale=0.5),
+        },
+    )
     for got, want in zip(out, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
 
@@ -91,7 +98,8 @@ def test_exclude_equals_a_group_with_transform_none(model, grads):
     tensors = [tf.constant(g) for g in grads]
     excluded = tf_bng.BlockTransform(transform="ng", exclude=("norm",))
     grouped = tf_bng.BlockTransform(
-        transform="ng", groups=[(selectors.path("norm"), {"transform": "none"})])
+        transform="ng", groups=[(selectors.path("norm"), {"transform": "none"})]
+    )
     a, _ = excluded(tensors, variables)
     b, _ = grouped(tensors, variables)
     for x, y in zip(a, b):
@@ -103,9 +111,14 @@ def test_exclude_equals_a_group_with_transform_none(model, grads):
 def test_ng_adap_max_scale_caps_the_trust_ratio(model, grads, max_scale):
     variables = model.trainable_variables
     out, _ = tf_bng.BlockTransform(transform="ng_adap", alpha=0.5, max_scale=max_scale)(
-        [tf.constant(g) for g in grads], variables)
-    expected = _reference(model, grads, [0] * len(variables),
-                          {0: dict(transform="ng_adap", alpha=0.5, max_scale=max_scale)})
+        [tf.constant(g) for g in grads], variables
+    )
+    expected = _reference(
+        model,
+        grads,
+        [0] * len(variables),
+        {0: dict(transform="ng_adap", alpha=0.5, max_scale=max_scale)},
+    )
     for got, want in zip(out, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
 
@@ -140,18 +153,26 @@ def test_callable_selector_and_global_clip_group(model, grads):
     variables = model.trainable_variables
     is_body = lambda v: "body" in v.path  # noqa: E731
     config = tf_bng.TransformConfig(
-        transform="none", groups=[(is_body, {"transform": "global_clip", "threshold": 0.1})])
+        transform="none", groups=[(is_body, {"transform": "global_clip", "threshold": 0.1})]
+    )
     out, _ = tf_bng.BlockTransform(config)([tf.constant(g) for g in grads], variables)
     assignment = [1 if "body" in v.path else 0 for v in variables]
-    expected = _reference(model, grads, assignment, {
-        0: dict(transform="none"), 1: dict(transform="clip", threshold=0.1, blocks="global")})
+    expected = _reference(
+        model,
+        grads,
+        assignment,
+        {0: dict(transform="none"), 1: dict(transform="clip", threshold=0.1, blocks="global")},
+    )
     for got, want in zip(out, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
 
 
 def test_selectors_serialize_by_regex_or_name_and_refuse_callables():
-    assert selectors.deserialize_selector(selectors.serialize_selector(selectors.path("a.c"))) \
-        == selectors.path("a.c")
-    assert selectors.deserialize_selector({"builtin": "one_dimensional"}) is selectors.one_dimensional
+    assert selectors.deserialize_selector(
+        selectors.serialize_selector(selectors.path("a.c"))
+    ) == selectors.path("a.c")
+    assert (
+        selectors.deserialize_selector({"builtin": "one_dimensional"}) is selectors.one_dimensional
+    )
     with pytest.raises(ValueError, match="cannot be saved"):
         selectors.serialize_selector(lambda v: True)

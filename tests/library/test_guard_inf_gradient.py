@@ -29,11 +29,22 @@ def test_an_infinite_gradient_with_a_finite_loss_is_skipped(mode, transform, mon
     if mode == "vectorized":
         monkeypatch.setattr(tf_bng.BlockTransform, "vectorize_min_blocks", 1)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, name="dense"),
-                              SqrtAtZero(name="sqrt"), keras.layers.Dense(2, name="out")])
-    step = tf_bng.TrainStep(model=model, loss=keras.losses.MeanSquaredError(),
-                            optimizer=keras.optimizers.SGD(0.1), transform=transform,
-                            global_batch_size=4, skip_nonfinite=True)
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(3, name="dense"),
+            SqrtAtZero(name="sqrt"),
+            keras.layers.Dense(2, name="out"),
+        ]
+    )
+    step = tf_bng.TrainStep(
+        model=model,
+        loss=keras.losses.MeanSquaredError(),
+        optimizer=keras.optimizers.SGD(0.1),
+        transform=transform,
+        global_batch_size=4,
+        skip_nonfinite=True,
+    )
     x = np.ones((4, 3), np.float32)
     y = np.zeros((4, 2), np.float32)
     before = model.get_weights()

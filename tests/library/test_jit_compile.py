@@ -12,13 +12,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import tf_bng
 from helpers import tiny_mnist_config
 
+import tf_bng
 from tf_bng import TrainStep
-from tf_bng_trainers.experiment import Trainer
 from tf_bng_trainers.config_checks import ConfigError, validate_config
+from tf_bng_trainers.experiment import Trainer
 
 
 def xla_calls(function: tf.types.experimental.ConcreteFunction) -> list[str]:
@@ -41,8 +40,13 @@ def _step(jit: bool, strategy=None) -> TrainStep:
         )
         optimizer = keras.optimizers.Adam(1e-2)
     return TrainStep(
-        model=model, optimizer=optimizer, transform="ng", global_batch_size=4, strategy=strategy,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit,
+        model=model,
+        optimizer=optimizer,
+        transform="ng",
+        global_batch_size=4,
+        strategy=strategy,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit,
     )
 
 
@@ -108,9 +112,15 @@ def test_a_custom_norm_keeps_the_transform_out_of_xla(mirrored_strategy):
     with mirrored_strategy.scope():
         model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
         optimizer = keras.optimizers.SGD(0.1)
-    step = TrainStep(model=model, optimizer=optimizer, global_batch_size=4, loss="mse",
-                     transform=tf_bng.TransformConfig(transform="ng", norm="l2_custom_jit"),
-                     strategy=mirrored_strategy, jit_compile=True)
+    step = TrainStep(
+        model=model,
+        optimizer=optimizer,
+        global_batch_size=4,
+        loss="mse",
+        transform=tf_bng.TransformConfig(transform="ng", norm="l2_custom_jit"),
+        strategy=mirrored_strategy,
+        jit_compile=True,
+    )
     assert not step._jit_transform
 
 

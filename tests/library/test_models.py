@@ -12,25 +12,60 @@ from tf_bng import models
 from tf_bng.data import DatasetSpec
 from tf_bng.models.layers import ZeroPadShortcut
 
-IMAGES = DatasetSpec(name="tiny_images", task="classification", input_shape=(8, 8, 3),
-                     num_classes=5, train_examples=8, eval_examples=8)
-VECTORS = DatasetSpec(name="tiny_vectors", task="classification", input_shape=(12,),
-                      num_classes=4, train_examples=8, eval_examples=8)
-TOKENS = DatasetSpec(name="tiny_lm", task="language_model", input_shape=(6,), num_classes=11,
-                     train_examples=8, eval_examples=8, input_dtype="int32")
-SENTENCES = DatasetSpec(name="tiny_text", task="classification", input_shape=(7,),
-                        num_classes=2, train_examples=8, eval_examples=8, vocab_size=13,
-                        input_dtype="int32")
-QUADRATIC = DatasetSpec(name="quadratic", task="quadratic", input_shape=(1,), num_classes=1,
-                        train_examples=4, eval_examples=4)
+IMAGES = DatasetSpec(
+    name="tiny_images",
+    task="classification",
+    input_shape=(8, 8, 3),
+    num_classes=5,
+    train_examples=8,
+    eval_examples=8,
+)
+VECTORS = DatasetSpec(
+    name="tiny_vectors",
+    task="classification",
+    input_shape=(12,),
+    num_classes=4,
+    train_examples=8,
+    eval_examples=8,
+)
+TOKENS = DatasetSpec(
+    name="tiny_lm",
+    task="language_model",
+    input_shape=(6,),
+    num_classes=11,
+    train_examples=8,
+    eval_examples=8,
+    input_dtype="int32",
+)
+SENTENCES = DatasetSpec(
+    name="tiny_text",
+    task="classification",
+    input_shape=(7,),
+    num_classes=2,
+    train_examples=8,
+    eval_examples=8,
+    vocab_size=13,
+    input_dtype="int32",
+)
+QUADRATIC = DatasetSpec(
+    name="quadratic",
+    task="quadratic",
+    input_shape=(1,),
+    num_classes=1,
+    train_examples=4,
+    eval_examples=4,
+)
 
 # (model config, spec, expected output shape for a batch of 2)
 CASES = {
     "mlp": (dict(name="mlp", depth=3, width=6), VECTORS, (2, 4)),
     "deep_mlp": (dict(name="deep_mlp", depth=4, width=6), VECTORS, (2, 4)),
     "cifar_resnet": (dict(name="cifar_resnet", depth=8, shortcut="A"), IMAGES, (2, 5)),
-    "cifar_resnet_b": (dict(name="cifar_resnet", depth=8, shortcut="B", weight_decay=1e-4),
-                       IMAGES, (2, 5)),
+    "cifar_resnet_b": (
+        dict(name="cifar_resnet", depth=8, shortcut="B", weight_decay=1e-4),
+        IMAGES,
+        (2, 5),
+    ),
     # depth 18 traces twice as fast; the 34-layer network is checked by its parameter count.
     "preact_resnet34": (dict(name="preact_resnet34", depth=18, base_width=2), IMAGES, (2, 5)),
     "lstm_lm": (dict(name="lstm_lm", embedding_dim=5, hidden_size=4), TOKENS, (2, 6, 11)),
@@ -79,14 +114,17 @@ def test_model_trains_one_step_with_finite_loss(case):
     keras.utils.set_random_seed(0)
     model = models.build_model(config, spec=spec)
     before = [v.numpy() for v in model.trainable_variables]
-    step = tf_bng.TrainStep(model=model, loss=models.default_loss(spec),
-                            optimizer=keras.optimizers.SGD(0.1), transform="ng",
-                            global_batch_size=4)
+    step = tf_bng.TrainStep(
+        model=model,
+        loss=models.default_loss(spec),
+        optimizer=keras.optimizers.SGD(0.1),
+        transform="ng",
+        global_batch_size=4,
+    )
     loss, norms = step.step(tiny_batch(spec, 4, seed=1))
     assert np.isfinite(float(loss))
     assert len(norms) == len(step.block_names) > 0 and np.all(np.isfinite(norms))
-    changed = [not np.array_equal(b, v.numpy())
-               for b, v in zip(before, model.trainable_variables)]
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables)]
     assert any(changed)
 
 
@@ -111,10 +149,17 @@ def test_cifar_resnet_parameter_count_matches_he_et_al(depth, paper_millions):
 
 
 def test_preact_resnet34_has_21_8m_parameters_and_preactivated_blocks():
-    model = models.build_model(dict(name="preact_resnet34"),
-                               spec=DatasetSpec(name="imagenet2012", task="classification",
-                                                input_shape=(64, 64, 3), num_classes=1000,
-                                                train_examples=1, eval_examples=1))
+    model = models.build_model(
+        dict(name="preact_resnet34"),
+        spec=DatasetSpec(
+            name="imagenet2012",
+            task="classification",
+            input_shape=(64, 64, 3),
+            num_classes=1000,
+            train_examples=1,
+            eval_examples=1,
+        ),
+    )
     assert abs(trainable_count(model) / 21.8e6 - 1) < 0.01
     names = {l.name for l in model.layers}
     assert "stage2_block1_shortcut_conv" in names and "stage1_block1_preact_bn" not in names
@@ -143,9 +188,17 @@ def test_strided_conv_is_centred_on_the_subsampled_grid():
 
 
 def test_mlp_matches_the_paper_and_the_seed():
-    paper = models.build_model(dict(name="mlp", depth=18), spec=DatasetSpec(
-        name="mnist5k", task="classification", input_shape=(784,), num_classes=10,
-        train_examples=1, eval_examples=1))
+    paper = models.build_model(
+        dict(name="mlp", depth=18),
+        spec=DatasetSpec(
+            name="mnist5k",
+            task="classification",
+            input_shape=(784,),
+            num_classes=10,
+            train_examples=1,
+            eval_examples=1,
+        ),
+    )
     dense = [l for l in paper.layers if isinstance(l, keras.layers.Dense)]
     assert [l.units for l in dense] == [100] * 18 + [10]
     assert all(l.activation is keras.activations.sigmoid for l in dense[:-1])
@@ -170,8 +223,12 @@ def test_weight_decay_is_torch_style():
 
 def test_kim_cnn_keeps_output_weights_within_max_norm():
     model = models.build_model(dict(name="kim_cnn", num_filters=3, max_norm=0.5), spec=SENTENCES)
-    step = tf_bng.TrainStep(model=model, loss=models.default_loss(SENTENCES),
-                            optimizer=keras.optimizers.SGD(100.0), global_batch_size=4)
+    step = tf_bng.TrainStep(
+        model=model,
+        loss=models.default_loss(SENTENCES),
+        optimizer=keras.optimizers.SGD(100.0),
+        global_batch_size=4,
+    )
     step.step(tiny_batch(SENTENCES, 4))
     kernel = np.asarray(model.get_layer("logits").kernel, np.float64)
     assert np.linalg.norm(kernel, axis=0).max() <= 0.5 + 1e-5

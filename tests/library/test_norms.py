@@ -4,10 +4,10 @@ import re
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 import tensorflow as tf
 
-import numpy_reference as ref
 import tf_bng
 
 BUILTIN = tuple(ref.NORMS)
@@ -32,10 +32,13 @@ def test_many_blocks_at_once_match_the_reference_block_by_block(name, dtype):
     """``cheap_many`` (the vectorized transform's norms) over blocks from 1e-30 to 1e30:
     each value equals the float64 reference where it is trusted, and a block whose
     squares underflow or overflow float32 is flagged untrusted, not silently wrong."""
-    blocks = [[t * magnitude for t in _block(seed)]
-              for seed, magnitude in enumerate([1e-30, 1e-3, 1.0, 1e5, 1e30])]
+    blocks = [
+        [t * magnitude for t in _block(seed)]
+        for seed, magnitude in enumerate([1e-30, 1e-3, 1.0, 1e5, 1e30])
+    ]
     values, trusted = tf_bng.get_norm(name).cheap_many(
-        [[tf.constant(t, dtype) for t in b] for b in blocks])
+        [[tf.constant(t, dtype) for t in b] for b in blocks]
+    )
     for value, ok, block in zip(values.numpy(), trusted.numpy(), blocks):
         expected = ref.block_norm(name, [np.asarray(t, dtype) for t in block])
         if ok:
@@ -143,7 +146,9 @@ def test_many_blocks_of_mixed_dtypes_are_taken_in_the_widest(name):
     of squares exceeds float16's 65504 is still exact, next to a float32 block."""
     big = np.random.default_rng(1).normal(100.0, 10.0, size=(40, 40)).astype(np.float16)
     blocks = [[big], [np.linspace(-1.0, 2.0, 7).astype(np.float32)]]
-    values, trusted = tf_bng.get_norm(name).cheap_many([[tf.constant(t) for t in b] for b in blocks])
+    values, trusted = tf_bng.get_norm(name).cheap_many(
+        [[tf.constant(t) for t in b] for b in blocks]
+    )
     assert values.dtype == tf.float32 and trusted.numpy().all()
     for value, block in zip(values.numpy(), blocks):
         expected = ref.block_norm(name, [t.astype(np.float64) for t in block])

@@ -13,10 +13,10 @@ only in tests.
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 import tensorflow as tf
 
-import numpy_reference as ref
 import tf_bng
 
 BUILTIN = tuple(ref.NORMS)
@@ -26,8 +26,12 @@ SCALES = {
     "float16": (1e-4, 3e-2, 1.0, 3e2, 6e4),
     "float64": (1e-300, 1e-200, 1e-160, 1.0, 1e160, 1e200, 1e300),
 }
-COMPUTE = {"float32": np.float32, "bfloat16": np.float32, "float16": np.float32,
-           "float64": np.float64}
+COMPUTE = {
+    "float32": np.float32,
+    "bfloat16": np.float32,
+    "float16": np.float32,
+    "float64": np.float64,
+}
 
 
 def _block(dtype: str, scale: float, seed: int = 0):
@@ -118,8 +122,10 @@ def transform_mode(request, monkeypatch):
 
 
 def _variables(block, value=0.3):
-    return [keras.Variable(np.full(t.shape, value, np.float32), name=f"w{i}")
-            for i, t in enumerate(block)]
+    return [
+        keras.Variable(np.full(t.shape, value, np.float32), name=f"w{i}")
+        for i, t in enumerate(block)
+    ]
 
 
 def _out_norm(name, out, dtype) -> float:
@@ -131,8 +137,9 @@ def _out_norm(name, out, dtype) -> float:
 @pytest.mark.parametrize("name", BUILTIN)
 def test_ng_block_comes_out_with_unit_norm_anywhere_in_the_range(name, dtype, scale):
     block = _block(dtype, scale)
-    variables = [keras.Variable(np.ones(t.shape, np.float32), name=f"v{i}")
-                 for i, t in enumerate(block)]
+    variables = [
+        keras.Variable(np.ones(t.shape, np.float32), name=f"v{i}") for i, t in enumerate(block)
+    ]
     bt = tf_bng.BlockTransform(transform="ng", norm=name, blocks="global")
     out, norms = bt(block, variables)
     assert all(o.dtype == t.dtype for o, t in zip(out, block))
@@ -149,8 +156,9 @@ def test_ng_block_comes_out_with_unit_norm_anywhere_in_the_range(name, dtype, sc
 def test_clip_is_exact_on_both_sides_of_the_threshold_anywhere(name, scale):
     block = _block("float32", scale)
     variables = _variables(block)
-    out, _ = tf_bng.BlockTransform(transform="clip", norm=name, threshold=1.0,
-                                   blocks="global")(block, variables)
+    out, _ = tf_bng.BlockTransform(transform="clip", norm=name, threshold=1.0, blocks="global")(
+        block, variables
+    )
     expected = _reference_norm(name, _as_seen(block, "float32"), scale)
     if expected <= 1.0:
         for o, t in zip(out, block):
@@ -164,8 +172,9 @@ def test_clip_is_exact_on_both_sides_of_the_threshold_anywhere(name, scale):
 def test_ng_adap_scale_matches_reference_where_representable(scale, weight):
     block = _block("float32", scale)
     variables = _variables(block, weight)
-    out, _ = tf_bng.BlockTransform(transform="ng_adap", norm="l2", alpha=0.02,
-                                   blocks="global")(block, variables)
+    out, _ = tf_bng.BlockTransform(transform="ng_adap", norm="l2", alpha=0.02, blocks="global")(
+        block, variables
+    )
     seen = _as_seen(block, "float32")
     n = _reference_norm("l2", seen, scale)
     m = ref.block_norm("l2", [np.asarray(v.numpy(), np.float64) for v in variables])
@@ -175,7 +184,8 @@ def test_ng_adap_scale_matches_reference_where_representable(scale, weight):
     assert ref.block_norm("l2", got) == pytest.approx(expected_norm, rel=1e-6)
     # and the direction is the gradient's
     cos = sum(np.sum(g * s) for g, s in zip(got, seen)) / (
-        ref.block_norm("l2", got) * ref.block_norm("l2", [s / scale for s in seen]) * scale)
+        ref.block_norm("l2", got) * ref.block_norm("l2", [s / scale for s in seen]) * scale
+    )
     assert cos == pytest.approx(1.0, rel=1e-6)
     assert np.isfinite(n)
 
@@ -208,8 +218,11 @@ def test_transform_in_a_compiled_function_equals_eager_at_the_extremes(transform
 
 def test_epsilon_defaults_to_zero_everywhere():
     assert tf_bng.TransformConfig().epsilon == 0.0
-    for wrapper in (tf_bng.NormalizedOptimizer, tf_bng.ClippedOptimizer,
-                    tf_bng.AdaptiveNormalizedOptimizer):
+    for wrapper in (
+        tf_bng.NormalizedOptimizer,
+        tf_bng.ClippedOptimizer,
+        tf_bng.AdaptiveNormalizedOptimizer,
+    ):
         assert wrapper(keras.optimizers.SGD()).epsilon == 0.0
 
 
@@ -222,8 +235,9 @@ def test_default_transform_lifts_a_1e_minus_17_block_to_unit_norm():
 
 def test_wrapper_saved_with_the_old_epsilon_keeps_it(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile(optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1), epsilon=1e-7),
-                  loss="mse")
+    model.compile(
+        optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1), epsilon=1e-7), loss="mse"
+    )
     model.fit(np.ones((4, 3)), np.zeros((4, 2)), verbose=0)
     path = str(tmp_path / "old_default.keras")
     model.save(path)
@@ -241,20 +255,26 @@ def test_wrapper_saved_with_the_old_epsilon_keeps_it(tmp_path):
 def test_train_step_reports_the_true_norm_of_a_1e_minus_25_gradient(transform, factor):
     """grad_norm/<block> is read from these: 1e-25 must show as 1e-25, not 0."""
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, name="first"),
-                              keras.layers.Dense(1, name="last")])
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(4, name="first"), keras.layers.Dense(1, name="last")]
+    )
     x = np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32)
     y = np.zeros((8, 1), np.float32)
     with tf.GradientTape() as tape:
         plain = tf.reduce_mean(tf.square(model(x)))
     unit = [g.numpy().astype(np.float64) for g in tape.gradient(plain, model.trainable_variables)]
     step = tf_bng.TrainStep(
-        model=model, optimizer=keras.optimizers.SGD(0.0), global_batch_size=8,
+        model=model,
+        optimizer=keras.optimizers.SGD(0.0),
+        global_batch_size=8,
         loss=lambda t, p: factor * tf.reduce_mean(tf.square(p - t), axis=-1),
-        transform=transform)
+        transform=transform,
+    )
     _, norms = step.step((tf.constant(x), tf.constant(y)))
-    expected = [np.sqrt(np.sum(unit[0] ** 2) + np.sum(unit[1] ** 2)) * factor,
-                np.sqrt(np.sum(unit[2] ** 2) + np.sum(unit[3] ** 2)) * factor]
+    expected = [
+        np.sqrt(np.sum(unit[0] ** 2) + np.sum(unit[1] ** 2)) * factor,
+        np.sqrt(np.sum(unit[2] ** 2) + np.sum(unit[3] ** 2)) * factor,
+    ]
     assert len(step.block_names) == 2
     np.testing.assert_allclose(norms.numpy(), expected, rtol=1e-5)
 

@@ -9,14 +9,10 @@ has Conv2D and Dense layers with l2 kernel regularizers, which exercises
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import tf_bng
 from helpers import (
     CLIP_THRESHOLD,
     GLOBAL_BATCH,
@@ -34,7 +30,10 @@ from helpers import (
     textbook_train,
     train,
 )
+
+import tf_bng
 from tf_bng.problems.quadratic import identity_loss
+
 
 @pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("transform_name", sorted(TRANSFORMS))
@@ -70,8 +69,10 @@ def test_block_norms_are_the_global_gradient_norms():
         loss = tf.reduce_mean(tf.square(pred - data[1])) + tf.add_n(model.losses)
     grads = tape.gradient(loss, model.trainable_variables)
     per_layer = np.array(
-        [np.sqrt(sum(np.sum(np.square(g.numpy().astype(np.float64))) for g in grads[i : i + 2]))
-         for i in range(0, len(grads), 2)]
+        [
+            np.sqrt(sum(np.sum(np.square(g.numpy().astype(np.float64))) for g in grads[i : i + 2]))
+            for i in range(0, len(grads), 2)
+        ]
     )
     assert run.step.block_names == ("net/conv", "net/hidden", "net/out")
     np.testing.assert_allclose(run.norms[0], per_layer, rtol=1e-5)
@@ -144,28 +145,42 @@ def test_keras_global_clipnorm_is_wrong_under_replicas_and_the_step_is_right(mir
         return keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=1.0)
 
     probe = {"model_fn": LinearProbe, "global_batch_size": 2}
-    one_device = textbook_train(tf.distribute.get_strategy(), start, keras_clipping, data,
-                                loss_fn=probe_loss, **probe)
+    one_device = textbook_train(
+        tf.distribute.get_strategy(), start, keras_clipping, data, loss_fn=probe_loss, **probe
+    )
     np.testing.assert_allclose(one_device[0].ravel(), correct, rtol=1e-6)
-    keras_mirrored = textbook_train(mirrored_strategy, start, keras_clipping, data,
-                                    loss_fn=probe_loss, **probe)[0].ravel()
+    keras_mirrored = textbook_train(
+        mirrored_strategy, start, keras_clipping, data, loss_fn=probe_loss, **probe
+    )[0].ravel()
     np.testing.assert_allclose(keras_mirrored, [-1.0, -1.0], rtol=1e-6)  # clipped per replica
     assert np.max(np.abs(keras_mirrored - correct)) > 0.1
 
-    run = train(mirrored_strategy, start, lambda: keras.optimizers.SGD(learning_rate=1.0),
-                tf_bng.TransformConfig(transform="global_clip", threshold=1.0), data,
-                loss=identity_loss, **probe)
+    run = train(
+        mirrored_strategy,
+        start,
+        lambda: keras.optimizers.SGD(learning_rate=1.0),
+        tf_bng.TransformConfig(transform="global_clip", threshold=1.0),
+        data,
+        loss=identity_loss,
+        **probe,
+    )
     np.testing.assert_allclose(run.weights[0].ravel(), correct, rtol=1e-6)
 
 
 # -- TrainStep argument checks and the multi-step loop ---------------------------------------
 
+
 def test_rejects_batch_not_divisible_by_replicas(mirrored_strategy):
     with mirrored_strategy.scope():
         model = make_model()
     with pytest.raises(ValueError, match=r"Global batch size 7 is not divisible by the 2 replicas"):
-        tf_bng.TrainStep(model=model, loss="mse", optimizer=keras.optimizers.SGD(),
-                         global_batch_size=7, strategy=mirrored_strategy)
+        tf_bng.TrainStep(
+            model=model,
+            loss="mse",
+            optimizer=keras.optimizers.SGD(),
+            global_batch_size=7,
+            strategy=mirrored_strategy,
+        )
 
 
 @pytest.mark.parametrize("clip", ["clipnorm", "global_clipnorm", "clipvalue"])
@@ -174,22 +189,34 @@ def test_rejects_keras_clipping_under_two_replicas(mirrored_strategy, clip):
         model = make_model()
         optimizer = keras.optimizers.SGD(**{clip: 1.0})
     with pytest.raises(ValueError, match=rf"optimizer\.{clip} is set.*transform='clip'"):
-        tf_bng.TrainStep(model=model, loss="mse", optimizer=optimizer,
-                         global_batch_size=GLOBAL_BATCH, strategy=mirrored_strategy)
+        tf_bng.TrainStep(
+            model=model,
+            loss="mse",
+            optimizer=optimizer,
+            global_batch_size=GLOBAL_BATCH,
+            strategy=mirrored_strategy,
+        )
 
 
 def test_keras_clipping_is_allowed_on_one_device():
-    step = tf_bng.TrainStep(model=make_model(), loss="mse",
-                            optimizer=keras.optimizers.SGD(clipnorm=1.0),
-                            global_batch_size=GLOBAL_BATCH)
+    step = tf_bng.TrainStep(
+        model=make_model(),
+        loss="mse",
+        optimizer=keras.optimizers.SGD(clipnorm=1.0),
+        global_batch_size=GLOBAL_BATCH,
+    )
     assert step.strategy.num_replicas_in_sync == 1
 
 
 def test_rejects_unbuilt_model():
     model = keras.Sequential([keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="Build the model"):
-        tf_bng.TrainStep(model=model, loss="mse", optimizer=keras.optimizers.SGD(),
-                         global_batch_size=GLOBAL_BATCH)
+        tf_bng.TrainStep(
+            model=model,
+            loss="mse",
+            optimizer=keras.optimizers.SGD(),
+            global_batch_size=GLOBAL_BATCH,
+        )
 
 
 def test_loop_equals_repeated_step(mirrored_strategy):

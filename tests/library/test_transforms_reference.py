@@ -10,10 +10,10 @@ import re
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 import tensorflow as tf
 
-import numpy_reference as ref
 import tf_bng
 
 NORMS = tuple(ref.NORMS)
@@ -129,7 +129,11 @@ def test_tape_gradients_with_repeated_embedding_rows_match_reference(
     float64_model, tape_grads, norm, transform, mode
 ):
     _check_against_reference(
-        float64_model, tape_grads, norm=norm, transform=transform, mode=mode,
+        float64_model,
+        tape_grads,
+        norm=norm,
+        transform=transform,
+        mode=mode,
         threshold=TAPE_THRESHOLD,
     )
 
@@ -140,8 +144,13 @@ def test_a_large_epsilon_enters_every_scale_as_n_plus_epsilon(
     float64_model, random_grads, norm, transform
 ):
     _check_against_reference(
-        float64_model, random_grads, norm=norm, transform=transform, mode="layer",
-        eps=0.5, threshold=0.05,
+        float64_model,
+        random_grads,
+        norm=norm,
+        transform=transform,
+        mode="layer",
+        eps=0.5,
+        threshold=0.05,
     )
 
 

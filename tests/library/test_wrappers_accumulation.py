@@ -3,10 +3,9 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from helpers import max_abs_diff, seed_classification_data, seed_mlp, weights_of
 
 import tf_bng
-from helpers import max_abs_diff, seed_classification_data, seed_mlp, weights_of
 
 K = 4
 BATCH = 32
@@ -19,8 +18,10 @@ WRAPPERS = {
 
 def _fit(wrapper, batch_size, x, y, **kw):
     model = seed_mlp()
-    model.compile(optimizer=WRAPPERS[wrapper](keras.optimizers.SGD(0.1), **kw),
-                  loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=WRAPPERS[wrapper](keras.optimizers.SGD(0.1), **kw),
+        loss="sparse_categorical_crossentropy",
+    )
     model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     return model
 
@@ -38,9 +39,10 @@ def test_the_schedule_advances_once_per_update():
     x, y = seed_classification_data(BATCH * K * 2)
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
     model = seed_mlp()
-    model.compile(optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(schedule),
-                                                       accumulation_steps=K),
-                  loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(schedule), accumulation_steps=K),
+        loss="sparse_categorical_crossentropy",
+    )
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 2
     assert float(model.optimizer.learning_rate) == pytest.approx(0.1 * 0.5**2)
@@ -48,12 +50,21 @@ def test_the_schedule_advances_once_per_update():
 
 def test_accumulation_groups_and_max_scale_survive_a_keras_file(tmp_path):
     x, y = seed_classification_data(BATCH * 6)
-    groups = [(tf_bng.selectors.one_dimensional, {"transform": "none"}),
-              (tf_bng.selectors.path("dense_1"), {"max_scale": 3.0})]
+    groups = [
+        (tf_bng.selectors.one_dimensional, {"transform": "none"}),
+        (tf_bng.selectors.path("dense_1"), {"max_scale": 3.0}),
+    ]
     model = seed_mlp()
-    model.compile(optimizer=tf_bng.AdaptiveNormalizedOptimizer(
-        keras.optimizers.SGD(0.1, momentum=0.9), alpha=0.01, accumulation_steps=K,
-        groups=groups, max_scale=5.0), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=tf_bng.AdaptiveNormalizedOptimizer(
+            keras.optimizers.SGD(0.1, momentum=0.9),
+            alpha=0.01,
+            accumulation_steps=K,
+            groups=groups,
+            max_scale=5.0,
+        ),
+        loss="sparse_categorical_crossentropy",
+    )
     model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)  # 6 batches: mid-window
     path = str(tmp_path / "acc.keras")
     model.save(path)
@@ -81,8 +92,9 @@ def test_under_mirrored_strategy_fit_accumulation_points_to_the_train_step(mirro
     x, y = seed_classification_data(BATCH * 2)
     with mirrored_strategy.scope():
         model = seed_mlp()
-        model.compile(optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1),
-                                                           accumulation_steps=2),
-                      loss="sparse_categorical_crossentropy")
+        model.compile(
+            optimizer=tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1), accumulation_steps=2),
+            loss="sparse_categorical_crossentropy",
+        )
     with pytest.raises(ValueError, match=r"TrainStep\(accumulation_steps=k\)"):
         model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)

@@ -55,7 +55,9 @@ def fit_under(strategy, make_optimizer):
     x, y = replica_skewed_data()
     with strategy.scope():
         model = small_model()
-        model.compile(make_optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            make_optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
     w0 = weights_of(model)
     model.fit(x, y, epochs=2, batch_size=BATCH, shuffle=False, verbose=0)
     return w0, weights_of(model)

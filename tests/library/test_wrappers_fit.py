@@ -45,7 +45,9 @@ def test_every_keras_optimizer_class_is_covered():
 
 @pytest.mark.parametrize("inner_name", INNER_CLASSES)
 def test_normalized_wraps_every_keras_optimizer(inner_name, data):
-    inner = getattr(keras.optimizers, inner_name)(learning_rate=LEARNING_RATES.get(inner_name, 0.05))
+    inner = getattr(keras.optimizers, inner_name)(
+        learning_rate=LEARNING_RATES.get(inner_name, 0.05)
+    )
     model, before, after, accuracy = fit_seed_model(NormalizedOptimizer(inner, "l2"), data)
     assert after < 0.6 * before
     assert accuracy >= 0.75  # the seed's bar

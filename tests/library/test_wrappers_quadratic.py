@@ -40,7 +40,9 @@ def numpy_reference(problem, steps):
 def run():
     problem = make_problem()
     model = QuadraticModel()
-    optimizer = NormalizedOptimizer(keras.optimizers.SGD(LR, momentum=MOMENTUM, nesterov=True), "l2")
+    optimizer = NormalizedOptimizer(
+        keras.optimizers.SGD(LR, momentum=MOMENTUM, nesterov=True), "l2"
+    )
     optimizer.build(model.trainable_variables)
     x = tf.zeros([1, 1])
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import numpy_reference as ref
 import pytest
 import tensorflow as tf
 
-import numpy_reference as ref
 import tf_bng
 from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
 

@@ -23,8 +23,12 @@ def rms(flat_block):
 WRAPPERS = {
     "normalized-adam": lambda: NormalizedOptimizer(keras.optimizers.Adam(0.01), "l1"),
     "clipped-momentum": lambda: ClippedOptimizer(
-        keras.optimizers.SGD(0.1, momentum=0.9), "max", clipnorm=0.3, blocks="variable",
-        exclude=("bias",), epsilon=1e-6,
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        "max",
+        clipnorm=0.3,
+        blocks="variable",
+        exclude=("bias",),
+        epsilon=1e-6,
     ),
     "adaptive-rmsprop-schedule": lambda: AdaptiveNormalizedOptimizer(
         keras.optimizers.RMSprop(

@@ -26,8 +26,8 @@ Splits: ``"train"``, ``"eval"`` (the split the paper reports:
 ``"validation"`` for ptb and imagenet2012).
 """
 
-from tf_bng.data.spec import DataUnavailableError, DatasetSpec
 from tf_bng.data.registry import DATASETS, build_dataset, get_spec
+from tf_bng.data.spec import DatasetSpec, DataUnavailableError
 
 __all__ = [
     "DATASETS",

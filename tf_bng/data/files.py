@@ -11,7 +11,8 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from tf_bng.data.options import get_option
 from tf_bng.data.spec import DataUnavailableError
@@ -27,7 +28,7 @@ def data_dir_of(config: Any) -> str:
     return os.path.expanduser(str(get_option(config, "data_dir", "") or default_data_dir()))
 
 
-def find_directory(root: str, candidates: Sequence[str], required: Iterable[str]) -> Optional[str]:
+def find_directory(root: str, candidates: Sequence[str], required: Iterable[str]) -> str | None:
     """The first ``root/candidate`` that holds every file of ``required``."""
     required = tuple(required)
     for candidate in candidates:

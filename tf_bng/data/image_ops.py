@@ -8,7 +8,7 @@ for training and a resize + central crop (ratio 0.875) for evaluation.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

@@ -11,7 +11,7 @@ or replicas. Per-example augmentation draws from the stateless seed
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -86,8 +86,8 @@ def batch_stream(
     global_batch_size: int,
     training: bool,
     seed: int,
-    input_context: Optional[tf.distribute.InputContext] = None,
-    preprocess: Optional[Preprocess] = None,
+    input_context: tf.distribute.InputContext | None = None,
+    preprocess: Preprocess | None = None,
 ) -> tf.data.Dataset:
     """Shard, preprocess, batch and prefetch a global stream of ``(x, y)`` examples.
 

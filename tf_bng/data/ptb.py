@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tf_bng.data.options import get_option
 from tf_bng.data.files import locate
+from tf_bng.data.options import get_option
 from tf_bng.data.source import array_source
 from tf_bng.data.spec import DatasetSpec
 from tf_bng.data.vocabulary import build_vocabulary, encode

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 import tensorflow as tf
 
@@ -77,7 +77,7 @@ def build_dataset(
     split: str,
     training: bool,
     seed: int,
-    input_context: Optional[tf.distribute.InputContext] = None,
+    input_context: tf.distribute.InputContext | None = None,
     **options: Any,
 ) -> tf.data.Dataset:
     """Batches ``(x, y)`` of one input pipeline (see :mod:`tf_bng.data.pipeline`).

@@ -20,12 +20,12 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from tf_bng.data.options import get_option
 from tf_bng.data.files import locate
+from tf_bng.data.options import get_option
 from tf_bng.data.source import array_source
 from tf_bng.data.spec import DatasetSpec
 from tf_bng.data.vocabulary import build_vocabulary, encode
@@ -72,7 +72,7 @@ def _read_sentences(path: str) -> list[list[str]]:
 
 @functools.lru_cache(maxsize=4)
 def _corpus(
-    directory: str, split_seed: int, train_fraction: float, max_length: Optional[int]
+    directory: str, split_seed: int, train_fraction: float, max_length: int | None
 ) -> dict:
     positive = _read_sentences(os.path.join(directory, FILES[0]))
     negative = _read_sentences(os.path.join(directory, FILES[1]))

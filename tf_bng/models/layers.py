@@ -9,8 +9,6 @@ the strided grid by one pixel relative to the shortcut's subsampling).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import keras
 from keras import layers
 
@@ -28,7 +26,7 @@ HE_FAN_OUT = keras.initializers.VarianceScaling(
 )
 
 
-def weight_decay_regularizer(weight_decay: float) -> Optional[keras.regularizers.Regularizer]:
+def weight_decay_regularizer(weight_decay: float) -> keras.regularizers.Regularizer | None:
     """Coupled weight decay as in torch's SGD: gradient += weight_decay * w.
 
     Keras's ``L2(l)`` adds ``l * sum(w**2)``, whose gradient is ``2 l w``, hence

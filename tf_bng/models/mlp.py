@@ -27,7 +27,7 @@ hidden kernels, as in the seed.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -86,7 +86,14 @@ def deep_mlp(
 ) -> keras.Model:
     """The keras seed's deep MLP: :func:`mlp` with the seed's settings as defaults."""
     return mlp(
-        depth, num_classes, input_shape, width=width, activation=activation,
-        batch_norm=batch_norm, dropout=dropout, l2=l2, kernel_initializer=kernel_initializer,
+        depth,
+        num_classes,
+        input_shape,
+        width=width,
+        activation=activation,
+        batch_norm=batch_norm,
+        dropout=dropout,
+        l2=l2,
+        kernel_initializer=kernel_initializer,
         name=name,
     )

@@ -13,7 +13,7 @@ first stage, for scaled-down tests), ``weight_decay`` (0.0, torch-style).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -38,8 +38,14 @@ def _block(x, filters: int, strides: int, first_in_network: bool, weight_decay: 
     else:
         residual, shortcut = _bn_relu(x, f"{name}_preact"), x
     if projects:
-        shortcut = conv(shortcut, filters, 1, strides=strides, weight_decay=weight_decay,
-                        name=f"{name}_shortcut_conv")
+        shortcut = conv(
+            shortcut,
+            filters,
+            1,
+            strides=strides,
+            weight_decay=weight_decay,
+            name=f"{name}_shortcut_conv",
+        )
     y = conv(residual, filters, 3, strides=strides, weight_decay=weight_decay, name=f"{name}_conv1")
     y = _bn_relu(y, f"{name}_mid")
     y = conv(y, filters, 3, weight_decay=weight_decay, name=f"{name}_conv2")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -30,8 +31,10 @@ def _mlp_builder(fn: Callable) -> Builder:
 
 def _image_shape(spec: DatasetSpec, model: str) -> tuple:
     if len(spec.input_shape) != 3:
-        raise ValueError(f"{model} needs images [height, width, channels]; {spec.name} gives "
-                         f"examples of shape {spec.input_shape}.")
+        raise ValueError(
+            f"{model} needs images [height, width, channels]; {spec.name} gives "
+            f"examples of shape {spec.input_shape}."
+        )
     return spec.input_shape
 
 
@@ -98,8 +101,11 @@ def build_model(model: Any, *, spec: DatasetSpec, **options: Any) -> keras.Model
         return _BUILDERS[name](options, spec)
     except TypeError as e:
         if "unexpected keyword argument" in str(e):
-            raise ValueError(f"Model {name!r} does not take the option {str(e).split()[-1]}.") from None
+            raise ValueError(
+                f"Model {name!r} does not take the option {str(e).split()[-1]}."
+            ) from None
         raise
+
 
 def default_loss(spec: DatasetSpec) -> Any:
     """The loss that matches the models' outputs for ``spec.task``.

@@ -14,7 +14,7 @@ output weight vectors, applied by the optimizer after each step; 0 = off).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -78,6 +78,4 @@ def kim_cnn(
     x = layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else pooled[0]
     x = layers.Dropout(float(dropout), name="dropout")(x)
     constraint = keras.constraints.MaxNorm(float(max_norm), axis=0) if max_norm else None
-    return keras.Model(
-        inputs, logits(x, int(num_classes), kernel_constraint=constraint), name=name
-    )
+    return keras.Model(inputs, logits(x, int(num_classes), kernel_constraint=constraint), name=name)

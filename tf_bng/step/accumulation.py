@@ -18,7 +18,8 @@ one device).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -55,35 +56,45 @@ class GradientAccumulator(tf.Module):
         )
         self.buffers = [
             tf.Variable(
-                tf.zeros(v.shape, tf.float32), aggregation=tf.VariableAggregation.SUM,
-                name=f"grad_sum_{i}", **on_read,
+                tf.zeros(v.shape, tf.float32),
+                aggregation=tf.VariableAggregation.SUM,
+                name=f"grad_sum_{i}",
+                **on_read,
             )
             for i, v in enumerate(variables)
         ]
         self.count = tf.Variable(
-            0, dtype=tf.int64, trainable=False, name="micro_steps",
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="micro_steps",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
         # The state of the forward pass at the window's start (identical on every replica).
         self.window_start_state = [
             tf.Variable(
-                tf.convert_to_tensor(v), aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                name=f"window_start_{i}", **on_read,
+                tf.convert_to_tensor(v),
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                name=f"window_start_{i}",
+                **on_read,
             )
             for i, v in enumerate(forward_state)
         ]
         # Backward scaling: per variable, the log2 factor the window's sums carry.
         self.reference = tf.Variable(
             tf.zeros([len(variables) if with_reference else 0]),
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, name="window_log2_factor",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            name="window_log2_factor",
             **on_read,
         )
         self.window_loss_finite = tf.Variable(
-            True, trainable=False, name="window_loss_finite",
+            True,
+            trainable=False,
+            name="window_loss_finite",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
 
-    def add(self, grads: Sequence[Any], factors: Optional[tf.Tensor] = None) -> None:
+    def add(self, grads: Sequence[Any], factors: tf.Tensor | None = None) -> None:
         """Add one micro-batch's local gradients (None: nothing to add), each times
         ``factors[i]`` when given: in float32, after the cast, so a float16
         gradient's shift cannot overflow in its own type."""

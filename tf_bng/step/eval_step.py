@@ -42,7 +42,11 @@ class EvalStep:
         else:
             hits = tf.zeros_like(per_example)
         return tf.stack(
-            [tf.reduce_sum(per_example * weight), tf.reduce_sum(weight), tf.reduce_sum(hits * weight)]
+            [
+                tf.reduce_sum(per_example * weight),
+                tf.reduce_sum(weight),
+                tf.reduce_sum(hits * weight),
+            ]
         )
 
     def _distributed_sums(self, dataset):

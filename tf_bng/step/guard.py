@@ -11,7 +11,8 @@ reports (``bad_steps``) and stops on (``train.max_bad_steps``).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 

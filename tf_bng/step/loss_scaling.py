@@ -11,7 +11,8 @@ arithmetic; :class:`tf_bng.TrainStep` does the control flow.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -47,7 +48,10 @@ class DynamicLossScale(tf.Module):
         self.min_scale = float(min_scale)
         only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
         self.scale = tf.Variable(
-            float(initial_scale), dtype=tf.float32, trainable=False, aggregation=only_first,
+            float(initial_scale),
+            dtype=tf.float32,
+            trainable=False,
+            aggregation=only_first,
             name="scale",
         )
         self.good_steps = tf.Variable(

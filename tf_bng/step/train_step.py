@@ -19,7 +19,8 @@ same decision also drives the loss scale.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -82,13 +83,13 @@ class TrainStep:
         model: keras.Model,
         loss: Any,
         optimizer: keras.optimizers.Optimizer,
-        transform: Union[TransformConfig, BlockTransform, str, None] = None,
+        transform: TransformConfig | BlockTransform | str | None = None,
         global_batch_size: int,
-        strategy: Optional[tf.distribute.Strategy] = None,
+        strategy: tf.distribute.Strategy | None = None,
         metrics: Sequence[keras.metrics.Metric] = (),
         report_norms: bool = True,
         jit_compile: bool = False,
-        loss_scale: Optional[DynamicLossScale] = None,
+        loss_scale: DynamicLossScale | None = None,
         skip_nonfinite: bool = True,
         accumulation_steps: int = 1,
         backward_scaling: bool = False,
@@ -145,15 +146,21 @@ class TrainStep:
             self.bad_steps = step_guard.BadStepCounter() if guarded else None
             only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
             self.last_norms = tf.Variable(
-                tf.zeros([len(self.block_names)]), trainable=False, aggregation=only_first,
+                tf.zeros([len(self.block_names)]),
+                trainable=False,
+                aggregation=only_first,
                 name="last_block_norms",
             )
             self.last_scales = tf.Variable(
-                tf.ones([len(self.block_names)]), trainable=False, aggregation=only_first,
+                tf.ones([len(self.block_names)]),
+                trainable=False,
+                aggregation=only_first,
                 name="last_block_scales",
             )
             self.last_log10_norms = tf.Variable(
-                tf.zeros([len(self.block_names)]), trainable=False, aggregation=only_first,
+                tf.zeros([len(self.block_names)]),
+                trainable=False,
+                aggregation=only_first,
                 name="last_block_log10_norms",
             )
             self._train_model, self.scale_points = model, None
@@ -176,7 +183,9 @@ class TrainStep:
         if self.accumulation_steps > 1:
             with self.strategy.scope():
                 self.accumulator = GradientAccumulator(
-                    model.trainable_variables, self.accumulation_steps, self._forward_state,
+                    model.trainable_variables,
+                    self.accumulation_steps,
+                    self._forward_state,
                     with_reference=self.scale_points is not None,
                 )
         self._present = None  # which gradients are not None (set at trace time)
@@ -186,15 +195,21 @@ class TrainStep:
         # Under several replicas XLA cannot compile the step (collectives on other
         # devices fail on CPU); it compiles the transform alone instead.
         whole_step = bool(jit_compile) and replicas == 1
-        self._jit_transform = (bool(jit_compile) and replicas > 1
-                               and self.transform.builtin_norms_only)
+        self._jit_transform = (
+            bool(jit_compile) and replicas > 1 and self.transform.builtin_norms_only
+        )
         if bool(jit_compile) and replicas > 1 and not self._jit_transform:
-            logging.warning("jit_compile: a user-registered norm may use ops XLA lacks; the "
-                            "block transform runs uncompiled under %d replicas.", replicas)
+            logging.warning(
+                "jit_compile: a user-registered norm may use ops XLA lacks; the "
+                "block transform runs uncompiled under %d replicas.",
+                replicas,
+            )
         # Built once, for every trace of the step; the variables are the model's, always.
         self._compiled_transform = tf.function(
             lambda g: tuple(self.transform.apply(g, self.model.trainable_variables)),
-            jit_compile=True, autograph=False)
+            jit_compile=True,
+            autograph=False,
+        )
         self.jit_compile = whole_step
         self.step = tf.function(self._distributed_step, jit_compile=self.jit_compile)
         self.loop = tf.function(self._distributed_loop)
@@ -269,8 +284,9 @@ class TrainStep:
         if self.scale_points is None:
             return grads, (norms, scales, empty), finite
         if self.accumulator is not None:  # the window's common factor, per block
-            log2_factors = tf.gather(tf.convert_to_tensor(self.accumulator.reference),
-                                     self._first_of_block)
+            log2_factors = tf.gather(
+                tf.convert_to_tensor(self.accumulator.reference), self._first_of_block
+            )
         else:
             log2_factors = self.scale_points.log2_factors(self._factors)
         norms, log10_norms = backward_scaling_lib.true_norms(norms, log2_factors)

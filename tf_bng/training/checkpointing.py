@@ -32,15 +32,16 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import tensorflow as tf
 from absl import logging
 
-from tf_bng.training import runtime
 from tf_bng.errors import CheckpointError
-from tf_bng.training.files import atomic_write_text
 from tf_bng.step.guard import is_float_variable
+from tf_bng.training import runtime
+from tf_bng.training.files import atomic_write_text
 
 __all__ = [
     "write_path",
@@ -62,7 +63,7 @@ _STEP = re.compile(rf"{PREFIX}-(\d+)$")
 _READ_ERRORS = (tf.errors.OpError, OSError, ValueError, RuntimeError, IndexError)
 
 
-def write_path(path: str, strategy: Optional[tf.distribute.Strategy] = None) -> str:
+def write_path(path: str, strategy: tf.distribute.Strategy | None = None) -> str:
     """``path`` for the chief, a per-worker scratch path next to it for the others."""
     if runtime.is_chief(strategy):
         return path
@@ -70,7 +71,7 @@ def write_path(path: str, strategy: Optional[tf.distribute.Strategy] = None) -> 
     return os.path.join(parent, f".scratch_worker_{runtime.task_id(strategy)}", base)
 
 
-def remove_scratch(path: str, strategy: Optional[tf.distribute.Strategy] = None) -> None:
+def remove_scratch(path: str, strategy: tf.distribute.Strategy | None = None) -> None:
     """Delete what a non-chief wrote to its :func:`write_path`."""
     if not runtime.is_chief(strategy):
         scratch = os.path.dirname(write_path(path, strategy))
@@ -78,13 +79,13 @@ def remove_scratch(path: str, strategy: Optional[tf.distribute.Strategy] = None)
             tf.io.gfile.rmtree(scratch)
 
 
-def checkpoint_step(prefix: str) -> Optional[int]:
+def checkpoint_step(prefix: str) -> int | None:
     """The step in ``.../ckpt-<step>``, or None for another name."""
     match = _STEP.search(os.path.basename(prefix))
     return int(match.group(1)) if match else None
 
 
-def verify_checkpoint(prefix: str) -> Optional[str]:
+def verify_checkpoint(prefix: str) -> str | None:
     """None if every tensor of ``prefix`` reads back intact, else why not (one line)."""
     try:
         reader = tf.train.load_checkpoint(prefix)
@@ -126,7 +127,7 @@ class Checkpointer:
         self,
         directory: str,
         *,
-        strategy: Optional[tf.distribute.Strategy] = None,
+        strategy: tf.distribute.Strategy | None = None,
         max_to_keep: int = 3,
         **trackables,
     ):
@@ -172,12 +173,12 @@ class Checkpointer:
         numbered = [(checkpoint_step(p), p) for p in prefixes if checkpoint_step(p) is not None]
         return [p for _, p in sorted(numbered, reverse=True)]
 
-    def latest(self) -> Optional[str]:
+    def latest(self) -> str | None:
         """The state file's newest checkpoint (every worker restores the chief's)."""
         return tf.train.latest_checkpoint(self.directory)
 
     # -- restore ------------------------------------------------------------------
-    def restore_latest(self) -> Optional[str]:
+    def restore_latest(self) -> str | None:
         """Restore the newest intact checkpoint; None when there is none (a fresh run).
 
         Newer damaged ones are moved aside (by the chief) with a warning.
@@ -232,13 +233,15 @@ class Checkpointer:
 
     # -- save ---------------------------------------------------------------------
     def _compute_all_finite(self) -> tf.Tensor:
-        checks = [tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v)))
-                  for v in self._float_variables]
+        checks = [
+            tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))) for v in self._float_variables
+        ]
         return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
 
     def _non_finite_names(self) -> list[str]:
         return [
-            _name(v) for v in self._float_variables
+            _name(v)
+            for v in self._float_variables
             if not bool(tf.reduce_all(tf.math.is_finite(tf.convert_to_tensor(v))))
         ]
 
@@ -287,7 +290,7 @@ class Checkpointer:
         excess = listed[: -self.max_to_keep]
         if not excess:
             return
-        self._write_state(listed[-self.max_to_keep:])
+        self._write_state(listed[-self.max_to_keep :])
         for name in excess:
             for path in _files_of(os.path.join(self.directory, os.path.basename(name))):
                 tf.io.gfile.remove(path)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import datetime
 import signal
 import time
-from typing import Any, Callable, Iterator, Mapping, Optional
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -90,15 +91,15 @@ class Controller:
         log_every: int = 0,
         eval_every: int = 0,
         checkpoint_every: int = 0,
-        evaluate: Optional[Callable[[], dict]] = None,
-        checkpointer: Optional[Checkpointer] = None,
-        log: Optional[MetricsLog] = None,
-        export: Optional[Callable[[], str]] = None,
-        check_data: Optional[Callable[[], None]] = None,
+        evaluate: Callable[[], dict] | None = None,
+        checkpointer: Checkpointer | None = None,
+        log: MetricsLog | None = None,
+        export: Callable[[], str] | None = None,
+        check_data: Callable[[], None] | None = None,
         max_bad_steps: int = 0,
-        steps_per_epoch: Optional[int] = None,
-        extra_scalars: Optional[Callable[[float], Scalars]] = None,
-        strategy: Optional[tf.distribute.Strategy] = None,
+        steps_per_epoch: int | None = None,
+        extra_scalars: Callable[[float], Scalars] | None = None,
+        strategy: tf.distribute.Strategy | None = None,
     ):
         if int(total_steps) < 1 or int(steps_per_loop) < 1:
             raise ValueError(
@@ -174,12 +175,21 @@ class Controller:
         log10_norms = None
         if getattr(step_fn, "scale_points", None) is not None:
             log10_norms = step_fn.last_log10_norms.numpy()
-        self._write("train", step, scalars, block_norms=norms, block_scales=scales,
-                    block_log10_norms=log10_norms)
+        self._write(
+            "train",
+            step,
+            scalars,
+            block_norms=norms,
+            block_scales=scales,
+            block_log10_norms=log10_norms,
+        )
         remaining = (self.total_steps - step) / steps_per_second if steps_per_second else 0.0
         logging.info(
             "train step %d/%d: loss %.5g, %.1f steps/s, ETA %s",
-            step, self.total_steps, loss, steps_per_second,
+            step,
+            self.total_steps,
+            loss,
+            steps_per_second,
             datetime.timedelta(seconds=round(remaining)),
         )
         return {k: v for k, v in scalars.items() if k != "epoch"}
@@ -195,8 +205,9 @@ class Controller:
             logging.info("Resuming at step %d of %d.", start, self.total_steps)
         dropped = self.log.rewind(start) if self.log is not None else 0
         if dropped:
-            logging.info("Dropped %d metrics records after step %d: those steps run again.",
-                         dropped, start)
+            logging.info(
+                "Dropped %d metrics records after step %d: those steps run again.", dropped, start
+            )
         return start, restored is not None
 
     def _diverged(self, step: int, consecutive: int) -> TrainingDiverged:

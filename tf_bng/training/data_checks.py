@@ -9,7 +9,8 @@ later in the stream are caught by the train step's non-finite guard instead.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -34,7 +35,7 @@ def model_input_shape(model: Any, spec: DatasetSpec) -> tuple:
     return tuple(spec.input_shape)
 
 
-def _shape_matches(actual: Sequence[int], expected: Sequence[Optional[int]]) -> bool:
+def _shape_matches(actual: Sequence[int], expected: Sequence[int | None]) -> bool:
     return len(actual) == len(expected) and all(
         e is None or int(a) == int(e) for a, e in zip(actual, expected)
     )
@@ -67,9 +68,7 @@ def _check_labels(y: np.ndarray, x: np.ndarray, spec: DatasetSpec, where: str) -
             f"{where} of {dataset}: targets have shape {tuple(y.shape)}; a language model "
             f"needs one target per input token, shape {tuple(x.shape)}."
         )
-    if spec.task == "classification" and not (
-        y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
-    ):
+    if spec.task == "classification" and not (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
         raise DataError(
             f"{where} of {dataset}: labels have shape {tuple(y.shape)}; expected one class id "
             f"per example, shape ({x.shape[0]},)."
@@ -95,9 +94,7 @@ def check_batch(batch: Any, *, spec: DatasetSpec, input_shape: tuple, where: str
     x, y, weight = (None if t is None else np.asarray(t) for t in unpack_batch(batch))
     _check_inputs(x, tuple(input_shape), where, spec.name)
     if y.shape[:1] != x.shape[:1]:
-        raise DataError(
-            f"{where} of {spec.name}: {x.shape[0]} inputs but {y.shape[0]} labels."
-        )
+        raise DataError(f"{where} of {spec.name}: {x.shape[0]} inputs but {y.shape[0]} labels.")
     if spec.task in _LABELLED:
         _check_labels(y, x, spec, where)
     if weight is not None and not (np.isfinite(weight).all() and (weight >= 0).all()):

@@ -8,8 +8,6 @@ compute in float16/bfloat16). ``tf.saved_model.load(path).signatures
 
 from __future__ import annotations
 
-from typing import Optional
-
 import keras
 import tensorflow as tf
 
@@ -29,7 +27,7 @@ def export_saved_model(
     path: str,
     input_spec: tf.TensorSpec,
     *,
-    strategy: Optional[tf.distribute.Strategy] = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> str:
     """Write ``model`` to ``path`` (the chief's copy; workers write scratch and delete it)."""
     module = tf.Module()

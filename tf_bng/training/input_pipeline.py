@@ -10,7 +10,7 @@ stream seeded by ``seed + step`` instead.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Optional
 
 from absl import logging
 
@@ -38,7 +37,7 @@ class StopRequest:
 
     def __init__(self, signals=SIGNALS):
         self.signals = tuple(signals)
-        self.signum: Optional[int] = None
+        self.signum: int | None = None
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, frame) -> None:
@@ -48,7 +47,7 @@ class StopRequest:
         # The next one of this kind behaves as it did before the run started.
         signal.signal(signum, _usable(self._previous.get(signum)))
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is not threading.main_thread():
             logging.warning("Not in the main thread: SIGTERM/SIGINT will not save a checkpoint.")
             return self

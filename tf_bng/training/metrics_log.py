@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -81,9 +82,9 @@ class MetricsLog:
         split: str,
         step: int,
         scalars: Mapping[str, Any],
-        block_norms: Optional[Sequence[float]] = None,
-        block_scales: Optional[Sequence[float]] = None,
-        block_log10_norms: Optional[Sequence[float]] = None,
+        block_norms: Sequence[float] | None = None,
+        block_scales: Sequence[float] | None = None,
+        block_log10_norms: Sequence[float] | None = None,
     ) -> dict:
         """Log one event; returns the JSON record.
 
@@ -96,8 +97,11 @@ class MetricsLog:
         record = {"step": int(step), "split": split}
         record.update({k: _plain(v) for k, v in scalars.items()})
         per_block = {}
-        for key, values in (("grad_norm", block_norms), ("scale", block_scales),
-                            ("grad_log10_norm", block_log10_norms)):
+        for key, values in (
+            ("grad_norm", block_norms),
+            ("scale", block_scales),
+            ("grad_log10_norm", block_log10_norms),
+        ):
             if values is not None and len(values):
                 per_block[key] = {
                     n: _plain(v) for n, v in zip(self.block_names, np.asarray(values))
@@ -134,7 +138,7 @@ class MetricsLog:
         self._writers.clear()
 
 
-def _parse(line: str) -> Optional[dict]:
+def _parse(line: str) -> dict | None:
     """The record of one line, or None for a line cut short (a kill while appending)."""
     try:
         record = json.loads(line)
@@ -143,12 +147,12 @@ def _parse(line: str) -> Optional[dict]:
     return record if isinstance(record, dict) else None
 
 
-def _step_of(line: str) -> Optional[int]:
+def _step_of(line: str) -> int | None:
     record = _parse(line)
     return None if record is None or "step" not in record else int(record["step"])
 
 
-def read_records(workdir: str, split: Optional[str] = None) -> list[dict]:
+def read_records(workdir: str, split: str | None = None) -> list[dict]:
     """The records of ``workdir/metrics.jsonl`` (of one split if given)."""
     path = os.path.join(workdir, METRICS_FILE)
     if not tf.io.gfile.exists(path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any, Optional
 
 import keras
 import tensorflow as tf
@@ -33,7 +32,7 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 
 
-def configure_virtual_cpus(count: int) -> Optional[int]:
+def configure_virtual_cpus(count: int) -> int | None:
     """Split the first physical CPU into ``count`` logical devices (``count`` <= 1: no change).
 
     Returns the number of logical CPUs, or None when nothing was asked (the
@@ -75,7 +74,7 @@ def _local_devices() -> list[str]:
 _GROUP_KEYS_PER_STRATEGY = 100_000
 
 
-def mirrored_strategy(devices: Optional[list[str]] = None) -> tf.distribute.MirroredStrategy:
+def mirrored_strategy(devices: list[str] | None = None) -> tf.distribute.MirroredStrategy:
     """A MirroredStrategy with collective group keys no earlier strategy of this process used.
 
     Every MirroredStrategy numbers its collective ops from the same group and
@@ -92,7 +91,7 @@ def mirrored_strategy(devices: Optional[list[str]] = None) -> tf.distribute.Mirr
 
 
 def make_strategy(
-    name: str, *, collective_timeout: Optional[float] = None, tpu: str = ""
+    name: str, *, collective_timeout: float | None = None, tpu: str = ""
 ) -> tf.distribute.Strategy:
     """The strategy called ``name`` (one of :data:`STRATEGIES`).
 
@@ -161,7 +160,7 @@ def _tf_config() -> dict:
         raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from None
 
 
-def task_id(strategy: Optional[tf.distribute.Strategy] = None) -> int:
+def task_id(strategy: tf.distribute.Strategy | None = None) -> int:
     """This worker's index (0 when not multi-worker)."""
     resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
     if resolver is not None and getattr(resolver, "task_id", None) is not None:
@@ -169,7 +168,7 @@ def task_id(strategy: Optional[tf.distribute.Strategy] = None) -> int:
     return int(_tf_config().get("task", {}).get("index", 0))
 
 
-def is_chief(strategy: Optional[tf.distribute.Strategy] = None) -> bool:
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     """Whether this process writes the shared outputs (logs, checkpoints, export).
 
     Single-process runs are always chief; in a cluster the chief is the task
@@ -189,7 +188,7 @@ def is_chief(strategy: Optional[tf.distribute.Strategy] = None) -> bool:
     return task_type == "worker" and index == 0 and "chief" not in cluster
 
 
-def any_worker(strategy: Optional[tf.distribute.Strategy], flag: bool) -> bool:
+def any_worker(strategy: tf.distribute.Strategy | None, flag: bool) -> bool:
     """Whether ``flag`` is set on any worker of a multi-worker run (``flag`` itself otherwise).
 
     Decisions that change what a worker does next (stop on a signal, refuse

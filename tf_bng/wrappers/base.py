@@ -15,7 +15,8 @@ the identical copies (see :mod:`tf_bng.distributed`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Dict, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import keras
 import tensorflow as tf
@@ -47,7 +48,7 @@ _INNER_ONLY_ARGS = (
 )
 
 
-def reject_unowned_kwargs(owner: str, kwargs: Dict[str, Any]) -> None:
+def reject_unowned_kwargs(owner: str, kwargs: dict[str, Any]) -> None:
     """Raise a clear error for base-optimizer arguments passed to a wrapper."""
     for name in _INNER_ONLY_ARGS:
         if name in kwargs:
@@ -55,8 +56,11 @@ def reject_unowned_kwargs(owner: str, kwargs: Dict[str, Any]) -> None:
                 f"{owner} does not accept `{name}`: it wraps another optimizer, and `{name}` "
                 f"belongs to that one. Set it on the inner optimizer instead, e.g. "
                 f"{owner}(keras.optimizers.Adam(..., {name}=...)). "
-                + ("The wrapper's `learning_rate` property reads and sets the inner one."
-                   if name == "learning_rate" else "")
+                + (
+                    "The wrapper's `learning_rate` property reads and sets the inner one."
+                    if name == "learning_rate"
+                    else ""
+                )
             )
     if kwargs:
         raise ValueError(f"{owner} got unexpected arguments: {', '.join(sorted(kwargs))}.")
@@ -139,7 +143,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
     """
 
     transform_name: ClassVar[str] = "none"
-    transform_options: ClassVar[Dict[str, str]] = {}
+    transform_options: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -149,10 +153,10 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         blocks: Any = DEFAULT_BLOCKS,
         exclude: Sequence[str] = (),
         epsilon: float = 0.0,
-        max_scale: Optional[float] = None,
+        max_scale: float | None = None,
         groups: Sequence = (),
         accumulation_steps: int = 1,
-        name: Optional[str] = None,
+        name: str | None = None,
         **kwargs,
     ):
         owner = type(self).__name__
@@ -213,7 +217,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         norms_lib.register_norm(name, fn)
 
     @classmethod
-    def get_normalization_functions(cls) -> Dict[str, Callable[[tf.Tensor], tf.Tensor]]:
+    def get_normalization_functions(cls) -> dict[str, Callable[[tf.Tensor], tf.Tensor]]:
         """Every registered norm by name, as a function of one tensor."""
         return {name: _single_tensor_norm(name) for name in norms_lib.available_norms()}
 
@@ -321,7 +325,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         tf.cond(count % k == 0, update, lambda: tf.constant(False))
 
     # ---- serialization ------------------------------------------------------------
-    def get_config(self) -> Dict[str, Any]:
+    def get_config(self) -> dict[str, Any]:
         # Not super().get_config(): the base settings belong to the inner optimizer.
         cfg = self.transform_config
         if callable(cfg.blocks):
@@ -346,7 +350,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         }
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], custom_objects=None):
+    def from_config(cls, config: dict[str, Any], custom_objects=None):
         config = dict(config)
         norm = config.get("normalization", "l2")
         if norm not in norms_lib.available_norms():

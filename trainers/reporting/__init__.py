@@ -12,4 +12,12 @@ tables and commands), ``generate`` (all of it).
 from .experiments import SCALES, Scale, Section, Variant, build_sections
 from .generate import generate_report, markdown_path_for
 
-__all__ = ["SCALES", "Scale", "Section", "Variant", "build_sections", "generate_report", "markdown_path_for"]
+__all__ = [
+    "SCALES",
+    "Scale",
+    "Section",
+    "Variant",
+    "build_sections",
+    "generate_report",
+    "markdown_path_for",
+]

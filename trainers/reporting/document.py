@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from . import findings as F
 from . import paper
@@ -43,7 +43,9 @@ def _findings_md(items: Sequence[F.Finding]) -> str:
 
 def _commands_md(inputs: ReportInputs, section: Section) -> str:
     runs = sum(len(v.seeds) for v in section.variants)
-    each = "one run each" if runs == len(section.variants) else f"{runs} runs: every seed of a variant"
+    each = (
+        "one run each" if runs == len(section.variants) else f"{runs} runs: every seed of a variant"
+    )
     return commands_block(
         f"The {len(section.variants)} commands of this section ({each})",
         [v.command(inputs.runs_root) for v in section.variants],
@@ -73,7 +75,8 @@ def _classifier_setup(variant: Variant, *, paper_mnist: bool = False) -> str:
         + (
             f": as many as {steps / paper.PAPER_MNIST_STEPS_PER_EPOCH:.1f} epochs of the paper's "
             "60,000-image MNIST, so these curves cover the start of the paper's"
-            if paper_mnist else ""
+            if paper_mnist
+            else ""
         )
         + f"). Model `{config.model.name}` "
         f"(width {config.model.width}, {config.model.activation}, batch norm "
@@ -97,7 +100,9 @@ def _optimizer_settings(variants: Sequence[Variant]) -> str:
         if o.name == "adam":
             text += f", β = ({o.beta_1:g}, {o.beta_2:g}), ε {o.epsilon:g}"
         parts.append(text)
-    return "Base optimizers (the paper's defaults, from `configs/base.py`): " + "; ".join(parts) + "."
+    return (
+        "Base optimizers (the paper's defaults, from `configs/base.py`): " + "; ".join(parts) + "."
+    )
 
 
 def _loss_rows(inputs: ReportInputs, variants: Sequence[Variant], lead: Sequence[str] = ()):
@@ -114,8 +119,14 @@ def _loss_rows(inputs: ReportInputs, variants: Sequence[Variant], lead: Sequence
         ]
 
 
-_LOSS_HEADERS = ("variant", "final train loss", "mean train loss", "test loss", "test accuracy",
-                 "seconds (all seeds)")
+_LOSS_HEADERS = (
+    "variant",
+    "final train loss",
+    "mean train loss",
+    "test loss",
+    "test accuracy",
+    "seconds (all seeds)",
+)
 
 
 def _seeds_sentence(variants: Sequence[Variant]) -> str:
@@ -137,14 +148,17 @@ def _figure1_md(inputs: ReportInputs) -> str:
         f"## 1. {section.title}",
         "Paper §4.1: sigmoid MLPs of 100 units per hidden layer (depth = hidden layers), "
         "each base optimizer plain (dashed) and with layer-wise NG (solid). "
-        + _classifier_setup(first, paper_mnist=True) + " " + _optimizer_settings(section.variants)
-        + " " + _seeds_sentence(section.variants),
+        + _classifier_setup(first, paper_mnist=True)
+        + " "
+        + _optimizer_settings(section.variants)
+        + " "
+        + _seeds_sentence(section.variants),
         "NG uses ε = 0 (the paper's G/‖G‖, the library default since issue 9): an ε > 0 scales a "
         "block by at most 1/ε, so a block whose gradient norm is far below ε stays tiny, and the deep "
         "nets' first layers have such norms (table below). Block norms are computed without "
         "underflow, so a layer whose gradient elements are ~1e-20 is still normalized.",
         _image(inputs, "figure1", "Figure 1 reproduction"),
-        "**The paper's claims, checked** (thresholds in the text; \"mean train loss\" is the mean of the "
+        '**The paper\'s claims, checked** (thresholds in the text; "mean train loss" is the mean of the '
         "per-epoch training losses, i.e. the area under the training curve, lower = faster):",
         _findings_md(F.figure1_findings(section, results)),
         table(("depth",) + _LOSS_HEADERS, _loss_rows(inputs, section.variants, lead=("depth",))),
@@ -156,12 +170,25 @@ def _figure1_md(inputs: ReportInputs) -> str:
             f"{norm_rows[0]['seeds']} seed(s).",
             _image(inputs, "gradient_norms", "Layer gradient norms"),
             table(
-                ("depth", "blocks", "epoch", "input layer ‖g‖", "output layer ‖g‖",
-                 "smallest ‖g‖", "input / output"),
                 (
-                    [row["depth"], row["blocks"], number(row["epoch"], 3), number(row["first"], 3),
-                     number(row["last"], 3), number(row["smallest"], 3),
-                     number(_ratio(row["first"], row["last"]), 3)]
+                    "depth",
+                    "blocks",
+                    "epoch",
+                    "input layer ‖g‖",
+                    "output layer ‖g‖",
+                    "smallest ‖g‖",
+                    "input / output",
+                ),
+                (
+                    [
+                        row["depth"],
+                        row["blocks"],
+                        number(row["epoch"], 3),
+                        number(row["first"], 3),
+                        number(row["last"], 3),
+                        number(row["smallest"], 3),
+                        number(_ratio(row["first"], row["last"]), 3),
+                    ]
                     for row in norm_rows
                 ),
             ),
@@ -187,7 +214,8 @@ def _quadratic_md(inputs: ReportInputs) -> str:
         row = [method]
         for lr in rates:
             variant = next(
-                v for v in section.variants
+                v
+                for v in section.variants
                 if v.label == method and v.value("optimizer.learning_rate") == lr
             )
             result = inputs.results[variant.name]
@@ -198,7 +226,8 @@ def _quadratic_md(inputs: ReportInputs) -> str:
     sgd = next(v for v in section.variants if v.optimizer == "nesterov").build_config().optimizer
     every = int(first.train.log_every)
     logged = (
-        "f(w) − f* at the weights the step starts from" if every == 1
+        "f(w) − f* at the weights the step starts from"
+        if every == 1
         else f"the mean of f(w) − f* over the last {every} steps"
     )
     parts = [
@@ -209,14 +238,14 @@ def _quadratic_md(inputs: ReportInputs) -> str:
         f"{int(first.train.steps)} iterations, full batch, fixed start: deterministic, so one run "
         "per learning rate (no seeds). NSGD / SGDM = SGD with momentum "
         f"{sgd.momentum:g}{' (Nesterov)' if sgd.nesterov else ''} (the seed's base optimizer) with / "
-        "without NG; NAdam = **Adam** with NG (the seed's notebook ran SGD for its \"NAdam\" curves), "
+        'without NG; NAdam = **Adam** with NG (the seed\'s notebook ran SGD for its "NAdam" curves), '
         f"next to plain Adam. Plotted: the train record of each logged step, {logged} "
         "(float32, so values below ~1e-4 would be rounding noise).",
         _image(inputs, "quadratic", "Quadratic: f - f* vs iteration"),
         f"Final f − f* after {int(first.train.steps)} iterations, by learning rate "
-        "(\"diverged\": stopped by the loop after consecutive non-finite steps):",
+        '("diverged": stopped by the loop after consecutive non-finite steps):',
         table(["method"] + [f"lr {lr:g}" for lr in rates], rows),
-        "**Observations** (\"decreases\": finite and below its first logged value):",
+        '**Observations** ("decreases": finite and below its first logged value):',
         _findings_md(F.quadratic_findings(section, inputs.results)),
         _commands_md(inputs, section),
     ]
@@ -230,8 +259,11 @@ def _deep_mlp_md(inputs: ReportInputs) -> str:
         f"The seed's model: {section.variants[0].value('depth')} × (Dense 128, ReLU, BatchNorm, "
         "Dropout 0.2), l2 1e-5; NG per tensor (`blocks=variable`, the seed's wrapper). "
         "NSGD = SGD Nesterov momentum + NG, NAdam = Adam + NG. "
-        + _classifier_setup(section.variants[0]) + " " + _optimizer_settings(section.variants)
-        + " " + _seeds_sentence(section.variants),
+        + _classifier_setup(section.variants[0])
+        + " "
+        + _optimizer_settings(section.variants)
+        + " "
+        + _seeds_sentence(section.variants),
         _image(inputs, "deep_mlp", "Deep MLP"),
         table(_LOSS_HEADERS, _loss_rows(inputs, section.variants)),
         _findings_md(F.ranking_findings(section, inputs.results)),
@@ -271,10 +303,12 @@ def _paper_md() -> str:
     ]
     for t in paper.PAPER_TABLES:
         parts.append(f"### {t.title} — not run here")
-        parts.append(table(
-            ("method", "variant") + t.columns,
-            ([name, f"`{arg}`" if arg else "—", *cells] for name, arg, cells in t.rows),
-        ))
+        parts.append(
+            table(
+                ("method", "variant") + t.columns,
+                ([name, f"`{arg}`" if arg else "—", *cells] for name, arg, cells in t.rows),
+            )
+        )
         if t.note:
             parts.append(t.note)
         parts.append(commands_block("Commands", paper.table_commands(t)))
@@ -314,16 +348,17 @@ def _timing_md(inputs: ReportInputs) -> str:
 
 
 def _summary_md(inputs: ReportInputs) -> str:
-    items = (
-        F.figure1_findings(_section(inputs, "figure1"), inputs.results)
-        + F.adaptive_findings(_section(inputs, "adaptive"), inputs.results)
+    items = F.figure1_findings(_section(inputs, "figure1"), inputs.results) + F.adaptive_findings(
+        _section(inputs, "adaptive"), inputs.results
     )
     return "\n".join(f"- **{f.verdict}** — {f.claim}" for f in items)
 
 
 def _seeds_header(scale: Scale) -> str:
     if len(scale.seeds) == 1:
-        return f"One seed (`train.seed` {scale.seeds[0]}) per run: single runs of chaotic deep nets."
+        return (
+            f"One seed (`train.seed` {scale.seeds[0]}) per run: single runs of chaotic deep nets."
+        )
     return (
         f"Every trained network runs with {len(scale.seeds)} seeds ({', '.join(map(str, scale.seeds))}): "
         "tables give the median [min–max] over the seeds, curves the median with a shaded min–max "
@@ -354,10 +389,22 @@ def render(inputs: ReportInputs) -> str:
         for k, v in dataclasses.asdict(scale).items()
         if k not in ("name", "note") and v is not None
     )
-    header.insert(2, f"Scale `{scale.name}` ({settings})." + (f" {scale.note}" if scale.note else ""))
+    header.insert(
+        2, f"Scale `{scale.name}` ({settings})." + (f" {scale.note}" if scale.note else "")
+    )
     if scale.name != "full":
-        header.insert(3, f"**Scale `{scale.name}`: reduced variants, epochs and iterations; the "
-                         "verdicts are about these short runs, not the paper's.**")
-    body = [_figure1_md(inputs), _quadratic_md(inputs), _deep_mlp_md(inputs), _adaptive_md(inputs),
-            *inputs.extra_sections, _paper_md(), _timing_md(inputs)]
+        header.insert(
+            3,
+            f"**Scale `{scale.name}`: reduced variants, epochs and iterations; the "
+            "verdicts are about these short runs, not the paper's.**",
+        )
+    body = [
+        _figure1_md(inputs),
+        _quadratic_md(inputs),
+        _deep_mlp_md(inputs),
+        _adaptive_md(inputs),
+        *inputs.extra_sections,
+        _paper_md(),
+        _timing_md(inputs),
+    ]
     return "\n\n".join(header + body) + "\n"

@@ -10,7 +10,7 @@ the report can be re-run by hand with the command it prints. A
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any
 
 from ..shipped_configs import load_config
 
@@ -65,7 +65,7 @@ class Variant:
     def transform(self) -> str:
         return self.value("transform")
 
-    def build_config(self, seed: Optional[int] = None):
+    def build_config(self, seed: int | None = None):
         """The locked ml_collections config that ``trainers.train`` would build (for ``seed``)."""
         config = load_config(self.experiment, self.arg)
         overrides = self.overrides + ((("train.seed", int(seed)),) if seed is not None else ())
@@ -89,11 +89,22 @@ class Variant:
         ]
         if len(self.seeds) == 1:
             (seed,) = self.seeds
-            return " ".join(["python -m trainers.train", *config, f"--config.train.seed={seed}",
-                             f"--workdir={self.run_dir(workdir_root, seed)}"])
-        return " ".join(["python -m trainers.seeds", *config,
-                         f"--seeds={','.join(map(str, self.seeds))}",
-                         f"--workdir={workdir_root.rstrip('/')}/{self.name}"])
+            return " ".join(
+                [
+                    "python -m trainers.train",
+                    *config,
+                    f"--config.train.seed={seed}",
+                    f"--workdir={self.run_dir(workdir_root, seed)}",
+                ]
+            )
+        return " ".join(
+            [
+                "python -m trainers.seeds",
+                *config,
+                f"--seeds={','.join(map(str, self.seeds))}",
+                f"--workdir={workdir_root.rstrip('/')}/{self.name}",
+            ]
+        )
 
 
 def _flag_value(value: Any) -> str:
@@ -119,14 +130,14 @@ class Scale:
     seeds: tuple[int, ...] = (0, 1, 2)  # train.seed of every trained-network variant
     depths: tuple[int, ...] = (6, 12, 18)
     optimizers: tuple[str, ...] = ("momentum", "adagrad", "adam")
-    adaptive_optimizers: Optional[tuple[str, ...]] = None  # NGadap/CLIP section (None: optimizers)
+    adaptive_optimizers: tuple[str, ...] | None = None  # NGadap/CLIP section (None: optimizers)
     mlp_epochs: float = 50.0
     quadratic_learning_rates: tuple[float, ...] = QUADRATIC_LEARNING_RATES
     quadratic_steps: int = 1000
     quadratic_log_every: int = 1  # 1: f - f* at every iterate, not a window mean
     deep_mlp_depth: int = 30
     deep_mlp_epochs: float = 20.0
-    data_limit: Optional[int] = None  # examples per split (smoke only)
+    data_limit: int | None = None  # examples per split (smoke only)
     note: str = ""  # what this scale leaves out, and why (printed in the report)
 
     def __post_init__(self):
@@ -215,7 +226,9 @@ def mlp_variant(scale: Scale, depth: int, optimizer: str, transform: str) -> Var
     )
 
 
-def quadratic_variant(scale: Scale, optimizer: str, transform: str, learning_rate: float) -> Variant:
+def quadratic_variant(
+    scale: Scale, optimizer: str, transform: str, learning_rate: float
+) -> Variant:
     """The keras seed's quadratic (configs/quadratic.py) at one learning rate.
 
     Deterministic (fixed problem, full batch, fixed start): one run, whatever ``scale.seeds``.
@@ -257,7 +270,10 @@ def build_sections(scale: Scale) -> tuple[Section, ...]:
     quadratic = tuple(
         quadratic_variant(scale, optimizer, transform, lr)
         for optimizer, transform in (
-            ("nesterov", "ng"), ("adam", "ng"), ("nesterov", "none"), ("adam", "none")
+            ("nesterov", "ng"),
+            ("adam", "ng"),
+            ("nesterov", "none"),
+            ("adam", "none"),
         )
         for lr in scale.quadratic_learning_rates
     )

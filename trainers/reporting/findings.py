@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -142,15 +142,20 @@ def _gain_finding(section: Section, results: Mapping[str, RunGroup]) -> Finding:
     growing, parts = 0, []
     for optimizer in optimizers:
         pairs = [
-            (_by(section, results, depth=d, optimizer=optimizer, transform="none"),
-             _by(section, results, depth=d, optimizer=optimizer, transform="ng"))
+            (
+                _by(section, results, depth=d, optimizer=optimizer, transform="none"),
+                _by(section, results, depth=d, optimizer=optimizer, transform="ng"),
+            )
             for d in depths
         ]
-        gains = [mean_train_losses(plain).median - mean_train_losses(ng).median for plain, ng in pairs]
+        gains = [
+            mean_train_losses(plain).median - mean_train_losses(ng).median for plain, ng in pairs
+        ]
         grows = all(b > a for a, b in zip(gains, gains[1:]))
         growing += grows
         parts.append(
-            f"{pairs[0][0].variant.label}: " + ", ".join(_fmt(g) for g in gains)
+            f"{pairs[0][0].variant.label}: "
+            + ", ".join(_fmt(g) for g in gains)
             + (" (grows)" if grows else " (does not grow)")
         )
     return Finding(
@@ -159,7 +164,8 @@ def _gain_finding(section: Section, results: Mapping[str, RunGroup]) -> Finding:
         evidence=(
             "gain = median over seeds of the plain optimizer's mean train loss over the epochs "
             "(area under the training curve) minus the same median for its NG version, by depth: "
-            + "; ".join(parts) + "."
+            + "; ".join(parts)
+            + "."
         ),
     )
 
@@ -175,7 +181,8 @@ def _adam_ng_best_finding(section: Section, results: Mapping[str, RunGroup]) -> 
         claim="Adam+NG is the best algorithm at every depth (lowest final train loss).",
         verdict=_verdict(wins, len(best_by_depth)),
         evidence="best median over seeds, by depth: "
-        + ", ".join(f"{d}: {label} ({_fmt(loss)})" for d, label, loss in best_by_depth) + ".",
+        + ", ".join(f"{d}: {label} ({_fmt(loss)})" for d, label, loss in best_by_depth)
+        + ".",
     )
 
 
@@ -205,16 +212,18 @@ def quadratic_findings(section: Section, results: Mapping[str, RunGroup]) -> lis
         rates = lambda vs: ", ".join(f"{v.value('optimizer.learning_rate'):g}" for v in vs)  # noqa: E731
         diverged = [v for v in variants if v not in converged]
         best = min(variants, key=lambda v: _nan_last(_last_gap(run[v.name])))
-        findings.append(Finding(
-            claim=f"{label} decreases f − f* at every learning rate.",
-            verdict=_verdict(len(converged), len(variants)),
-            evidence=(
-                f"decreasing at lr {rates(converged) or 'none'}"
-                + (f"; diverged or not decreasing at lr {rates(diverged)}" if diverged else "")
-                + f"; best final f − f* {_fmt(_last_gap(run[best.name]))} at lr "
-                f"{best.value('optimizer.learning_rate'):g}."
-            ),
-        ))
+        findings.append(
+            Finding(
+                claim=f"{label} decreases f − f* at every learning rate.",
+                verdict=_verdict(len(converged), len(variants)),
+                evidence=(
+                    f"decreasing at lr {rates(converged) or 'none'}"
+                    + (f"; diverged or not decreasing at lr {rates(diverged)}" if diverged else "")
+                    + f"; best final f − f* {_fmt(_last_gap(run[best.name]))} at lr "
+                    f"{best.value('optimizer.learning_rate'):g}."
+                ),
+            )
+        )
     return findings
 
 
@@ -234,21 +243,29 @@ def ranking_findings(section: Section, results: Mapping[str, RunGroup]) -> list[
         Finding(
             claim=f"Variants that learn (median final test accuracy ≥ {LEARNED_ACCURACY:g}, twice chance):",
             verdict="observed",
-            evidence=(", ".join(
-                f"{g.variant.label} ({g.spread('eval_accuracy').count(learns)} of {len(g.runs)} seeds)"
-                for g in learned) if learned else "none")
+            evidence=(
+                ", ".join(
+                    f"{g.variant.label} ({g.spread('eval_accuracy').count(learns)} of {len(g.runs)} seeds)"
+                    for g in learned
+                )
+                if learned
+                else "none"
+            )
             + f" of {len(groups)}.",
         ),
         Finding(
             claim="Ranking by final train loss (lowest median first; median [min–max] over seeds):",
             verdict="observed",
-            evidence=", ".join(f"{g.variant.label} {g.spread('train_loss').format()}" for g in by_train),
+            evidence=", ".join(
+                f"{g.variant.label} {g.spread('train_loss').format()}" for g in by_train
+            ),
         ),
         Finding(
             claim="Ranking by final test accuracy (highest median first; median [min–max] over seeds):",
             verdict="observed",
             evidence=", ".join(
-                f"{g.variant.label} {g.spread('eval_accuracy').format()}" for g in by_test),
+                f"{g.variant.label} {g.spread('eval_accuracy').format()}" for g in by_test
+            ),
         ),
     ]
 
@@ -267,15 +284,19 @@ def adaptive_findings(section: Section, results: Mapping[str, RunGroup]) -> list
         }
         # Sort keys: lower is better; a failed run (NaN) counts as the worst.
         error = {t: _nan_last(-g.metric("eval_accuracy")) for t, g in groups.items()}
-        summaries.append(", ".join(
-            f"{g.variant.label} {g.spread('eval_accuracy').format()}" for g in groups.values()))
+        summaries.append(
+            ", ".join(
+                f"{g.variant.label} {g.spread('eval_accuracy').format()}" for g in groups.values()
+            )
+        )
         if max(error.values()) - min(error.values()) < TIE_ACCURACY:
             continue  # all three equal (e.g. all at chance): no ranking to check
         decided += 1
         adap_best += min(error, key=error.get) == "ng_adap"
         clip_worst += max(error, key=error.get) == "clip"
     evidence = (
-        "final test accuracy, median [min–max] over seeds: " + "; ".join(summaries)
+        "final test accuracy, median [min–max] over seeds: "
+        + "; ".join(summaries)
         + f". Base optimizers where the three medians differ by at least {TIE_ACCURACY:g} (the "
         f"others are ties and not counted): {decided} of {len(optimizers)}."
     )
@@ -301,7 +322,9 @@ def first_block_norms(result: RunResult) -> tuple[float, np.ndarray]:
     for record in result.records:
         if record.get("split") == "train" and record.get("grad_norm"):
             values = record["grad_norm"].values()
-            return float(record["epoch"]), np.array([v if is_finite_number(v) else np.nan for v in values])
+            return float(record["epoch"]), np.array(
+                [v if is_finite_number(v) else np.nan for v in values]
+            )
     return math.nan, np.array([])
 
 
@@ -310,7 +333,7 @@ def median_block_norms(group: RunGroup) -> tuple[float, np.ndarray]:
     firsts = [first_block_norms(run) for run in group.runs]
     firsts = [(epoch, norms) for epoch, norms in firsts if norms.size]
     if not firsts or len({norms.size for _, norms in firsts}) != 1:
-        return (firsts[0] if firsts else (math.nan, np.array([])))
+        return firsts[0] if firsts else (math.nan, np.array([]))
     return firsts[0][0], np.nanmedian(np.stack([norms for _, norms in firsts]), axis=0)
 
 
@@ -327,9 +350,16 @@ def gradient_norm_rows(
         group = _by(section, results, depth=depth, optimizer=optimizer, transform="none")
         epoch, norms = median_block_norms(group)
         if norms.size:
-            rows.append(dict(
-                depth=depth, label=group.variant.label, epoch=epoch, blocks=norms.size,
-                first=float(norms[0]), last=float(norms[-1]), smallest=float(np.nanmin(norms)),
-                seeds=len(group.runs),
-            ))
+            rows.append(
+                dict(
+                    depth=depth,
+                    label=group.variant.label,
+                    epoch=epoch,
+                    blocks=norms.size,
+                    first=float(norms[0]),
+                    last=float(norms[-1]),
+                    smallest=float(np.nanmin(norms)),
+                    seeds=len(group.runs),
+                )
+            )
     return rows

@@ -8,12 +8,16 @@ import os
 import platform
 import resource
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from . import plots
 from .document import ReportInputs, render
 from .experiments import (
-    OPTIMIZER_LABELS, SCALES, Section, build_sections, unique_variants,
+    OPTIMIZER_LABELS,
+    SCALES,
+    Section,
+    build_sections,
+    unique_variants,
 )
 from .runs import RunGroup, run_variants
 
@@ -55,25 +59,48 @@ def _seeds_note(section: Section) -> str:
 
 def _draw_figures(sections, results, out_dir: str) -> dict[str, str]:
     """All PNGs; returns {figure key: absolute path}."""
-    paths = {k: os.path.join(out_dir, f"{k}.png")
-             for k in ("figure1", "gradient_norms", "quadratic", "deep_mlp", "adaptive")}
+    paths = {
+        k: os.path.join(out_dir, f"{k}.png")
+        for k in ("figure1", "gradient_norms", "quadratic", "deep_mlp", "adaptive")
+    }
     figure1 = _by_key(sections, "figure1")
-    plots.plot_figure1(figure1, results, paths["figure1"],
-                       "Sigmoid MLP on MNIST-5k: plain (dashed) vs NG (solid)" + _seeds_note(figure1))
-    plots.plot_gradient_norms(figure1, results, paths["gradient_norms"],
-                              "Layer gradient norms at the first log, plain Adam"
-                              + (" (median of seeds)" if _seeds_note(figure1) else ""))
-    plots.plot_quadratic(_by_key(sections, "quadratic"), results, paths["quadratic"],
-                         "Convex quadratic: f − f* vs iteration")
+    plots.plot_figure1(
+        figure1,
+        results,
+        paths["figure1"],
+        "Sigmoid MLP on MNIST-5k: plain (dashed) vs NG (solid)" + _seeds_note(figure1),
+    )
+    plots.plot_gradient_norms(
+        figure1,
+        results,
+        paths["gradient_norms"],
+        "Layer gradient norms at the first log, plain Adam"
+        + (" (median of seeds)" if _seeds_note(figure1) else ""),
+    )
+    plots.plot_quadratic(
+        _by_key(sections, "quadratic"),
+        results,
+        paths["quadratic"],
+        "Convex quadratic: f − f* vs iteration",
+    )
     deep = _by_key(sections, "deep_mlp")
-    plots.plot_losses([("", deep.variants)], results, paths["deep_mlp"],
-                      "Deep MLP on MNIST-5k" + _seeds_note(deep))
+    plots.plot_losses(
+        [("", deep.variants)],
+        results,
+        paths["deep_mlp"],
+        "Deep MLP on MNIST-5k" + _seeds_note(deep),
+    )
     adaptive = _by_key(sections, "adaptive")
     optimizers = list(dict.fromkeys(v.optimizer for v in adaptive.variants))
     plots.plot_losses(
-        [(OPTIMIZER_LABELS.get(o, o), [v for v in adaptive.variants if v.optimizer == o])
-         for o in optimizers],
-        results, paths["adaptive"], adaptive.title + _seeds_note(adaptive), color_by="transform",
+        [
+            (OPTIMIZER_LABELS.get(o, o), [v for v in adaptive.variants if v.optimizer == o])
+            for o in optimizers
+        ],
+        results,
+        paths["adaptive"],
+        adaptive.title + _seeds_note(adaptive),
+        color_by="transform",
     )
     return paths
 
@@ -94,7 +121,8 @@ def _deep_nets_section(out_dir: str, markdown_dir: str) -> tuple[str, ...]:
         "## Very deep nets and float16: backward scaling (issue 13)\n\n"
         "Adam+NG on MNIST-5k with and without `transform.backward_scaling` (seeds per variant in "
         "the table; median [min, max]). Produced by `python -m trainers.deep_nets` (not re-run by the report).\n\n"
-        + text + f"\n\n![deep nets]({plot})",
+        + text
+        + f"\n\n![deep nets]({plot})",
     )
 
 
@@ -103,9 +131,9 @@ def generate_report(
     *,
     scale: str = "full",
     workdir: str = "runs/report",
-    markdown_path: Optional[str] = None,
+    markdown_path: str | None = None,
     reuse: bool = False,
-    command: Optional[str] = None,
+    command: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Run everything for ``scale`` and write the report; returns paths and timings.
@@ -149,12 +177,18 @@ def generate_report(
                 "command": g.variant.command(workdir),
                 "seconds": g.seconds,
                 "seeds": {
-                    str(r.seed): {"final": r.final, "seconds": r.seconds, "error": r.error,
-                                  "diverged": r.diverged}
+                    str(r.seed): {
+                        "final": r.final,
+                        "seconds": r.seconds,
+                        "error": r.error,
+                        "diverged": r.diverged,
+                    }
                     for r in g.runs
                 },
-                "summary": {key: g.spread(key).as_dict()
-                            for key in ("train_loss", "eval_loss", "eval_accuracy")},
+                "summary": {
+                    key: g.spread(key).as_dict()
+                    for key in ("train_loss", "eval_loss", "eval_accuracy")
+                },
             }
             for name, g in results.items()
         },
@@ -162,5 +196,10 @@ def generate_report(
     results_json = os.path.join(out_dir, "results.json")
     with open(results_json, "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
-    return dict(markdown=markdown_path, figures=figures, results_json=results_json,
-                wall_seconds=wall, failed=[n for n, r in results.items() if r.failed])
+    return dict(
+        markdown=markdown_path,
+        figures=figures,
+        results_json=results_json,
+        wall_seconds=wall,
+        failed=[n for n, r in results.items() if r.failed],
+    )

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["PAPER_MNIST_STEPS_PER_EPOCH", "PaperTable", "PAPER_TABLES", "PTB_NOTE", "PTB_ROWS", "table_commands", "ptb_commands"]
+__all__ = [
+    "PAPER_MNIST_STEPS_PER_EPOCH",
+    "PaperTable",
+    "PAPER_TABLES",
+    "PTB_NOTE",
+    "PTB_ROWS",
+    "table_commands",
+    "ptb_commands",
+]
 
 
 # Paper §4.1: 60,000 MNIST training images at batch 100.
@@ -44,19 +52,51 @@ PAPER_TABLES: tuple[PaperTable, ...] = (
         columns=_RESNETS,
         column_arg=_RESNET_DEPTH_ARGS,
         rows=(
-            ("Adam", f"{_ADAM},transform=none", ("9.14 ± 0.07", "8.33 ± 0.17", "7.794 ± 0.22", "7.33 ± 0.19", "6.75 ± 0.30")),
-            ("AdamCLIP", f"{_ADAM},transform=clip", ("10.18 ± 0.16", "9.18 ± 0.06", "8.89 ± 0.14", "9.24 ± 0.19", "9.96 ± 0.29")),
-            ("AdamNG", f"{_ADAM},transform=ng", ("9.42 ± 0.20", "8.50 ± 0.17", "8.06 ± 0.20", "7.69 ± 0.19", "7.29 ± 0.08")),
-            ("AdamNGadap", f"{_ADAM},transform=ng_adap", ("8.52 ± 0.16", "7.62 ± 0.25", "7.28 ± 0.18", "7.04 ± 0.27", "6.71 ± 0.17")),
+            (
+                "Adam",
+                f"{_ADAM},transform=none",
+                ("9.14 ± 0.07", "8.33 ± 0.17", "7.794 ± 0.22", "7.33 ± 0.19", "6.75 ± 0.30"),
+            ),
+            (
+                "AdamCLIP",
+                f"{_ADAM},transform=clip",
+                ("10.18 ± 0.16", "9.18 ± 0.06", "8.89 ± 0.14", "9.24 ± 0.19", "9.96 ± 0.29"),
+            ),
+            (
+                "AdamNG",
+                f"{_ADAM},transform=ng",
+                ("9.42 ± 0.20", "8.50 ± 0.17", "8.06 ± 0.20", "7.69 ± 0.19", "7.29 ± 0.08"),
+            ),
+            (
+                "AdamNGadap",
+                f"{_ADAM},transform=ng_adap",
+                ("8.52 ± 0.16", "7.62 ± 0.25", "7.28 ± 0.18", "7.04 ± 0.27", "6.71 ± 0.17"),
+            ),
             ("SGDM* (He et al.)", "", ("8.75", "7.51", "7.17", "6.97", "6.61 ± 0.16")),
-            ("SGDM", f"{_SGDM},transform=none", ("7.93 ± 0.15", "7.15 ± 0.20", "7.09 ± 0.21", "7.34 ± 0.52", "7.07 ± 0.65")),
-            ("SGDMCLIP", f"{_SGDM},transform=clip", ("9.03 ± 0.15", "8.44 ± 0.14", "8.55 ± 0.20", "8.30 ± 0.08", "8.35 ± 0.25")),
-            ("SGDMNG", f"{_SGDM},transform=ng", ("7.82 ± 0.26", "7.09 ± 0.13", "6.60 ± 0.21", "6.59 ± 0.23", "6.28 ± 0.22")),
-            ("SGDMNGadap", f"{_SGDM},transform=ng_adap", ("7.71 ± 0.18", "6.90 ± 0.11", "6.43 ± 0.03", "6.19 ± 0.11", "5.87 ± 0.10")),
+            (
+                "SGDM",
+                f"{_SGDM},transform=none",
+                ("7.93 ± 0.15", "7.15 ± 0.20", "7.09 ± 0.21", "7.34 ± 0.52", "7.07 ± 0.65"),
+            ),
+            (
+                "SGDMCLIP",
+                f"{_SGDM},transform=clip",
+                ("9.03 ± 0.15", "8.44 ± 0.14", "8.55 ± 0.20", "8.30 ± 0.08", "8.35 ± 0.25"),
+            ),
+            (
+                "SGDMNG",
+                f"{_SGDM},transform=ng",
+                ("7.82 ± 0.26", "7.09 ± 0.13", "6.60 ± 0.21", "6.59 ± 0.23", "6.28 ± 0.22"),
+            ),
+            (
+                "SGDMNGadap",
+                f"{_SGDM},transform=ng_adap",
+                ("7.71 ± 0.18", "6.90 ± 0.11", "6.43 ± 0.03", "6.19 ± 0.11", "5.87 ± 0.10"),
+            ),
         ),
         note=(
             "SGDM* = He et al.'s published numbers (only ResNet-110 has several runs). "
-            "\"7.794\" is as printed in the paper's text."
+            '"7.794" is as printed in the paper\'s text.'
         ),
     ),
     PaperTable(
@@ -67,14 +107,46 @@ PAPER_TABLES: tuple[PaperTable, ...] = (
         columns=_RESNETS,
         column_arg=_RESNET_DEPTH_ARGS,
         rows=(
-            ("Adam", f"{_ADAM},transform=none", ("34.44 ± 0.33", "32.94 ± 0.16", "31.53 ± 0.13", "30.80 ± 0.30", "28.20 ± 0.14")),
-            ("AdamCLIP", f"{_ADAM},transform=clip", ("38.10 ± 0.48", "35.78 ± 0.20", "35.41 ± 0.19", "35.62 ± 0.39", "39.10 ± 0.35")),
-            ("AdamNG", f"{_ADAM},transform=ng", ("35.06 ± 0.39", "33.78 ± 0.07", "32.26 ± 0.29", "31.86 ± 0.21", "29.87 ± 0.49")),
-            ("AdamNGadap", f"{_ADAM},transform=ng_adap", ("32.98 ± 0.52", "31.74 ± 0.07", "30.75 ± 0.60", "29.92 ± 0.26", "28.09 ± 0.46")),
-            ("SGDM", f"{_SGDM},transform=none", ("32.28 ± 0.16", "30.62 ± 0.36", "29.96 ± 0.66", "29.07 ± 0.41", "28.79 ± 0.63")),
-            ("SGDMCLIP", f"{_SGDM},transform=clip", ("35.06 ± 0.37", "34.49 ± 0.49", "33.36 ± 0.36", "34.00 ± 0.96", "33.38 ± 0.73")),
-            ("SGDMNG", f"{_SGDM},transform=ng", ("32.46 ± 0.37", "31.16 ± 0.37", "30.05 ± 0.29", "29.42 ± 0.51", "27.49 ± 0.25")),
-            ("SGDMNGadap", f"{_SGDM},transform=ng_adap", ("31.43 ± 0.35", "29.56 ± 0.25", "28.92 ± 0.28", "28.48 ± 0.19", "26.72 ± 0.39")),
+            (
+                "Adam",
+                f"{_ADAM},transform=none",
+                ("34.44 ± 0.33", "32.94 ± 0.16", "31.53 ± 0.13", "30.80 ± 0.30", "28.20 ± 0.14"),
+            ),
+            (
+                "AdamCLIP",
+                f"{_ADAM},transform=clip",
+                ("38.10 ± 0.48", "35.78 ± 0.20", "35.41 ± 0.19", "35.62 ± 0.39", "39.10 ± 0.35"),
+            ),
+            (
+                "AdamNG",
+                f"{_ADAM},transform=ng",
+                ("35.06 ± 0.39", "33.78 ± 0.07", "32.26 ± 0.29", "31.86 ± 0.21", "29.87 ± 0.49"),
+            ),
+            (
+                "AdamNGadap",
+                f"{_ADAM},transform=ng_adap",
+                ("32.98 ± 0.52", "31.74 ± 0.07", "30.75 ± 0.60", "29.92 ± 0.26", "28.09 ± 0.46"),
+            ),
+            (
+                "SGDM",
+                f"{_SGDM},transform=none",
+                ("32.28 ± 0.16", "30.62 ± 0.36", "29.96 ± 0.66", "29.07 ± 0.41", "28.79 ± 0.63"),
+            ),
+            (
+                "SGDMCLIP",
+                f"{_SGDM},transform=clip",
+                ("35.06 ± 0.37", "34.49 ± 0.49", "33.36 ± 0.36", "34.00 ± 0.96", "33.38 ± 0.73"),
+            ),
+            (
+                "SGDMNG",
+                f"{_SGDM},transform=ng",
+                ("32.46 ± 0.37", "31.16 ± 0.37", "30.05 ± 0.29", "29.42 ± 0.51", "27.49 ± 0.25"),
+            ),
+            (
+                "SGDMNGadap",
+                f"{_SGDM},transform=ng_adap",
+                ("31.43 ± 0.35", "29.56 ± 0.25", "28.92 ± 0.28", "28.48 ± 0.19", "26.72 ± 0.39"),
+            ),
         ),
     ),
     PaperTable(
@@ -150,7 +222,9 @@ def table_commands(table: PaperTable, workdir_root: str = "runs/paper") -> list[
             values = " ".join(a.partition("=")[2] for a in varying)
             arg = _join(table.fixed_arg, f"{key}=${key}", row_arg)
             workdir = f"{workdir_root}/{table.key}/{tag}-{key}${key}"
-            lines.append(f"for {key} in {values}; do {_command(table.experiment, arg, workdir)}; done")
+            lines.append(
+                f"for {key} in {values}; do {_command(table.experiment, arg, workdir)}; done"
+            )
         else:
             arg = _join(table.fixed_arg, row_arg)
             lines.append(_command(table.experiment, arg, f"{workdir_root}/{table.key}/{tag}"))
@@ -160,7 +234,7 @@ def table_commands(table: PaperTable, workdir_root: str = "runs/paper") -> list[
 def ptb_commands(workdir_root: str = "runs/paper") -> list[str]:
     """Paper Figure 3: every method at BPTT 40, 400 and 1000."""
     return [
-        f"for bptt in 40 400 1000; do "
+        "for bptt in 40 400 1000; do "
         + _command("ptb_lstm", f"bptt=$bptt,{arg}", f"{workdir_root}/ptb/{name}-bptt$bptt")
         + "; done"
         for name, arg in PTB_ROWS

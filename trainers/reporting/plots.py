@@ -8,7 +8,7 @@ the seeds' min and max.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -18,9 +18,19 @@ from .runs import RunGroup, curve_band
 
 __all__ = ["plot_losses", "plot_figure1", "plot_quadratic", "plot_gradient_norms"]
 
-_OPTIMIZER_COLORS = {"momentum": "tab:red", "nesterov": "tab:red", "adagrad": "tab:green", "adam": "tab:blue"}
+_OPTIMIZER_COLORS = {
+    "momentum": "tab:red",
+    "nesterov": "tab:red",
+    "adagrad": "tab:green",
+    "adam": "tab:blue",
+}
 _TRANSFORM_STYLES = {"none": "--", "ng": "-", "ng_adap": "-.", "clip": ":"}
-_TRANSFORM_COLORS = {"none": "0.45", "ng": "tab:blue", "ng_adap": "tab:orange", "clip": "tab:purple"}
+_TRANSFORM_COLORS = {
+    "none": "0.45",
+    "ng": "tab:blue",
+    "ng_adap": "tab:orange",
+    "clip": "tab:purple",
+}
 _SPLITS = (("train", "train loss"), ("eval", "test loss"))
 
 
@@ -66,8 +76,13 @@ def plot_losses(
             for variant in variants:
                 xs, median, low, high = curve_band(results[variant.name], split, "loss")
                 color = palette.get(variant.value(color_by), "tab:gray")
-                ax.plot(xs, median, label=_legend_label(variant, color_by), color=color,
-                        linestyle=_TRANSFORM_STYLES.get(variant.transform, "-"))
+                ax.plot(
+                    xs,
+                    median,
+                    label=_legend_label(variant, color_by),
+                    color=color,
+                    linestyle=_TRANSFORM_STYLES.get(variant.transform, "-"),
+                )
                 if len(results[variant.name].runs) > 1:
                     ax.fill_between(xs, low, high, color=color, alpha=0.15, linewidth=0)
             ax.axhline(CHANCE_LOSS, color="0.6", linewidth=0.8, linestyle=":")
@@ -90,7 +105,9 @@ def plot_figure1(section: Section, results: Mapping[str, RunGroup], path: str, t
     plot_losses(columns, results, path, title)
 
 
-def plot_quadratic(section: Section, results: Mapping[str, RunGroup], path: str, title: str) -> None:
+def plot_quadratic(
+    section: Section, results: Mapping[str, RunGroup], path: str, title: str
+) -> None:
     """f − f* vs iteration, log scale; one panel per method, one line per learning rate.
 
     The y axis stops at 10 × the starting gap, so a diverging run (drawn
@@ -114,8 +131,13 @@ def plot_quadratic(section: Section, results: Mapping[str, RunGroup], path: str,
             lr = variant.value("optimizer.learning_rate")
             diverged = not result.ok or not gaps.size or not np.isfinite(gaps[-1])
             shown = np.where(gaps > 0, gaps, np.nan)  # float32 noise can reach <= 0 at the optimum
-            ax.plot(steps, shown, color=colors[rates.index(lr)], linestyle=":" if diverged else "-",
-                    label=f"lr {lr:g}")
+            ax.plot(
+                steps,
+                shown,
+                color=colors[rates.index(lr)],
+                linestyle=":" if diverged else "-",
+                label=f"lr {lr:g}",
+            )
         ax.set_yscale("log")
         ax.set_title(method)
         ax.grid(alpha=0.3, which="both")
@@ -125,13 +147,18 @@ def plot_quadratic(section: Section, results: Mapping[str, RunGroup], path: str,
         ax.set_xlabel("iteration")
     for row in axes:
         row[0].set_ylabel("f − f*")
-    for ax in list(axes.flat)[len(methods):]:
+    for ax in list(axes.flat)[len(methods) :]:
         ax.set_visible(False)
     _save(fig, axes.flat[0], path, title + " (dotted: diverged)")
 
 
-def plot_gradient_norms(section: Section, results: Mapping[str, RunGroup], path: str, title: str,
-                        optimizer: str = "adam") -> None:
+def plot_gradient_norms(
+    section: Section,
+    results: Mapping[str, RunGroup],
+    path: str,
+    title: str,
+    optimizer: str = "adam",
+) -> None:
     """Block gradient norm (before the transform) vs layer, first logged step, plain optimizer.
 
     Per block, the median over seeds.
@@ -144,8 +171,13 @@ def plot_gradient_norms(section: Section, results: Mapping[str, RunGroup], path:
         _, norms = median_block_norms(results[variant.name])
         if not norms.size:
             continue
-        ax.plot(np.arange(1, norms.size + 1), np.where(norms > 0, norms, np.nan), marker="o",
-                markersize=3, label=f"depth {variant.value('depth')}")
+        ax.plot(
+            np.arange(1, norms.size + 1),
+            np.where(norms > 0, norms, np.nan),
+            marker="o",
+            markersize=3,
+            label=f"depth {variant.value('depth')}",
+        )
     ax.set_yscale("log")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("layer (1 = input layer, last = output layer)")

@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 import traceback
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -27,7 +27,13 @@ from .experiments import Variant
 from .seeds import Spread, band, spread
 
 __all__ = [
-    "RunResult", "RunGroup", "run_variant", "run_variants", "curve", "curve_band", "is_finite_number",
+    "RunResult",
+    "RunGroup",
+    "run_variant",
+    "run_variants",
+    "curve",
+    "curve_band",
+    "is_finite_number",
 ]
 
 RUN_FILE = "report_run.json"
@@ -44,7 +50,7 @@ class RunResult:
     final: dict  # train_and_evaluate's return value ({} if the run failed)
     records: list  # metrics.jsonl records (train and eval)
     seconds: float
-    error: Optional[str] = None  # why the run stopped early, if it did
+    error: str | None = None  # why the run stopped early, if it did
     diverged: bool = False  # stopped by the loop's non-finite-step guard: a result, not a bug
     reused: bool = False
 
@@ -107,7 +113,7 @@ class RunGroup:
         return any(run.diverged for run in self.runs)
 
     @property
-    def error(self) -> Optional[str]:
+    def error(self) -> str | None:
         errors = [f"seed {run.seed}: {run.error}" for run in self.runs if run.error]
         return "; ".join(errors) or None
 
@@ -121,15 +127,21 @@ def is_finite_number(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def curve(result: RunResult, split: str, metric: str, x: str = "epoch") -> tuple[np.ndarray, np.ndarray]:
+def curve(
+    result: RunResult, split: str, metric: str, x: str = "epoch"
+) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of one logged metric; null (non-finite) values become NaN."""
     rows = [r for r in result.records if r.get("split") == split and metric in r]
     xs = np.array([float(r[x]) for r in rows], dtype=np.float64)
-    ys = np.array([r[metric] if is_finite_number(r[metric]) else math.nan for r in rows], dtype=np.float64)
+    ys = np.array(
+        [r[metric] if is_finite_number(r[metric]) else math.nan for r in rows], dtype=np.float64
+    )
     return xs, ys
 
 
-def curve_band(group: RunGroup, split: str, metric: str, x: str = "epoch") -> tuple[np.ndarray, ...]:
+def curve_band(
+    group: RunGroup, split: str, metric: str, x: str = "epoch"
+) -> tuple[np.ndarray, ...]:
     """``(x, median, min, max)`` of one logged metric over the group's seeds."""
     return band([curve(run, split, metric, x) for run in group.runs])
 
@@ -138,7 +150,9 @@ def _config_json(config) -> str:
     return config.to_json_best_effort(sort_keys=True)
 
 
-def _load_previous(workdir: str, config_json: str, variant: Variant, seed: int) -> Optional[RunResult]:
+def _load_previous(
+    workdir: str, config_json: str, variant: Variant, seed: int
+) -> RunResult | None:
     path = os.path.join(workdir, RUN_FILE)
     if not os.path.isfile(path):
         return None
@@ -149,8 +163,14 @@ def _load_previous(workdir: str, config_json: str, variant: Variant, seed: int) 
     from tf_bng.training.metrics_log import read_records
 
     return RunResult(
-        variant, stored["final"], read_records(workdir), stored["seconds"],
-        error=stored.get("error"), diverged=bool(stored.get("diverged")), reused=True, seed=seed,
+        variant,
+        stored["final"],
+        read_records(workdir),
+        stored["seconds"],
+        error=stored.get("error"),
+        diverged=bool(stored.get("diverged")),
+        reused=True,
+        seed=seed,
     )
 
 
@@ -164,8 +184,9 @@ def run_variant(variant: Variant, root: str, seed: int, *, reuse: bool = False) 
     """Train seed ``seed`` of ``variant`` from scratch in its run directory (or reuse an identical run)."""
     import keras
 
-    from ..experiment import train_and_evaluate
     from tf_bng.training.metrics_log import read_records
+
+    from ..experiment import train_and_evaluate
 
     config = variant.build_config(seed)
     config_json = _config_json(config)
@@ -188,12 +209,19 @@ def run_variant(variant: Variant, root: str, seed: int, *, reuse: bool = False) 
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, RUN_FILE), "w") as f:
         json.dump(
-            {"config": config_json, "final": final, "seconds": seconds, "error": error,
-             "diverged": diverged, "traceback": trace},
+            {
+                "config": config_json,
+                "final": final,
+                "seconds": seconds,
+                "error": error,
+                "diverged": diverged,
+                "traceback": trace,
+            },
             f,
         )
-    return RunResult(variant, final, read_records(workdir), seconds, error=error, diverged=diverged,
-                     seed=seed)
+    return RunResult(
+        variant, final, read_records(workdir), seconds, error=error, diverged=diverged, seed=seed
+    )
 
 
 def run_variants(

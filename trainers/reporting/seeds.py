@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Iterable, Mapping, Optional, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -69,17 +69,24 @@ class Spread:
         if not self.finite.size:
             return "n/a"
         median = f"{self.median:.{digits}g}"
-        text = median if len(self.values) == 1 else (
-            f"{median} [{self.min:.{digits}g}–{self.max:.{digits}g}]"
+        text = (
+            median
+            if len(self.values) == 1
+            else (f"{median} [{self.min:.{digits}g}–{self.max:.{digits}g}]")
         )
         return text + (f" ({self.missing} not finite)" if self.missing else "")
 
     def as_dict(self) -> dict:
-        return {"median": _json(self.median), "min": _json(self.min), "max": _json(self.max),
-                "values": [_json(v) for v in self.values], "not_finite": self.missing}
+        return {
+            "median": _json(self.median),
+            "min": _json(self.min),
+            "max": _json(self.max),
+            "values": [_json(v) for v in self.values],
+            "not_finite": self.missing,
+        }
 
 
-def _json(value) -> Optional[float]:
+def _json(value) -> float | None:
     return float(value) if _finite(value) else None
 
 
