@@ -26,6 +26,9 @@ _QUICK = flags.DEFINE_bool("quick", False, "One seed, fewer epochs and iteration
 _SMOKE = flags.DEFINE_bool(
     "smoke", False, "Tiny models and data: checks the pipeline, not results."
 )
+_JOBS = flags.DEFINE_integer(
+    "jobs", 2, "Runs trained at once, each in its own process (2 fills a 2-core machine)."
+)
 _REUSE = flags.DEFINE_bool("reuse", False, "Reuse finished runs with an identical config.")
 
 
@@ -56,6 +59,7 @@ def main(argv) -> None:
         workdir=_WORKDIR.value,
         markdown_path=_MARKDOWN.value,
         reuse=_REUSE.value,
+        jobs=_JOBS.value,
         command=_command(),
         progress=lambda line: print(line, flush=True),
     )

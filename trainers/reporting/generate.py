@@ -43,9 +43,11 @@ def _environment() -> str:
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU time of this process (all its threads): independent of other load."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """User + system CPU time of this process and its finished children: independent of load."""
+    own, children = (
+        resource.getrusage(r) for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _by_key(sections: tuple[Section, ...], key: str) -> Section:
@@ -133,6 +135,7 @@ def generate_report(
     workdir: str = "runs/report",
     markdown_path: str | None = None,
     reuse: bool = False,
+    jobs: int = 1,
     command: str | None = None,
     progress: Callable[[str], None] = print,
 ) -> dict:
@@ -140,14 +143,16 @@ def generate_report(
 
     ``out_dir`` gets the PNGs and ``results.json``; the markdown goes to
     ``markdown_path`` (default :func:`markdown_path_for`). ``workdir`` holds
-    the run directories.
+    the run directories; ``jobs`` runs train at once, each in its own process.
     """
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     sections = build_sections(SCALES[scale])
     variants = unique_variants(sections)
     runs = sum(len(v.seeds) for v in variants)
     progress(f"Report scale {scale!r}: {len(variants)} variants, {runs} runs into {workdir}.")
-    results: dict[str, RunGroup] = run_variants(variants, workdir, reuse=reuse, progress=progress)
+    results: dict[str, RunGroup] = run_variants(
+        variants, workdir, reuse=reuse, jobs=jobs, progress=progress
+    )
 
     os.makedirs(out_dir, exist_ok=True)
     markdown_path = markdown_path or markdown_path_for(out_dir)

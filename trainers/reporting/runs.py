@@ -12,9 +12,11 @@ which the findings and tables read through medians and spreads over seeds.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import time
@@ -150,9 +152,7 @@ def _config_json(config) -> str:
     return config.to_json_best_effort(sort_keys=True)
 
 
-def _load_previous(
-    workdir: str, config_json: str, variant: Variant, seed: int
-) -> RunResult | None:
+def _load_previous(workdir: str, config_json: str, variant: Variant, seed: int) -> RunResult | None:
     path = os.path.join(workdir, RUN_FILE)
     if not os.path.isfile(path):
         return None
@@ -224,21 +224,46 @@ def run_variant(variant: Variant, root: str, seed: int, *, reuse: bool = False) 
     )
 
 
+def _run_in_worker(variant: Variant, root: str, seed: int, reuse: bool) -> RunResult:
+    """:func:`run_variant` in a pool process (op determinism is per process, as in the binary)."""
+    return run_variant(variant, root, seed, reuse=reuse)
+
+
 def run_variants(
     variants: Iterable[Variant],
     root: str,
     *,
     reuse: bool = False,
+    jobs: int = 1,
     progress: Callable[[str], None] = print,
 ) -> dict[str, RunGroup]:
-    """Run every seed of each variant in turn; ``{variant.name: RunGroup}``."""
-    jobs = [(variant, seed) for variant in variants for seed in variant.seeds]
+    """Run every seed of each variant; ``{variant.name: RunGroup}`` in variant and seed order.
+
+    ``jobs`` > 1 trains that many runs at once, each in a fresh process (a
+    deep net's run uses about one of a small machine's cores).
+    """
+    work = [(variant, seed) for variant in variants for seed in variant.seeds]
+    if jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(_run_in_worker, v, root, s, reuse) for v, s in work]
+            results = _collect(futures, work, progress)
+    else:
+        results = _collect((run_variant(v, root, s, reuse=reuse) for v, s in work), work, progress)
     groups: dict[str, RunGroup] = {}
-    for index, (variant, seed) in enumerate(jobs, 1):
-        result = run_variant(variant, root, seed, reuse=reuse)
+    for (variant, _), result in zip(work, results):
         groups.setdefault(variant.name, RunGroup(variant, [])).runs.append(result)
+    return groups
+
+
+def _collect(results, work, progress: Callable[[str], None]) -> list[RunResult]:
+    """Each result (a RunResult or a future of one), with a progress line per finished run."""
+    collected = []
+    for index, ((variant, seed), item) in enumerate(zip(work, results), 1):
+        result = item.result() if isinstance(item, concurrent.futures.Future) else item
+        collected.append(result)
         status = "reused" if result.reused else f"{result.seconds:.1f} s"
         if result.error:
             status += f", {'diverged' if result.diverged else 'FAILED'}: {result.error}"
-        progress(f"[{index}/{len(jobs)}] {variant.name} seed {seed}: {status}")
-    return groups
+        progress(f"[{index}/{len(work)}] {variant.name} seed {seed}: {status}")
+    return collected
