@@ -34,8 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags
 
-DEFAULT_SEED = 0  # any seed passes; BUILD_NOTES has seeds 0-11
-DEFAULT_EPOCHS = 90.0
+DEFAULT_SEED = 0  # not a chosen seed: 0-9 all pass (BUILD_NOTES, "The demo over seeds")
+DEFAULT_EPOCHS = 100.0  # every one of seeds 0-9 passes here (BUILD_NOTES)
 
 
 def define_flags() -> dict:

@@ -75,9 +75,14 @@ def _flag_value(value: Any) -> str:
 
 
 def seed_command(config_file: str, overrides: Mapping[str, Any], seed: int, root: str) -> list[str]:
-    """The ``trainers.train`` command line of one seed."""
+    """The ``trainers.train`` command line of one seed.
+
+    Op determinism is on unless ``overrides`` set ``runtime.deterministic``:
+    rerunning a seed on the same machine then gives the same numbers.
+    """
     if "train.seed" in overrides:
         raise ValueError("--config.train.seed is set by --seeds/--num_seeds; remove it")
+    overrides = {"runtime.deterministic": True, **overrides}
     return [
         sys.executable,
         "-m",

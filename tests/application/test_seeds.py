@@ -111,11 +111,15 @@ def test_seed_commands_and_seed_lists():
         "-m",
         "tf_bng_trainers.train",
         "--config=configs/x.py:depth=2",
+        "--config.runtime.deterministic=true",  # on by default: reruns are identical
         "--config.train.epochs=3.0",
         "--config.export=true",
         "--config.train.seed=4",
         "--workdir=/r/seed4",
     ]
+    opted_out = seeds.seed_command("c.py", {"runtime.deterministic": False}, 0, "/r")
+    assert "--config.runtime.deterministic=false" in opted_out
+    assert "--config.runtime.deterministic=true" not in opted_out
     with pytest.raises(ValueError, match="train.seed"):
         seeds.seed_command("c.py", {"train.seed": 1}, 0, "/r")
 
