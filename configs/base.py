@@ -153,6 +153,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     c.runtime.deterministic = False
     c.runtime.tpu = ""  # TPU name or address for strategy=tpu
     c.runtime.collective_timeout = 300.0  # seconds, multi_worker
+    c.runtime.startup_timeout = 120.0  # seconds to wait for every worker to join (0: unbounded)
 
     c.export = False  # write a SavedModel to workdir/export at the end
     return c

@@ -61,6 +61,7 @@ def plan_blocks(
         for i, v in enumerate(variables)
         if i not in skip_set and any(p.search(blocks_lib.variable_path(v)) for p in patterns)
     ]
+    blocks_lib.warn_if_nothing_to_do(variables, patterns, excluded, skip_set)
     rule_of: dict[int, int] = {}
     for i, v in enumerate(variables):
         if i in skip_set or i in excluded:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Union
 
@@ -148,6 +149,7 @@ def partition_variables(
         for i, v in enumerate(variables)
         if i not in skip_set and any(p.search(variable_path(v)) for p in patterns)
     ]
+    warn_if_nothing_to_do(variables, patterns, excluded, skip_set)
     dropped = skip_set.union(excluded)
     groups = _group(variables, key_of, split_collisions=blocks in ("layer", "variable"))
     kept = [(name, tuple(i for i in ix if i not in dropped)) for name, ix in groups]
@@ -157,3 +159,41 @@ def partition_variables(
         blocks=tuple(ix for _, ix in kept),
         excluded=tuple(excluded),
     )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """``warnings.warn(message)`` the first time this process sees ``message``.
+
+    A plan is built at every trace (and per parameter group): without this
+    the same warning would repeat.
+    """
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def warn_if_nothing_to_do(variables, patterns, excluded, skip_set) -> None:
+    """Warn when the transform would touch nothing, or an ``exclude`` pattern matches nothing."""
+    if not variables:
+        _warn_once(
+            "The block transform got no variables: the model has no trainable variables, so "
+            "nothing is trained."
+        )
+        return
+    paths = [variable_path(v) for v in variables]
+    for pattern in patterns:
+        if not any(pattern.search(path) for path in paths):
+            shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
+            _warn_once(
+                f"The exclude pattern {pattern.pattern!r} matches no variable path ({shown}); "
+                "check it (patterns are regexes searched in variable.path)."
+            )
+    remaining = [i for i in range(len(variables)) if i not in skip_set]
+    if remaining and len(excluded) == len(remaining):
+        _warn_once(
+            f"Every variable is excluded by exclude={tuple(p.pattern for p in patterns)!r}: the "
+            "block transform changes no gradient."
+        )

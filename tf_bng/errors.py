@@ -17,9 +17,27 @@ __all__ = [
     "DataUnavailableError",
     "TrainingDiverged",
     "CheckpointError",
+    "ClusterError",
     "TrainingInterrupted",
+    "EXIT_CODES",
     "one_line",
 ]
+
+#: What each exit code of the training binary means (one thing each). README's table is this one.
+EXIT_CODES = {
+    0: "done",
+    1: "bad command line (unknown flag or config key, unparsable value)",
+    2: "bad config or environment: a value, a config file or name that does not exist, an "
+    "unwritable workdir, a replica count, data not available offline",
+    3: "bad data (shapes, labels out of range, NaN inputs in the first batches)",
+    4: "diverged: train.max_bad_steps non-finite steps in a row",
+    5: "checkpoint fault: disk full or write error during a save, no intact checkpoint, a "
+    "checkpoint of another config",
+    6: "retryable cluster fault: a worker did not join within runtime.startup_timeout, or a "
+    "peer was lost during training; rerun all workers to resume",
+    130: "interrupted by SIGINT after saving a checkpoint",
+    143: "interrupted by SIGTERM after saving a checkpoint",
+}
 
 
 def one_line(error: BaseException) -> str:
@@ -65,6 +83,17 @@ class CheckpointError(RunError, RuntimeError):
     """No usable checkpoint, a checkpoint of another config, or state that must not be saved."""
 
     exit_code = 5
+
+
+class ClusterError(RunError, RuntimeError):
+    """A retryable multi-worker fault: a worker never joined, or a peer was lost mid-run.
+
+    Nothing is wrong with the config or the data: rerunning every worker
+    resumes from the last good checkpoint. A scheduler may retry on this
+    code (6) and on no other.
+    """
+
+    exit_code = 6
 
 
 class TrainingInterrupted(RunError):

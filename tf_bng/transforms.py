@@ -364,8 +364,7 @@ class BlockTransform:
         """The transformed gradients with every block's norm and scale."""
         grads = list(grads)
         variables = list(variables)
-        if len(grads) != len(variables):
-            raise ValueError(f"Got {len(grads)} gradients for {len(variables)} variables.")
+        check_gradients(grads, variables)
         plan = self.plan(variables, grads)
         out = list(grads)
         norms: list = [None] * len(plan.blocks)
@@ -484,12 +483,63 @@ class BlockTransform:
     ) -> tuple[list, tf.Tensor | None]:
         grads = list(grads)
         variables = list(variables)
-        if len(grads) != len(variables):
-            raise ValueError(f"Got {len(grads)} gradients for {len(variables)} variables.")
+        check_gradients(grads, variables)
         if self.config.transform == "none" and not self.config.groups:
             return grads, (self.block_norms(grads, variables) if with_norms else None)
         result = self.apply(grads, variables)
         return result.grads, (result.norms if with_norms else None)
+
+
+def _is_pair(item: Any) -> bool:
+    """A ``(gradient, variable)`` pair as ``apply_gradients`` takes them."""
+    return isinstance(item, (tuple, list)) and len(item) == 2 and hasattr(item[1], "assign")
+
+
+def check_gradients(grads: Sequence[Any], variables: Sequence[Any]) -> None:
+    """Raise a clear error when ``grads`` cannot be the gradients of ``variables``.
+
+    One gradient (or None) per variable, in the same order: a floating-point
+    tensor (or ``IndexedSlices``) of the variable's shape. ``TypeError`` for
+    (gradient, variable) pairs or a non-float gradient, ``ValueError`` for a
+    count or shape mismatch; both name the variable. Python work at trace
+    time only.
+    """
+    if grads and all(_is_pair(g) for g in grads):
+        raise TypeError(
+            "grads holds (gradient, variable) pairs (the list(zip(grads, variables)) of "
+            "apply_gradients); pass the gradients and the variables as two lists: "
+            "transform_gradients(grads, variables, ...)."
+        )
+    if len(grads) != len(variables):
+        raise ValueError(
+            f"Got {len(grads)} gradients for {len(variables)} variables; pass one gradient "
+            "(or None) per variable, in the same order."
+        )
+    for i, (g, v) in enumerate(zip(grads, variables)):
+        if g is None:
+            continue
+        name = blocks_lib.variable_path(v) if hasattr(v, "name") or hasattr(v, "path") else v
+        values = g.values if isinstance(g, tf.IndexedSlices) else g
+        dtype = getattr(values, "dtype", None)
+        if dtype is None:
+            raise TypeError(
+                f"The gradient of variable {name!r} (position {i}) is a {type(g).__name__}, "
+                "not a tensor; pass one tensor (or None) per variable."
+            )
+        dtype = tf.as_dtype(dtype)
+        if not dtype.is_floating:
+            raise TypeError(
+                f"The gradient of variable {name!r} (position {i}) has dtype {dtype.name}; "
+                "block transforms need floating-point gradients (cast it, or exclude the "
+                "variable)."
+            )
+        g_shape = tf.TensorShape(getattr(g, "shape", None))
+        v_shape = tf.TensorShape(getattr(v, "shape", None))
+        if not g_shape.is_compatible_with(v_shape):
+            raise ValueError(
+                f"The gradient at position {i} has shape {g_shape} but variable {name!r} has "
+                f"shape {v_shape}: are the gradients in the order of the variables?"
+            )
 
 
 def _call_out_of_line(fn, *args):
@@ -525,7 +575,7 @@ def dense_weights(variables: Sequence[Any]) -> list[tf.Tensor]:
 
 def transform_gradients(
     grads: Sequence[Any],
-    variables: Sequence[Any],
+    variables: Sequence[Any] | None = None,
     *,
     transform: str,
     norm: str = "l2",
@@ -541,7 +591,15 @@ def transform_gradients(
 
     The arguments are :class:`TransformConfig`'s. Building the transform each
     call is cheap Python work; in a loop, build one :class:`BlockTransform`.
+    ``grads`` and ``variables`` are two lists of the same length (not the
+    ``(gradient, variable)`` pairs of ``apply_gradients``: that is a
+    ``TypeError``); a non-float gradient is a ``TypeError``, a count or
+    shape mismatch a ``ValueError``, each naming the variable.
     """
+    if variables is None:
+        if grads and all(_is_pair(g) for g in grads):
+            check_gradients(grads, ())  # the message about pairs
+        raise TypeError("transform_gradients(grads, variables, ...): pass the variables too.")
     config = TransformConfig(
         transform=transform,
         norm=norm,

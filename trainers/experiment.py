@@ -61,7 +61,10 @@ class Experiment:
         rt = config.runtime
         runtime.configure_virtual_cpus(int(rt.virtual_cpus))
         self.strategy = runtime.make_strategy(
-            rt.strategy, collective_timeout=rt.collective_timeout, tpu=rt.tpu
+            rt.strategy,
+            collective_timeout=rt.collective_timeout,
+            tpu=rt.tpu,
+            startup_timeout=rt.get("startup_timeout", 120.0),
         )
         self.is_chief = runtime.is_chief(self.strategy)
         logging.info(
@@ -246,7 +249,13 @@ class Experiment:
     def run(self) -> dict:
         """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export."""
         self._write_config()
-        return self.controller.run()
+        try:
+            return self.controller.run()
+        except runtime.CLUSTER_ERRORS as e:
+            if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                raise
+            latest = self.checkpointer.latest()
+            raise runtime.lost_worker_error(self.strategy, e, latest) from e
 
 
 Trainer = Experiment  # the name tests and earlier versions use

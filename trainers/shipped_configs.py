@@ -56,11 +56,22 @@ def _resolve(value: str) -> str:
     if os.path.exists(path):
         return value
     shipped = shipped_config_path(path)
-    return shipped + sep + arg if shipped else value
+    if shipped:
+        return shipped + sep + arg
+    from tf_bng.errors import ConfigError
+
+    raise ConfigError(
+        f"--config={path}: no such config file and no shipped config of that name; shipped "
+        f"configs: {', '.join(shipped_config_names())} (or pass the path of a config file)."
+    )
 
 
 def resolve_config_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` with ``--config=<shipped name>[:arg]`` replaced by the shipped file's path."""
+    """``argv`` with ``--config=<shipped name>[:arg]`` replaced by the shipped file's path.
+
+    Raises :class:`tf_bng.errors.ConfigError` (exit code 2) when the value
+    is neither an existing file nor a shipped name.
+    """
     out = list(argv)
     for i, item in enumerate(out):
         if item.startswith("--config="):

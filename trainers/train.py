@@ -7,10 +7,13 @@ with ``--config.<section>.<key>=value`` (the config is locked: an unknown
 key is an error). Running again with the same ``--workdir`` resumes from
 the last checkpoint.
 
-Exit codes: 0 done; 1 a bad command line; 2 a bad config, workdir or
-replica count, or data not available offline; 3 bad data; 4 diverged
-(``train.max_bad_steps`` non-finite steps in a row); 5 a checkpoint problem;
-128 + signal (143 SIGTERM, 130 SIGINT) interrupted after saving a
+Exit codes (``tf_bng.errors.EXIT_CODES``): 0 done; 1 a bad command line;
+2 a bad config (a value, a config file or name that does not exist),
+workdir or replica count, or data not available offline; 3 bad data;
+4 diverged (``train.max_bad_steps`` non-finite steps in a row); 5 a
+checkpoint problem (disk full during a save included); 6 a retryable
+cluster fault (a worker did not join within ``runtime.startup_timeout``, a
+peer was lost: rerun all workers); 128 + signal (143 SIGTERM, 130 SIGINT) interrupted after saving a
 checkpoint. Every one of them prints a single line to stderr.
 """
 
@@ -109,7 +112,13 @@ def _parse_flags(argv: list[str]) -> list[str]:
     workdir = _workdir_in(argv)
     if workdir:
         keep_files_in_workdir(workdir)
-    argv = resolve_config_argv(argv)
+    from tf_bng.errors import ConfigError
+
+    try:
+        argv = resolve_config_argv(argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
     try:
         return flags.FLAGS(argv)
     except _FLAG_ERRORS as e:
@@ -133,6 +142,10 @@ def keep_files_in_workdir(workdir: str) -> None:
     temporary = os.path.join(cache, "tmp")
     try:
         os.makedirs(temporary, exist_ok=True)
+        # A read-only workdir of an earlier run has these directories already:
+        # caches pointed there would fail on import (matplotlib's, Keras's).
+        with tempfile.NamedTemporaryFile(dir=temporary):
+            pass
     except OSError:
         return  # the workdir check reports it
     os.environ["TMPDIR"] = temporary

@@ -97,6 +97,13 @@ class TrainStep:
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy or tf.distribute.get_strategy()
+        if isinstance(global_batch_size, bool) or int(global_batch_size) != global_batch_size:
+            raise ValueError(f"global_batch_size must be an integer, got {global_batch_size!r}.")
+        if int(global_batch_size) < 1:
+            raise ValueError(
+                f"global_batch_size must be >= 1 (the examples of one step over all replicas), "
+                f"got {global_batch_size}: the loss is divided by it."
+            )
         self.global_batch_size = int(global_batch_size)
         self.metrics = list(metrics)
         self.report_norms = report_norms

@@ -11,7 +11,16 @@ the files, (3) reads every tensor back (TensorFlow checks each tensor's
 CRC), (4) only then points the state file at it, atomically (temp file +
 rename), and (5) only then deletes checkpoints beyond ``max_to_keep``. A
 kill at any moment leaves the state file naming a complete checkpoint; the
-leftovers of an interrupted write are overwritten by the next save.
+leftovers of an interrupted write are overwritten by the next save. A save
+that fails (disk full: ``ResourceExhaustedError``, any other write error)
+removes what it wrote (``ckpt-<step>_temp/``, partial files) and raises
+:class:`CheckpointError`; earlier checkpoints are untouched.
+
+A checkpoint written completely but killed before the state file named it
+(an orphan) is still a candidate on restore; once a run has restored its
+newest intact checkpoint, the chief lists every checkpoint on disk in the
+state file and prunes the oldest beyond ``max_to_keep`` (never the one it
+restored).
 
 On restore the newest checkpoint that reads back completely wins; a damaged
 one (truncated file, bad checksum) is logged and moved to
@@ -30,6 +39,7 @@ scratch directory that is deleted right after (TF's documented pattern).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterable
@@ -197,6 +207,7 @@ class Checkpointer:
             if damaged:
                 logging.warning("Falling back to %s.", prefix)
             self._restore(prefix)
+            self._adopt_orphans(prefix)
             return prefix
         if damaged:
             raise CheckpointError(
@@ -214,6 +225,26 @@ class Checkpointer:
                 f"with another config?): {str(e).splitlines()[0]}"
             ) from e
         logging.info("Restored %s", prefix)
+
+    def _adopt_orphans(self, restored: str) -> None:
+        """List every checkpoint on disk up to ``restored`` (newest), prune beyond max_to_keep.
+
+        An orphan (written, killed before the state file named it) would
+        otherwise stay on disk for ever. ``restored`` has just read back
+        intact, so it stays and the state file names it.
+        """
+        if not self.is_chief:
+            return
+        newest = checkpoint_step(restored)
+        older = [p for p in self.candidates() if (checkpoint_step(p) or 0) < newest]
+        listed = [os.path.basename(p) for p in reversed(older)] + [os.path.basename(restored)]
+        before = [os.path.basename(p) for p in self._listed()]
+        orphans = sorted(set(listed) - set(before), key=checkpoint_step)
+        if orphans:
+            logging.info("Found checkpoints the state file did not list: %s.", ", ".join(orphans))
+        if listed != before:
+            self._write_state(listed)
+        self._prune(listed)
 
     def _move_aside(self, prefix: str) -> None:
         if not self.is_chief:
@@ -260,18 +291,55 @@ class Checkpointer:
             )
         base = f"{PREFIX}-{int(step)}"
         prefix = os.path.join(write_path(self.directory, self.strategy), base)
-        tf.io.gfile.makedirs(os.path.dirname(prefix))
-        self.checkpoint.write(prefix)
+        try:
+            tf.io.gfile.makedirs(os.path.dirname(prefix))
+            self.checkpoint.write(prefix)
+        except (tf.errors.OpError, OSError) as e:
+            self._remove_partial(prefix)
+            raise self._save_failed(step, e) from None
         if not self.is_chief:
             remove_scratch(self.directory, self.strategy)
             return prefix
         problem = verify_checkpoint(prefix)
         if problem is not None:
             raise CheckpointError(f"{prefix} did not read back after writing it: {problem}")
-        listed = [p for p in self._listed() if os.path.basename(p) != base] + [base]
-        self._write_state(listed)
+        older = [p for p in self.candidates() if (checkpoint_step(p) or 0) < int(step)]
+        listed = [os.path.basename(p) for p in reversed(older)] + [base]
+        try:
+            self._write_state(listed)
+        except (tf.errors.OpError, OSError) as e:
+            # The new checkpoint is complete: the next start finds it on disk.
+            raise self._save_failed(step, e) from None
         self._prune(listed)
         return prefix
+
+    def _remove_partial(self, prefix: str) -> None:
+        """Delete what an interrupted ``write(prefix)`` left: ``prefix_temp/`` and ``prefix.*``."""
+        leftovers = [prefix + "_temp"] + _files_of(prefix)
+        for path in leftovers:
+            try:
+                if tf.io.gfile.isdir(path):
+                    tf.io.gfile.rmtree(path)
+                elif tf.io.gfile.exists(path):
+                    tf.io.gfile.remove(path)
+            except (tf.errors.OpError, OSError) as e:  # keep the first error the one reported
+                logging.warning("Could not remove %s: %s", path, e)
+
+    def _save_failed(self, step: int, error: BaseException) -> CheckpointError:
+        full = isinstance(error, tf.errors.ResourceExhaustedError) or (
+            isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+        )
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[0] if lines else type(error).__name__
+        latest = self.latest()
+        where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was saved yet"
+        what = "the disk is full" if full else f"{type(error).__name__}: {detail}"
+        return CheckpointError(
+            f"saving the checkpoint of step {int(step)} in {self.directory} failed ({what}); "
+            f"removed the partial files, {where}. "
+            + ("Free some space, then " if full else "Fix it, then ")
+            + "rerun the same command to resume."
+        )
 
     def _write_state(self, prefixes: list[str]) -> None:
         """Point the state file at ``prefixes`` (newest last), atomically."""

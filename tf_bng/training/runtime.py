@@ -9,6 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
+import sys
+import threading
+import time
 
 import keras
 import tensorflow as tf
@@ -26,6 +31,10 @@ __all__ = [
     "is_chief",
     "task_id",
     "any_worker",
+    "cluster_peers",
+    "wait_for_workers",
+    "lost_worker_error",
+    "CLUSTER_ERRORS",
 ]
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -91,14 +100,21 @@ def mirrored_strategy(devices: list[str] | None = None) -> tf.distribute.Mirrore
 
 
 def make_strategy(
-    name: str, *, collective_timeout: float | None = None, tpu: str = ""
+    name: str,
+    *,
+    collective_timeout: float | None = None,
+    tpu: str = "",
+    startup_timeout: float | None = None,
 ) -> tf.distribute.Strategy:
     """The strategy called ``name`` (one of :data:`STRATEGIES`).
 
     ``multi_worker`` reads the cluster from ``TF_CONFIG`` and uses RING
     collectives with ``collective_timeout`` seconds, so a lost peer fails the
-    run instead of hanging it. ``tpu`` resolves ``tpu`` (an address or name;
-    empty for the local TPU).
+    run instead of hanging it. It first waits at most ``startup_timeout``
+    seconds for every worker to answer, with a progress line every 10 s
+    (:func:`wait_for_workers`), then raises
+    :class:`~tf_bng.errors.ClusterError` (exit code 6).
+    ``tpu`` resolves ``tpu`` (an address or name; empty for the local TPU).
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -112,6 +128,10 @@ def make_strategy(
             implementation=tf.distribute.experimental.CommunicationImplementation.RING,
             timeout_seconds=float(collective_timeout or 0) or None,
         )
+        # TensorFlow's constructor waits for the other workers unbounded and
+        # silently, in C++ holding the GIL: wait for them here first.
+        waited = wait_for_workers(startup_timeout)
+        logging.info("Every worker answered after %.1f s.", waited)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
@@ -201,3 +221,177 @@ def any_worker(strategy: tf.distribute.Strategy | None, flag: bool) -> bool:
     value = tf.constant(1.0 if flag else 0.0)
     votes = strategy.run(lambda: tf.identity(value))
     return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None).numpy() > 0)
+
+
+# -- multi-worker faults -------------------------------------------------------------------------
+
+
+def cluster_peers() -> list[tuple[str, int, str]]:
+    """``(task type, index, address)`` of every other task in ``TF_CONFIG``'s cluster."""
+    config = _tf_config()
+    task = config.get("task", {})
+    me = (task.get("type"), int(task.get("index", 0)))
+    peers = []
+    for job, addresses in config.get("cluster", {}).items():
+        if isinstance(addresses, dict):  # {index: address}
+            addresses = [addresses[k] for k in sorted(addresses, key=int)]
+        for index, address in enumerate(addresses):
+            if (job, index) != me:
+                peers.append((job, index, str(address)))
+    return peers
+
+
+def _reachable(address: str, timeout: float = 1.0) -> bool:
+    """Whether something listens on ``host:port`` (the peer's gRPC server)."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _describe(peers) -> str:
+    return ", ".join(f"{job} {index} at {address}" for job, index, address in peers)
+
+
+def _my_address() -> str | None:
+    config = _tf_config()
+    task = config.get("task", {})
+    addresses = config.get("cluster", {}).get(task.get("type"), [])
+    if isinstance(addresses, dict):
+        addresses = [addresses[k] for k in sorted(addresses, key=int)]
+    index = int(task.get("index", 0))
+    return str(addresses[index]) if 0 <= index < len(addresses) else None
+
+
+class _Placeholder:
+    """Listen on this worker's port until TensorFlow's server takes it over.
+
+    The workers' gRPC servers only start inside TensorFlow's strategy
+    constructor, which blocks holding the GIL: so each worker first answers
+    on its own port from Python, and enters TensorFlow once every peer's
+    port answers (a placeholder or a server).
+    """
+
+    def __init__(self, address: str | None):
+        self._socket = None
+        if not address:
+            return
+        host, _, port = address.rpartition(":")
+        try:
+            sock = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host.strip("[]"), int(port)))
+            sock.listen(64)
+            sock.settimeout(0.2)
+        except (OSError, ValueError):
+            return  # taken or not ours to bind: TensorFlow reports it
+        self._socket = sock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="port_placeholder", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+                connection.close()
+            except (TimeoutError, OSError):
+                continue
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._stop.set()
+            self._thread.join()
+            self._socket.close()
+            self._socket = None
+
+
+def wait_for_workers(timeout: float | None, *, every: float = 10.0, stream=None) -> float:
+    """Wait until every peer of ``TF_CONFIG`` answers on its port; returns the seconds waited.
+
+    Prints ``waiting for worker 1 at 127.0.0.1:PORT (12 s of 120)`` to
+    ``stream`` (stderr) every ``every`` seconds, naming the peers that do not
+    answer yet. Raises :class:`~tf_bng.errors.ClusterError` (exit code 6,
+    retryable) after ``timeout`` seconds; None or <= 0 waits without bound.
+    """
+    from tf_bng.errors import ClusterError
+
+    stream = stream or sys.stderr
+    timeout = float(timeout or 0)
+    started = time.monotonic()
+    next_report = started + every
+    placeholder = _Placeholder(_my_address())
+    try:
+        while True:
+            missing = [peer for peer in cluster_peers() if not _reachable(peer[2])]
+            now = time.monotonic()
+            if not missing:
+                return now - started
+            if timeout > 0 and now - started >= timeout:
+                raise ClusterError(
+                    f"{_describe(missing)} did not join within runtime.startup_timeout="
+                    f"{timeout:g} s; start every worker of TF_CONFIG (or raise "
+                    "runtime.startup_timeout), then rerun all workers."
+                )
+            if now >= next_report:
+                of = f" of {timeout:.0f}" if timeout > 0 else ""
+                print(
+                    f"waiting for {_describe(missing)} ({now - started:.0f} s{of})",
+                    file=stream,
+                    flush=True,
+                )
+                next_report += every
+            time.sleep(0.25)
+    finally:
+        placeholder.close()
+
+
+# What a collective raises when a peer is gone or frozen: the health check or
+# the coordination service aborts collectives (Unavailable / Aborted /
+# Cancelled), or a collective times out (DeadlineExceeded).
+CLUSTER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.CancelledError,
+    tf.errors.FailedPreconditionError,
+    tf.errors.InternalError,
+)
+
+_TASK = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+
+
+def lost_worker_error(strategy, error: BaseException, last_checkpoint: str | None):
+    """The one-line :class:`~tf_bng.errors.ClusterError` for a peer lost during training.
+
+    Names the peer TensorFlow reported (or, failing that, the peers whose
+    port no longer answers), the last good checkpoint and what to do.
+    """
+    from tf_bng.errors import ClusterError
+
+    me = task_id(strategy)
+    text = str(error)
+    named = []
+    for job, index in _TASK.findall(text):
+        if int(index) != me and (job, int(index)) not in named:
+            named.append((job, int(index)))
+    peers = {(job, index): address for job, index, address in cluster_peers()}
+    if named:
+        lost = [(job, index, peers.get((job, index), "?")) for job, index in named]
+    else:
+        lost = [
+            (job, index, address)
+            for (job, index), address in peers.items()
+            if not _reachable(address)
+        ]
+    who = _describe(lost) if lost else "a peer worker"
+    where = (
+        f"the last good checkpoint is {last_checkpoint}"
+        if last_checkpoint
+        else ("no checkpoint was saved yet")
+    )
+    return ClusterError(
+        f"lost {who} ({type(error).__name__}); {where}; rerun all workers to resume."
+    )

@@ -15,6 +15,7 @@ the identical copies (see :mod:`tf_bng.distributed`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 from tf_bng import distributed
 from tf_bng import norms as norms_lib
 from tf_bng import selectors as selectors_lib
-from tf_bng.transforms import BlockTransform, TransformConfig
+from tf_bng.transforms import BlockTransform, TransformConfig, all_finite
 
 __all__ = ["DEFAULT_BLOCKS", "BlockTransformOptimizer"]
 
@@ -113,6 +114,16 @@ def _single_tensor_norm(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
     return norm
 
 
+def _zero_unless(finite, grad):
+    """``grad`` when ``finite``, else zeros of its shape (dense or IndexedSlices)."""
+    if grad is None:
+        return None
+    if isinstance(grad, tf.IndexedSlices):
+        values = tf.where(finite, grad.values, tf.zeros_like(grad.values))
+        return tf.IndexedSlices(values, grad.indices, grad.dense_shape)
+    return tf.where(finite, grad, tf.zeros_like(grad))
+
+
 class BlockTransformOptimizer(keras.optimizers.Optimizer):
     """Base class: an inner optimizer stepping on block-transformed gradients.
 
@@ -140,6 +151,15 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
       accumulation_steps: k > 1 sums the gradients of k batches and applies
         one update from their mean (transformed) every k-th batch: k batches
         of 32 equal one batch of 32*k. One device only (see ``apply``).
+      skip_nonfinite: (default True) an update whose gradient holds NaN or Inf
+        is skipped, as :class:`tf_bng.TrainStep` does: weights and the inner
+        optimizer's state (moments, ``iterations``) stay as they were. Each
+        skip adds one to :attr:`bad_steps` and prints one line to stderr.
+        Under a multi-replica strategy the inner optimizer's all-reduce
+        cannot sit inside a conditional, so there the non-finite gradient is
+        replaced by zeros instead (weights stay finite; a stateful inner
+        optimizer still advances its moments by one step). False: Keras's
+        behaviour (the weights become NaN).
     """
 
     transform_name: ClassVar[str] = "none"
@@ -156,6 +176,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         max_scale: float | None = None,
         groups: Sequence = (),
         accumulation_steps: int = 1,
+        skip_nonfinite: bool = True,
         name: str | None = None,
         **kwargs,
     ):
@@ -180,6 +201,8 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
         self.accumulation_steps = int(accumulation_steps)
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self._bad_steps = None
         self._block_transform = BlockTransform(config)
 
     # ---- the transform's settings --------------------------------------------
@@ -236,7 +259,25 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables + self.inner_optimizer.variables
+        # bad_steps last: a .keras file saved before it existed lists the others in this order.
+        bad = getattr(self, "_bad_steps", None)
+        own = [v for v in self._variables if v is not bad]
+        last = [bad] if bad is not None else []
+        return own + self.inner_optimizer.variables + last
+
+    @property
+    def bad_steps(self):
+        """How many updates were skipped because their gradient was not finite (a variable)."""
+        return self._bad_steps
+
+    def load_own_variables(self, store):
+        variables = self.variables
+        if self._bad_steps is not None and len(store.keys()) == len(variables) - 1:
+            # Saved before the wrappers counted skipped steps: the count starts at 0.
+            for i, variable in enumerate(variables[:-1]):
+                variable.assign(store[str(i)])
+            return
+        super().load_own_variables(store)
 
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
@@ -246,6 +287,9 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             return
         self.inner_optimizer.build(variables)
         super().build(variables)
+        self._bad_steps = self.add_variable(
+            shape=(), dtype="int64", initializer="zeros", name="bad_steps"
+        )
         self._gradient_sums = []
         if self.accumulation_steps > 1:
             self._micro_steps = self.add_variable(
@@ -283,6 +327,43 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         }
         transformable = [None if i in passthrough else g for i, g in enumerate(grads)]
         transformable = distributed.sum_over_replicas(transformable)
+        if not self.skip_nonfinite:
+            self._apply_transformed(transformable, grads, passthrough, variables)
+            return
+        # The summed gradient is the same on every replica: so is the decision.
+        finite = all_finite(transformable)
+        if distributed.in_multi_replica_context():
+            self._count_if_bad(finite)
+            transformable = [_zero_unless(finite, g) for g in transformable]
+            self._apply_transformed(transformable, grads, passthrough, variables)
+            return
+
+        def apply():
+            self._apply_transformed(transformable, grads, passthrough, variables)
+            return tf.constant(True)
+
+        def skip():
+            self._count_if_bad(tf.constant(False))
+            return tf.constant(False)
+
+        tf.cond(finite, apply, skip)
+
+    def _count_if_bad(self, finite) -> None:
+        bad = tf.cast(tf.logical_not(finite), tf.int64)
+        total = self._bad_steps.assign_add(bad)
+
+        def report():
+            tf.print(
+                f"{type(self).__name__}: skipped an update with a non-finite gradient "
+                "(NaN or Inf); bad_steps =",
+                total,
+                output_stream=sys.stderr,
+            )
+            return tf.constant(True)
+
+        tf.cond(finite, lambda: tf.constant(False), report)
+
+    def _apply_transformed(self, transformable, grads, passthrough, variables) -> None:
         transformed, _ = self._block_transform(transformable, variables, with_norms=False)
         transformed = distributed.divide_for_keras_sum(transformed)
         for i in passthrough:
@@ -346,6 +427,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
                 for selector, overrides in cfg.groups
             ],
             "accumulation_steps": self.accumulation_steps,
+            "skip_nonfinite": self.skip_nonfinite,
             **{arg: getattr(cfg, field) for arg, field in self.transform_options.items()},
         }
 
