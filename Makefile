@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install report report-quick bench bench-accelerator clean
+.PHONY: test test-fast lint docs demo install report report-quick bench bench-accelerator clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,6 +14,18 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The edit loop: everything but the tests marked slow (training, subprocesses, wheels).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# API reference of the public package, from its docstrings (not committed).
+docs: $(STAMP)
+	$(VENV)/bin/pdoc --docformat google -o docs/api tf_bng
 
 demo: $(STAMP)
 	$(PY) -m trainers.demo

@@ -28,15 +28,15 @@ import dataclasses
 import gc
 from collections.abc import Callable, Sequence
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-import tf_bng  # noqa: E402
+import tf_bng
 from benchmarks import cli, workloads  # first: cli quiets TensorFlow's C++ logging
 from benchmarks.timing import Row, interleaved, ratio_rows
-from tf_bng.models.layers import logits  # noqa: E402
-from tf_bng.training import loss_scaling, runtime  # noqa: E402
+from tf_bng.models.layers import logits
+from tf_bng.training import loss_scaling, runtime
 
 PRECISIONS = ("float32", "mixed_float16")
 SHORT_PRECISION = {"float32": "f32", "mixed_float16": "f16"}

@@ -1,4 +1,4 @@
-"""What backward scaling costs: ``ng`` with ``backward_scaling=True`` against ``ng`` without (issue 13).
+"""What backward scaling costs: ``ng`` with ``backward_scaling=True`` vs plain ``ng`` (issue 13).
 
     python -m benchmarks.backward_scaling_cost [--models deep_mlp,resnet20] [--rounds N] [--smoke]
 
@@ -26,7 +26,7 @@ def _without_penalty(workload: workloads.Workload) -> workloads.Workload:
     template = workload.model
     model = models.mlp(
         depth=len(
-            [l for l in template.layers if l.name.startswith("hidden") and "_" not in l.name]
+            [x for x in template.layers if x.name.startswith("hidden") and "_" not in x.name]
         ),
         width=template.get_layer("hidden1").units,
         activation="relu",

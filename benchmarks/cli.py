@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.timing import Timings, interleaved, machine_load, ratio_rows  # noqa: E402
+from benchmarks.timing import Timings, interleaved, machine_load, ratio_rows
 
 
 def parser(doc: str, *, rounds: int, repeats: int = 1) -> argparse.ArgumentParser:

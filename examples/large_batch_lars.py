@@ -18,11 +18,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
-import tf_bng  # noqa: E402
-from tf_bng.training import input_pipeline, runtime  # noqa: E402
+import tf_bng
+from tf_bng.training import input_pipeline, runtime
 
 MICRO_BATCH = 100
 

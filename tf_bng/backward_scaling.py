@@ -249,9 +249,14 @@ def _rescaled(signal: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
     for a small one the multiply costs less than the ``cond``.
     """
     if signal.dtype in (tf.float32, tf.float64):
-        multiply = lambda: signal * tf.cast(factor, signal.dtype)
+
+        def multiply():
+            return signal * tf.cast(factor, signal.dtype)
     else:  # float16 / bfloat16: the factor may not fit the signal's own type
-        multiply = lambda: tf.cast(tf.cast(signal, tf.float32) * factor, signal.dtype)
+
+        def multiply():
+            return tf.cast(tf.cast(signal, tf.float32) * factor, signal.dtype)
+
     if not _is_large(signal):
         return multiply()
     return tf.cond(tf.equal(factor, 1.0), lambda: tf.identity(signal), multiply)

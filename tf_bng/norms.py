@@ -139,7 +139,10 @@ def _l2(ts):
 
 
 def _l2_many(blocks):
-    """l2 of many blocks at once: one L2Loss per tensor and one segment sum, not an add_n per block."""
+    """l2 of many blocks at once.
+
+    One L2Loss per tensor and one segment sum, not an add_n per block.
+    """
     partial = tf.stack([tf.nn.l2_loss(t) for ts in blocks for t in ts]) * 2.0
     segments = tf.constant([b for b, ts in enumerate(blocks) for _ in ts])
     sum_sq = tf.math.unsorted_segment_sum(partial, segments, len(blocks))

@@ -11,7 +11,6 @@ others none), so it wraps any schedule.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import keras
 import tensorflow as tf
@@ -19,12 +18,12 @@ import tensorflow as tf
 __all__ = ["SCHEDULES", "LinearWarmup", "make_schedule"]
 
 SCHEDULES = ("constant", "piecewise", "exponential", "cosine", "polynomial")
-LearningRate = Union[float, keras.optimizers.schedules.LearningRateSchedule]
+LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
 
 
 @keras.saving.register_keras_serializable(package="tf_bng")
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
-    """``peak * (step + 1) / warmup_steps`` for the first steps, then ``after(step - warmup_steps)``.
+    """Linear warmup: ``peak * (step + 1) / warmup_steps``, then ``after(step - warmup_steps)``.
 
     ``after`` is a schedule or a constant; its first value should be ``peak``.
     The first step already trains (rate ``peak / warmup_steps``, not 0).

@@ -1,4 +1,4 @@
-"""Which variables a parameter group holds: regexes on ``variable.path``, predicates, ready-made sets.
+"""Which variables a parameter group holds: regexes on ``variable.path``, predicates, sets.
 
 A selector is a callable ``variable -> bool``. Three kinds:
 

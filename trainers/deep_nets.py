@@ -201,7 +201,8 @@ def table(summary: dict) -> str:
         lines.append(
             f"| {s['label']} | {len(s.get('seeds', ()))} | "
             f"{_fmt(s['median'])} [{_fmt(s['min'])}, {_fmt(s['max'])}] | "
-            f"{'–' if low is None else f'1e{low:.0f}'} | {'**yes**' if s['first_layer_ever_zero'] else 'no'} |"
+            f"{'–' if low is None else f'1e{low:.0f}'} | "
+            f"{'**yes**' if s['first_layer_ever_zero'] else 'no'} |"
         )
     return "\n".join(lines)
 

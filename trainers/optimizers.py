@@ -1,4 +1,4 @@
-"""The optimizer and the learning-rate schedule of a config (``optimizer`` and ``schedule`` sections).
+"""The optimizer and learning-rate schedule of a config (``optimizer`` and ``schedule`` sections).
 
 Schedule lengths are given in epochs in the configs (as in the papers) and
 turned into steps here, once the number of steps per epoch is known; the

@@ -1,4 +1,6 @@
-"""``make report``: the reproduction report, ``python -m trainers.report --out=docs/results [--quick]``.
+"""``make report``: the reproduction report.
+
+Run as ``python -m trainers.report --out=docs/results [--quick]``.
 
 Runs the CPU-scale reproductions (paper Figure 1 on MNIST-5k, the seed's
 convex quadratic and deep MLP, NGadap and CLIP against NG) with the
@@ -17,7 +19,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 _OUT = flags.DEFINE_string("out", "docs/results", "Directory for the PNGs and results.json.")
 _MARKDOWN = flags.DEFINE_string("markdown", None, "RESULTS.md path (default: next to --out).")

@@ -1,4 +1,7 @@
-"""``transform.backward_scaling`` from a config: it trains, logs log10 norms, resumes; bad combinations fail."""
+"""``transform.backward_scaling`` from a config.
+
+It trains, logs log10 norms, resumes; bad combinations fail.
+"""
 
 from __future__ import annotations
 

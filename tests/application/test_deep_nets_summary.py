@@ -1,4 +1,4 @@
-"""``trainers.deep_nets``: its table and plot read the runs' metrics as logged (no training here)."""
+"""``trainers.deep_nets``: its table and plot read the runs' metrics as logged (no training)."""
 
 from __future__ import annotations
 

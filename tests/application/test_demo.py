@@ -1,4 +1,7 @@
-"""``make demo`` (issue 9 item 5): the headline statement, its PASS/FAIL rule, a tiny end-to-end run."""
+"""``make demo`` (issue 9 item 5).
+
+The headline statement, its PASS/FAIL rule, a tiny end-to-end run.
+"""
 
 from __future__ import annotations
 

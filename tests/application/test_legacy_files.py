@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import tf_bng  # noqa: F401  (registers the wrapper classes)
+import tf_bng  # registers the wrapper classes
 from tf_bng_configs import mnist_mlp
 from tf_bng_trainers.experiment import Trainer
 

@@ -61,8 +61,8 @@ def assert_one_line_error(code: int, stderr: str, *expected: str) -> str:
         ),
         (
             ["--config.transform.norm=l3"],
-            "error: transform.norm='l3' is not valid; choose one of: avg_l1, avg_l1_l2, avg_l2, l1, "
-            "l1_l2, l2, max, min_max, std",
+            "error: transform.norm='l3' is not valid; choose one of: avg_l1, avg_l1_l2, avg_l2, "
+            "l1, l1_l2, l2, max, min_max, std",
         ),  # (+ norms other tests registered)
         (
             ["--config.optimizer.name=adamm"],
@@ -81,8 +81,8 @@ def assert_one_line_error(code: int, stderr: str, *expected: str) -> str:
         ),
         (
             ["--config.runtime.jit_compile=True", "--config.runtime.strategy=tpu"],
-            "error: runtime.jit_compile=True does not apply to runtime.strategy='tpu' (it compiles the "
-            "step itself); set runtime.jit_compile=False.",
+            "error: runtime.jit_compile=True does not apply to runtime.strategy='tpu' (it compiles "
+            "the step itself); set runtime.jit_compile=False.",
         ),
         (
             ["--config.runtime.strategy=mirrored", "--config.data.batch_size=3"],

@@ -1,4 +1,7 @@
-"""The training loop: what a run leaves in its workdir, strategies, optimizers, schedules, loss scaling."""
+"""The training loop.
+
+What a run leaves in its workdir, strategies, optimizers, schedules, loss scaling.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `python -m pytest` from the root has it; plain `pytest` may not
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import (  # noqa: E402
+from benchmarks import (
     accelerator,
     backward_scaling_cost,
     clip_vs_keras,
@@ -27,7 +27,7 @@ from benchmarks import (  # noqa: E402
     workloads,
     wrapper_vs_step,
 )
-from tf_bng import BlockTransform, TransformConfig  # noqa: E402
+from tf_bng import BlockTransform, TransformConfig
 
 RATIO = r"\d+\.\d{3}"
 
@@ -130,7 +130,9 @@ def test_step_overhead_runs_many_blocks():
 
 
 def test_profile_attributes_ops_to_the_part_of_the_step_they_come_from():
-    part = lambda name: profile_step.part_of(name, "cifar_resnet20", "sgd_1")  # noqa: E731
+    def part(name):
+        return profile_step.part_of(name, "cifar_resnet20", "sgd_1")
+
     assert part("block_transform/L2Loss_3") == "block_transform"
     assert part("gradient_tape/cifar_resnet20/conv/Conv2DBackpropFilter") == "backprop"
     assert part("cifar_resnet20/conv/Conv2D") == "forward"

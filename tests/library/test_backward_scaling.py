@@ -363,7 +363,7 @@ def test_the_power_matches_a_numpy_reference_over_the_whole_range(
 
 @pytest.mark.parametrize("values_per_example", [7, 4096])
 def test_zero_empty_and_non_finite_signals(values_per_example):
-    """Zero passes unchanged; empty (a replica without examples) is fine; inf / NaN stay non-finite."""
+    """Zero passes unchanged; an empty replica is fine; inf/NaN stay non-finite."""
     exponent_for = exponent_of
     assert float(exponent_for(tf.zeros([2, values_per_example]))) == 0.0
     assert np.isfinite(float(exponent_for(tf.zeros([0, values_per_example]))))

@@ -151,7 +151,10 @@ def test_unknown_override_names_the_valid_ones():
 
 def test_callable_selector_and_global_clip_group(model, grads):
     variables = model.trainable_variables
-    is_body = lambda v: "body" in v.path  # noqa: E731
+
+    def is_body(v):
+        return "body" in v.path
+
     config = tf_bng.TransformConfig(
         transform="none", groups=[(is_body, {"transform": "global_clip", "threshold": 0.1})]
     )

@@ -144,7 +144,7 @@ def test_cifar_resnet_parameter_count_matches_he_et_al(depth, paper_millions):
     count = trainable_count(model)
     assert count == cifar_resnet_trainable_params((depth - 2) // 6)
     assert abs(count / (paper_millions * 1e6) - 1) < 0.02
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) + 1 == depth  # option A adds no convolution; + the final Dense
 
 
@@ -161,7 +161,7 @@ def test_preact_resnet34_has_21_8m_parameters_and_preactivated_blocks():
         ),
     )
     assert abs(trainable_count(model) / 21.8e6 - 1) < 0.01
-    names = {l.name for l in model.layers}
+    names = {layer.name for layer in model.layers}
     assert "stage2_block1_shortcut_conv" in names and "stage1_block1_preact_bn" not in names
     assert {"stage1_block2_preact_bn", "final_bn"} <= names
     projections = [n for n in names if n.endswith("shortcut_conv")]
@@ -199,15 +199,15 @@ def test_mlp_matches_the_paper_and_the_seed():
             eval_examples=1,
         ),
     )
-    dense = [l for l in paper.layers if isinstance(l, keras.layers.Dense)]
-    assert [l.units for l in dense] == [100] * 18 + [10]
-    assert all(l.activation is keras.activations.sigmoid for l in dense[:-1])
+    dense = [layer for layer in paper.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.units for layer in dense] == [100] * 18 + [10]
+    assert all(layer.activation is keras.activations.sigmoid for layer in dense[:-1])
     assert not paper.losses
 
     seed = models.build_model(dict(name="deep_mlp"), spec=VECTORS)
-    kinds = [type(l).__name__ for l in seed.layers[1:4]]
+    kinds = [type(layer).__name__ for layer in seed.layers[1:4]]
     assert kinds == ["Dense", "BatchNormalization", "Dropout"]
-    assert sum(isinstance(l, keras.layers.Dense) for l in seed.layers) == 31
+    assert sum(isinstance(layer, keras.layers.Dense) for layer in seed.layers) == 31
     assert seed.get_layer("hidden1_dropout").rate == 0.2
     assert len(seed.losses) == 30  # l2 on the hidden kernels
 

@@ -208,7 +208,7 @@ def test_transform_in_a_compiled_function_equals_eager_at_the_extremes(transform
         block = _block("float32", scale)
         variables = _variables(block)
         eager, _ = bt(block, variables)
-        compiled, _ = tf.function(lambda a, b: bt([a, b], variables))(*block)
+        compiled, _ = tf.function(lambda a, b, v=variables: bt([a, b], v))(*block)
         for e, c in zip(eager, compiled):
             np.testing.assert_allclose(c.numpy(), e.numpy(), rtol=1e-6)
 

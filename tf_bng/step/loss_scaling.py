@@ -16,7 +16,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_bng.transforms import all_finite, scale_gradient  # noqa: F401  (all_finite: old path)
+from tf_bng.transforms import all_finite, scale_gradient  # all_finite: its old import path
 
 __all__ = ["DynamicLossScale", "all_finite"]
 

@@ -246,7 +246,7 @@ class TrainStep:
             per_example, sample_weight=sample_weight, global_batch_size=self.global_batch_size
         )
         if self.model.losses:
-            reg = tf.add_n([tf.cast(l, loss.dtype) for l in self.model.losses])
+            reg = tf.add_n([tf.cast(term, loss.dtype) for term in self.model.losses])
             loss += tf.nn.scale_regularization_loss(reg)
         return loss, pred
 

@@ -1,4 +1,4 @@
 """Old import path of :mod:`tf_bng.step.eval_step`; kept so existing code keeps working."""
 
-from tf_bng.step.eval_step import *  # noqa: F401,F403
-from tf_bng.step.eval_step import __all__  # noqa: F401
+from tf_bng.step.eval_step import *
+from tf_bng.step.eval_step import __all__
