@@ -67,6 +67,11 @@ class AdaGradBNG(keras.optimizers.Optimizer):
         self._block_norm_of = None
 
     def build(self, var_list):
+        """Creates one accumulator per variable, set to ``initial_accumulator_value``.
+
+        Args:
+            var_list: The variables this optimizer will update.
+        """
         if self.built:
             return
         super().build(var_list)
@@ -98,6 +103,13 @@ class AdaGradBNG(keras.optimizers.Optimizer):
             self._block_norm_of = None
 
     def update_step(self, gradient, variable, learning_rate):
+        """Applies one AdaGradBNG update (paper Algorithm 2) to ``variable``.
+
+        Args:
+            gradient: The gradient of ``variable`` (dense or ``tf.IndexedSlices``).
+            variable: The variable to update.
+            learning_rate: The step size for this step.
+        """
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)
         dtype = variable.dtype

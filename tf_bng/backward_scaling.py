@@ -298,6 +298,7 @@ class BackwardScale(keras.layers.Layer):
         self._below = weakref.ref(point)
 
     def build(self, input_shape):
+        """Creates the non-trainable ``applied_factor`` weight (the last ``2**e`` applied)."""
         self.factor = self.add_weight(
             name="applied_factor",
             shape=(),
@@ -309,6 +310,14 @@ class BackwardScale(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
+        """Returns ``inputs`` unchanged; the gradient flowing back is multiplied by ``2**e``.
+
+        Args:
+            inputs: The activations at this point of the network.
+
+        Returns:
+            ``inputs``, with the backward rescaling attached.
+        """
         return _identity_scaling_gradient(inputs, self._backward)
 
     def _backward(self, signal: tf.Tensor) -> tf.Tensor:
@@ -324,6 +333,7 @@ class BackwardScale(keras.layers.Layer):
         return rescaled
 
     def compute_output_shape(self, input_shape):
+        """Returns ``input_shape``: the layer is the identity going forward."""
         return input_shape
 
 

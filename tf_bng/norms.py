@@ -359,6 +359,7 @@ def register_norm(name: str, fn: FlatNorm, *, overwrite: bool = True) -> None:
 
 
 def available_norms() -> tuple[str, ...]:
+    """The names of every registered norm, sorted (built-ins and ``register_norm`` ones)."""
     return tuple(sorted(_REGISTRY))
 
 

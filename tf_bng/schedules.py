@@ -46,6 +46,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return tf.where(step < self.warmup_steps, warmup, later)
 
     def get_config(self):
+        """The constructor arguments, with a schedule ``after`` serialized (Keras saving)."""
         after = self.after
         if isinstance(after, keras.optimizers.schedules.LearningRateSchedule):
             after = keras.saving.serialize_keras_object(after)

@@ -42,6 +42,11 @@ class Selector(abc.ABC):
         """Whether ``variable`` belongs to the group."""
 
     def get_config(self) -> dict[str, Any]:
+        """A callable selector has no saved form.
+
+        Raises:
+            ValueError: Always; use :func:`path` or a ready-made selector in a saved model.
+        """
         raise ValueError(
             f"{self!r} cannot be saved: use tf_bng.selectors.path(regex) or a ready-made "
             "selector (tf_bng.selectors.one_dimensional) in a model you save."
@@ -61,6 +66,7 @@ class PathRegex(Selector):
         return self.regex.search(variable_path(variable)) is not None
 
     def get_config(self) -> dict[str, Any]:
+        """``{"path": regex}``, the saved form of this selector."""
         return {"path": self.regex.pattern}
 
     def __repr__(self) -> str:
@@ -136,10 +142,32 @@ def as_selector(obj: Any) -> Selector:
 
 
 def serialize_selector(selector: Selector) -> dict[str, Any]:
+    """The saved form of a selector (a regex string or pattern is taken as :func:`path`).
+
+    Args:
+        selector: A selector, regex string or compiled pattern.
+
+    Returns:
+        A JSON-ready dict that :func:`deserialize_selector` reads back.
+
+    Raises:
+        ValueError: If the selector is a plain callable, which cannot be saved.
+    """
     return as_selector(selector).get_config()
 
 
 def deserialize_selector(config: dict[str, Any]) -> Selector:
+    """The selector that :func:`serialize_selector` saved.
+
+    Args:
+        config: ``{"path": regex}`` or ``{"builtin": name}``.
+
+    Returns:
+        The selector.
+
+    Raises:
+        ValueError: If ``config`` names no known selector.
+    """
     if "path" in config:
         return PathRegex(config["path"])
     name = config.get("builtin")

@@ -125,6 +125,7 @@ class TransformConfig:
 
     @property
     def effective_blocks(self) -> blocks_lib.BlockSpec:
+        """The block mode that applies: ``"global"`` for ``global_clip``, else ``blocks``."""
         return "global" if self.transform == "global_clip" else self.blocks
 
     def rules(self) -> tuple[TransformConfig, ...]:
@@ -252,6 +253,15 @@ class BlockTransform:
         return all(rule.norm.builtin for rule in self._rules)
 
     def plan(self, variables: Sequence[Any], grads: Sequence[Any] | None = None) -> BlockPlan:
+        """The block plan for ``variables`` (cached per variable list and set of missing gradients).
+
+        Args:
+            variables: The variables the gradients belong to.
+            grads: The gradients; those that are ``None`` are left out of every block.
+
+        Returns:
+            The :class:`BlockPlan` (which variables form each block, and each block's rule).
+        """
         skip = () if grads is None else tuple(i for i, g in enumerate(grads) if g is None)
         key = (tuple(id(v) for v in variables), skip)
         entry = self._cache.get(key)

@@ -17,12 +17,15 @@ from tf_bng.step.train_step import TrainStep
 __all__ = ["EvalStep"]
 
 _WITH_ACCURACY = ("classification", "language_model")
+TASKS = ("classification", "language_model", "quadratic")  # "quadratic": loss only
 
 
 class EvalStep:
     """``evaluate(distributed_dataset) -> {"loss", "accuracy"/"perplexity"}`` for ``task``."""
 
     def __init__(self, train_step: TrainStep, *, task: str):
+        if task not in TASKS:
+            raise ValueError(f"Unknown task {task!r}. Valid tasks: {', '.join(TASKS)}.")
         self.model = train_step.model
         self.strategy = train_step.strategy
         self.task = task
@@ -57,6 +60,17 @@ class EvalStep:
         return totals
 
     def evaluate(self, dataset) -> dict:
+        """Mean loss (and accuracy for classification) over the whole of ``dataset``.
+
+        Args:
+            dataset: A ``tf.data.Dataset`` of evaluation batches.
+
+        Returns:
+            ``{"loss": ...}``, plus ``"accuracy"`` for classification tasks.
+
+        Raises:
+            ValueError: If the dataset holds no examples.
+        """
         loss_sum, count, hits = (float(v) for v in self._sums(dataset).numpy())
         if not count:
             raise ValueError("The evaluation dataset is empty.")

@@ -67,6 +67,12 @@ class BadStepCounter(tf.Module):
         )
 
     def record(self, applied: tf.Tensor) -> None:
+        """Counts a step: a skipped one adds to ``total`` and ``consecutive``, an applied one
+        resets ``consecutive``.
+
+        Args:
+            applied: A boolean scalar, True when the step's update was applied.
+        """
         bad = tf.cast(tf.logical_not(applied), tf.int64)
         self.total.assign_add(bad)
         self.consecutive.assign((tf.convert_to_tensor(self.consecutive) + 1) * bad)

@@ -59,9 +59,18 @@ class DynamicLossScale(tf.Module):
         )
 
     def scale_loss(self, loss: tf.Tensor) -> tf.Tensor:
+        """Returns ``loss`` times the current loss scale."""
         return loss * tf.cast(self.scale, loss.dtype)
 
     def unscale(self, grads: Sequence[Any]) -> list:
+        """Divides each gradient by the current loss scale (``None`` stays ``None``).
+
+        Args:
+            grads: Gradients of the scaled loss (tensors, ``tf.IndexedSlices`` or ``None``).
+
+        Returns:
+            The gradients of the unscaled loss, as a list.
+        """
         inv = 1.0 / tf.convert_to_tensor(self.scale)
         return [None if g is None else scale_gradient(g, inv) for g in grads]
 

@@ -240,6 +240,17 @@ class TrainStep:
 
     # -- replica computation -------------------------------------------------
     def compute_loss(self, x, y, sample_weight, training: bool = True):
+        """One replica's loss: the mean loss over the global batch plus scaled model losses.
+
+        Args:
+            x: The replica's inputs.
+            y: The replica's targets.
+            sample_weight: Per-example weights, or ``None``.
+            training: Passed to the model (dropout, BatchNorm).
+
+        Returns:
+            ``(loss, predictions)``.
+        """
         pred = self._train_model(x, training=training)
         per_example = self._loss_fn(y, to_float32(pred))
         loss = tf.nn.compute_average_loss(

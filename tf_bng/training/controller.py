@@ -126,6 +126,7 @@ class Controller:
     # -- events ---------------------------------------------------------------
     @property
     def step(self) -> int:
+        """The number of training steps taken so far."""
         return int(self.step_counter.numpy())
 
     def _epoch(self, step: int) -> dict:

@@ -62,4 +62,5 @@ class StopRequest:
 
     @property
     def name(self) -> str:
+        """The name of the signal received (``"SIGTERM"``, ``"SIGINT"``), or ``""`` if none."""
         return signal.Signals(self.signum).name if self.signum is not None else ""

@@ -69,6 +69,8 @@ class MetricsLog:
         self.block_names = tuple(block_names)
         self.path = os.path.join(workdir, METRICS_FILE)
         self._writers: dict[str, Any] = {}
+        if enabled:
+            tf.io.gfile.makedirs(workdir)
 
     def _writer(self, split: str):
         if split not in self._writers:
@@ -133,6 +135,7 @@ class MetricsLog:
         return len(lines) - len(kept)
 
     def close(self) -> None:
+        """Closes the summary writers; the log can be opened again."""
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()

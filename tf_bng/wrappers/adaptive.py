@@ -43,4 +43,5 @@ class AdaptiveNormalizedOptimizer(BlockTransformOptimizer):
 
     @property
     def alpha(self) -> float:
+        """NGadap's ``alpha``: the update norm of a block relative to its weight norm."""
         return self.transform_config.alpha
