@@ -18,6 +18,7 @@ __all__ = [
     "shipped_config_path",
     "load_config",
     "resolve_config_argv",
+    "UnknownConfigError",
 ]
 
 CONFIGS_PACKAGE = "tf_bng_configs"
@@ -51,6 +52,16 @@ def load_config(name: str, arg: str | None = None) -> Any:
     return importlib.import_module(f"{CONFIGS_PACKAGE}.{name}").get_config(arg)
 
 
+class UnknownConfigError(ValueError):
+    """``--config`` names no file and no shipped config (exit code 2, as a bad config).
+
+    Not a :class:`tf_bng.errors.ConfigError`: importing ``tf_bng`` imports
+    TensorFlow, and this error must come before that, in a second.
+    """
+
+    exit_code = 2
+
+
 def _resolve(value: str) -> str:
     path, sep, arg = value.partition(":")
     if os.path.exists(path):
@@ -58,9 +69,7 @@ def _resolve(value: str) -> str:
     shipped = shipped_config_path(path)
     if shipped:
         return shipped + sep + arg
-    from tf_bng.errors import ConfigError
-
-    raise ConfigError(
+    raise UnknownConfigError(
         f"--config={path}: no such config file and no shipped config of that name; shipped "
         f"configs: {', '.join(shipped_config_names())} (or pass the path of a config file)."
     )
@@ -69,8 +78,8 @@ def _resolve(value: str) -> str:
 def resolve_config_argv(argv: Sequence[str]) -> list[str]:
     """``argv`` with ``--config=<shipped name>[:arg]`` replaced by the shipped file's path.
 
-    Raises :class:`tf_bng.errors.ConfigError` (exit code 2) when the value
-    is neither an existing file nor a shipped name.
+    Raises :class:`UnknownConfigError` (exit code 2) when the value is
+    neither an existing file nor a shipped name.
     """
     out = list(argv)
     for i, item in enumerate(out):

@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from .shipped_configs import resolve_config_argv  # noqa: E402
+from .shipped_configs import UnknownConfigError, resolve_config_argv  # noqa: E402
 
 _FLAG_ERRORS = (flags.Error, AttributeError, KeyError, ValueError, TypeError)
 
@@ -112,11 +112,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
     workdir = _workdir_in(argv)
     if workdir:
         keep_files_in_workdir(workdir)
-    from tf_bng.errors import ConfigError
-
     try:
         argv = resolve_config_argv(argv)
-    except ConfigError as e:
+    except UnknownConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     try:

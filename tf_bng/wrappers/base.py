@@ -208,22 +208,27 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
     # ---- the transform's settings --------------------------------------------
     @property
     def transform_config(self) -> TransformConfig:
+        """The :class:`TransformConfig` this wrapper applies to every gradient."""
         return self._block_transform.config
 
     @property
     def normalization(self) -> str:
+        """The name of the block norm (the seed's ``normalization`` argument)."""
         return self.transform_config.norm
 
     @property
     def blocks(self) -> Any:
+        """The block mode or spec (``"variable"``, ``"layer"``, ``"global"``, ...)."""
         return self.transform_config.blocks
 
     @property
     def exclude(self) -> tuple[str, ...]:
+        """Regexes on ``variable.path`` whose gradients pass unchanged."""
         return self.transform_config.exclude
 
     @property
     def epsilon(self) -> float:
+        """The ``epsilon`` added to each block norm (0: every nonzero block is normalized)."""
         return self.transform_config.epsilon
 
     def partition(self, variables: Sequence[Any]):
@@ -247,6 +252,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
     # ---- proxies to the inner optimizer ---------------------------------------
     @property
     def learning_rate(self):
+        """The inner optimizer's learning rate (read and set through the wrapper)."""
         return self.inner_optimizer.learning_rate
 
     @learning_rate.setter
@@ -255,11 +261,13 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
 
     @property
     def iterations(self):
+        """The inner optimizer's step counter."""
         return self.inner_optimizer.iterations
 
     @property
     def variables(self):
         # bad_steps last: a .keras file saved before it existed lists the others in this order.
+        """The wrapper's variables, then the inner optimizer's, in a saving-stable order."""
         bad = getattr(self, "_bad_steps", None)
         own = [v for v in self._variables if v is not bad]
         last = [bad] if bad is not None else []
@@ -283,6 +291,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         self.inner_optimizer.finalize_variable_values(var_list)
 
     def build(self, variables):
+        """Builds the inner optimizer and the wrapper for ``variables`` (only once)."""
         if self.built:  # load_model's compile_from_config builds, then fit may try again
             return
         self.inner_optimizer.build(variables)
@@ -328,18 +337,24 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         transformable = [None if i in passthrough else g for i, g in enumerate(grads)]
         transformable = distributed.sum_over_replicas(transformable)
         if not self.skip_nonfinite:
-            self._apply_transformed(transformable, grads, passthrough, variables)
+            self.inner_optimizer.apply(
+                self._transformed(transformable, grads, passthrough, variables), variables
+            )
             return
         # The summed gradient is the same on every replica: so is the decision.
         finite = all_finite(transformable)
         if distributed.in_multi_replica_context():
             self._count_if_bad(finite)
             transformable = [_zero_unless(finite, g) for g in transformable]
-            self._apply_transformed(transformable, grads, passthrough, variables)
+            self.inner_optimizer.apply(
+                self._transformed(transformable, grads, passthrough, variables), variables
+            )
             return
+        # Transform outside the conditional (its ops need not be in the branch), step inside.
+        transformed = self._transformed(transformable, grads, passthrough, variables)
 
         def apply():
-            self._apply_transformed(transformable, grads, passthrough, variables)
+            self.inner_optimizer.apply(transformed, variables)
             return tf.constant(True)
 
         def skip():
@@ -363,12 +378,12 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
 
         tf.cond(finite, lambda: tf.constant(False), report)
 
-    def _apply_transformed(self, transformable, grads, passthrough, variables) -> None:
+    def _transformed(self, transformable, grads, passthrough, variables) -> list:
         transformed, _ = self._block_transform(transformable, variables, with_norms=False)
         transformed = distributed.divide_for_keras_sum(transformed)
         for i in passthrough:
             transformed[i] = grads[i]
-        self.inner_optimizer.apply(transformed, variables)
+        return transformed
 
     def _accumulate(self, grads: list, variables: list) -> None:
         """Add this batch's gradients; every k-th call, apply their transformed mean.
