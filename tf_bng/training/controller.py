@@ -21,7 +21,9 @@ on resume the metrics log is rewound to the restored step.
 from __future__ import annotations
 
 import datetime
+import math
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -30,7 +32,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tf_bng.errors import TrainingDiverged, TrainingInterrupted
+from tf_bng.errors import DataError, TrainingDiverged, TrainingInterrupted
 from tf_bng.step.train_step import TrainStep
 from tf_bng.training import runtime
 from tf_bng.training.checkpointing import Checkpointer
@@ -145,7 +147,7 @@ class Controller:
             results.update(self._extra_scalars(results["loss"]))
         step = self.step
         self._write("eval", step, {**self._epoch(step), **results})
-        logging.info("eval  step %d: %s", step, _format(results))
+        _progress("eval  step %d: %s", step, _format(results))
         return results
 
     def _bad_steps(self) -> tuple[int, int]:
@@ -184,15 +186,14 @@ class Controller:
             block_scales=scales,
             block_log10_norms=log10_norms,
         )
-        remaining = (self.total_steps - step) / steps_per_second if steps_per_second else 0.0
-        logging.info(
-            "train step %d/%d: loss %.5g, %.1f steps/s, ETA %s",
-            step,
-            self.total_steps,
-            loss,
-            steps_per_second,
-            datetime.timedelta(seconds=round(remaining)),
-        )
+        if math.isfinite(steps_per_second) and steps_per_second > 0:
+            remaining = datetime.timedelta(
+                seconds=round((self.total_steps - step) / steps_per_second)
+            )
+            rate = f"{steps_per_second:.1f} steps/s, ETA {remaining}"
+        else:
+            rate = "rate after the first loop (it traced the step)"
+        _progress("train step %d/%d: loss %.5g, %s", step, self.total_steps, loss, rate)
         return {k: v for k, v in scalars.items() if k != "epoch"}
 
     def _save(self, step: int) -> None:
@@ -229,6 +230,17 @@ class Controller:
             step=step,
         )
 
+    def _out_of_data(self, step: int) -> DataError:
+        """The data ended before ``total_steps``: save what was trained and say so."""
+        step = self.step
+        if self.checkpointer is not None:
+            self._save(step)
+        saved = "checkpoint saved; " if self.checkpointer is not None else ""
+        return DataError(
+            f"the training data ran out at step {step} of {self.total_steps}: {saved}"
+            "repeat the dataset (dataset.repeat()) or lower total_steps."
+        )
+
     # -- the loop ---------------------------------------------------------------
     def run(self) -> dict:
         """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export.
@@ -245,6 +257,12 @@ class Controller:
 
     def _run(self, stop: StopRequest) -> dict:
         start, restored = self._resume()
+        if restored and start >= self.total_steps:
+            # A finished run rerun: nothing to train, log or export again.
+            _progress(
+                "Run already finished at step %d of %d: nothing to do.", start, self.total_steps
+            )
+            return {"step": start, **self._epoch(start), "bad_steps_total": self._bad_steps()[0]}
         if self._check_data is not None:
             self._check_data()
         iterator = self.train_data(start)
@@ -252,23 +270,30 @@ class Controller:
         step, saved_step = start, start if restored else -1
         window_steps, window_seconds = 0, 0.0
         window_bad_start = self._bad_steps()[0]
+        traced = False  # the first inner loop traces the step: kept out of the rate
         while step < self.total_steps:
             target = next_event(
                 step, self.total_steps, self.log_every, self.eval_every, self.checkpoint_every
             )
             num_steps = min(self.steps_per_loop, target - step)
             started = time.perf_counter()
-            _, norms = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
-            norms = norms.numpy()  # waits for the steps to finish
-            window_seconds += time.perf_counter() - started
-            window_steps += num_steps
+            try:
+                _, norms = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
+                norms = norms.numpy()  # waits for the steps to finish
+            except (tf.errors.OutOfRangeError, StopIteration):
+                raise self._out_of_data(step) from None
+            if traced:
+                window_seconds += time.perf_counter() - started
+                window_steps += num_steps
+            traced = True
             step += num_steps
             self.step_counter.assign(step)
             last = step == self.total_steps
             bad_total, consecutive = self._bad_steps()
             diverged = 0 < self.max_bad_steps <= consecutive
             if last or diverged or _is_due(step, self.log_every):
-                rate = window_steps / window_seconds if window_seconds else 0.0
+                # nan: the window held only the first inner loop, which traced the step.
+                rate = window_steps / window_seconds if window_seconds else float("nan")
                 train = self._log_train(step, norms, rate, bad_total - window_bad_start)
                 final.update({f"train_{k}": v for k, v in train.items()})
                 window_steps, window_seconds, window_bad_start = 0, 0.0, bad_total
@@ -291,6 +316,14 @@ class Controller:
             self._export()
         final.update(step=step, **self._epoch(step), bad_steps_total=self._bad_steps()[0])
         return final
+
+
+def _progress(message: str, *args) -> None:
+    """A progress line: absl INFO, printed to stderr when absl's verbosity hides INFO."""
+    if logging.level_info():
+        logging.info(message, *args)
+    else:
+        print(message % args, file=sys.stderr, flush=True)
 
 
 def _format(results: dict) -> str:
