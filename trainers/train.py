@@ -25,10 +25,33 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
+import importlib.util  # noqa: E402
+
+# The binary's needs beyond the library's (pyproject's `experiments` extra).
+EXPERIMENT_MODULES = ("ml_collections", "tensorflow_datasets", "mlxtend", "matplotlib")
+
+
+def missing_extra() -> str | None:
+    """The one line to print when a module of the ``experiments`` extra is missing."""
+    missing = [m for m in EXPERIMENT_MODULES if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    names = ", ".join(missing)
+    return f"error: the training binary needs {names}: pip install 'tf-bng[experiments]'"
+
+
+if missing_extra():  # before the imports that would fail with a traceback
+    print(missing_extra(), file=sys.stderr)
+    sys.exit(2)
+
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from .shipped_configs import UnknownConfigError, resolve_config_argv  # noqa: E402
+from .shipped_configs import (  # noqa: E402
+    UnknownConfigError,
+    resolve_config_argv,
+    shipped_config_names,
+)
 
 _FLAG_ERRORS = (flags.Error, AttributeError, KeyError, ValueError, TypeError)
 
@@ -42,7 +65,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS, argv=None):
     config = config_flags.DEFINE_config_file(
         "config",
         None,
-        "Experiment config file, e.g. configs/mnist_mlp.py:depth=18.",
+        "A shipped config's name or a config file's path, then :key=value,... variants. "
+        f"Shipped: {', '.join(shipped_config_names())}. Example: mnist_mlp:depth=18.",
         flag_values=flag_values,
         lock_config=True,
         sys_argv=argv,
@@ -105,7 +129,43 @@ def _workdir_in(argv: list[str]):
     return None
 
 
+HELP_EXAMPLE = (
+    "tf-bng-train --config=mnist_mlp:depth=6,optimizer=adam,transform=ng --workdir=runs/x "
+    "--config.train.epochs=2"
+)
+
+
+def help_text() -> str:
+    """What ``--help`` prints: usage, the flags, the shipped configs, an example."""
+    return "\n".join(
+        [
+            "usage: tf-bng-train --config=NAME[:key=value,...] --workdir=DIR "
+            "[--config.<section>.<key>=value ...]",
+            "",
+            "Train one experiment (or resume it: rerun the same command).",
+            "",
+            "flags:",
+            "  --config   a shipped config's name or a config file's path, then",
+            "             :key=value,... variants (optimizer, transform, depth, dataset, ...)",
+            "  --config.<section>.<key>=value   override one key (data, model, optimizer,",
+            "             schedule, transform, train, runtime, export)",
+            "  --workdir  directory for config.json, metrics.jsonl, summaries/,",
+            "             checkpoints/ and export/",
+            "",
+            f"shipped configs: {', '.join(shipped_config_names())}",
+            "",
+            f"example: {HELP_EXAMPLE}",
+            "",
+            "exit codes: 0 done, 1 command line, 2 config/environment, 3 data, 4 diverged,",
+            "5 checkpoint, 128+signal interrupted. --helpfull lists absl's own flags.",
+        ]
+    )
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
+    if any(a in ("--help", "-h", "-?", "--helpshort") for a in argv[1:]):
+        print(help_text())
+        sys.exit(0)
     # Loading a config file imports TensorFlow and Keras (configs take their
     # defaults from the library), which write caches under HOME: point them
     # into the workdir first.
