@@ -254,8 +254,10 @@ class Experiment:
         except runtime.CLUSTER_ERRORS as e:
             if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 raise
-            latest = self.checkpointer.latest()
-            raise runtime.lost_worker_error(self.strategy, e, latest) from e
+            lost = runtime.lost_worker_error(self.strategy, e, self.checkpointer.latest())
+            if lost is None:
+                raise
+            raise lost from e
 
 
 Trainer = Experiment  # the name tests and earlier versions use

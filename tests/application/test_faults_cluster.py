@@ -9,8 +9,10 @@ worker and the last good checkpoint.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -137,3 +139,69 @@ def test_a_lost_peer_is_one_line_naming_it_and_exit_6(tmp_path, fault):
     assert os.path.basename(latest).startswith("ckpt-")
     assert os.path.exists(latest + ".index")
     assert seconds < 120, seconds  # measured 5 s (kill -9) and 12 s (SIGSTOP) on an idle machine
+
+
+def _tf_config(monkeypatch, addresses, index=0) -> None:
+    config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+
+
+def test_wait_for_workers_reports_progress_then_raises_the_retryable_error(monkeypatch):
+    from tf_bng.errors import ClusterError
+    from tf_bng.training import runtime
+
+    mine, absent = (f"127.0.0.1:{port}" for port in free_ports(2))
+    _tf_config(monkeypatch, [mine, absent])
+    stream = io.StringIO()
+    started = time.monotonic()
+    with pytest.raises(ClusterError) as error:
+        runtime.wait_for_workers(1.6, every=0.5, stream=stream)
+    assert 1.6 <= time.monotonic() - started < 10
+    assert error.value.exit_code == 6
+    assert str(error.value).startswith(f"worker 1 at {absent} did not join within")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 2, lines  # every 0.5 s
+    pattern = re.compile(rf"waiting for worker 1 at {re.escape(absent)} \(\d s of 2\)")
+    assert all(pattern.fullmatch(line) for line in lines), lines
+
+
+def test_wait_for_workers_returns_once_every_peer_answers(monkeypatch):
+    from tf_bng.training import runtime
+
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(8)
+    try:
+        (mine,) = free_ports(1)
+        _tf_config(monkeypatch, [f"127.0.0.1:{mine}", f"127.0.0.1:{peer.getsockname()[1]}"])
+        assert runtime.wait_for_workers(30, stream=io.StringIO()) < 5
+    finally:
+        peer.close()
+
+
+def test_a_lost_peer_error_names_the_task_tensorflow_reported(monkeypatch):
+    import tensorflow as tf
+
+    from tf_bng.training import runtime
+
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    _tf_config(monkeypatch, addresses)
+    error = tf.errors.UnavailableError(
+        None, None, "The following tasks are unhealthy: /job:worker/replica:0/task:1"
+    )
+    lost = runtime.lost_worker_error(None, error, "/w/checkpoints/ckpt-9")
+    assert str(lost) == (
+        f"lost worker 1 at {addresses[1]} (UnavailableError); the last good checkpoint is "
+        "/w/checkpoints/ckpt-9; rerun all workers to resume."
+    )
+    assert lost.exit_code == 6
+    # An internal error while every peer answers is no cluster fault.
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(8)
+    try:
+        _tf_config(monkeypatch, [addresses[0], f"127.0.0.1:{peer.getsockname()[1]}"])
+        internal = tf.errors.InternalError(None, None, "a bug")
+        assert runtime.lost_worker_error(None, internal, None) is None
+    finally:
+        peer.close()

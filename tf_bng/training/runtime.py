@@ -367,7 +367,9 @@ def lost_worker_error(strategy, error: BaseException, last_checkpoint: str | Non
     """The one-line :class:`~tf_bng.errors.ClusterError` for a peer lost during training.
 
     Names the peer TensorFlow reported (or, failing that, the peers whose
-    port no longer answers), the last good checkpoint and what to do.
+    port no longer answers), the last good checkpoint and what to do. None
+    for an ``InternalError`` / ``FailedPreconditionError`` that names no
+    peer while every peer answers: that is no cluster fault.
     """
     from tf_bng.errors import ClusterError
 
@@ -386,6 +388,8 @@ def lost_worker_error(strategy, error: BaseException, last_checkpoint: str | Non
             for (job, index), address in peers.items()
             if not _reachable(address)
         ]
+    if not lost and isinstance(error, (tf.errors.InternalError, tf.errors.FailedPreconditionError)):
+        return None  # no peer is missing: not a cluster fault, keep the error as it is
     who = _describe(lost) if lost else "a peer worker"
     where = (
         f"the last good checkpoint is {last_checkpoint}"
