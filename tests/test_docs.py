@@ -1,4 +1,4 @@
-"""``make docs``: pdoc builds the API reference of the public package without a warning (issue 20)."""
+"""``make docs``: pdoc builds the API reference of the public package, warning-free (issue 20)."""
 
 import os
 import re
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _api_modules() -> list[str]:
-    """The module list of the Makefile's ``docs`` target, so the test builds what ``make docs`` does."""
+    """The modules of the Makefile's ``docs`` target: the test builds what ``make docs`` does."""
     match = re.search(r"^API_MODULES := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
     assert match, "the Makefile has no API_MODULES line"
     return match.group(1).split()

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from helpers import (
     TINY_MNIST_ARG,
     TINY_MNIST_SETTINGS,
@@ -24,6 +25,8 @@ from helpers import (
 
 from tf_bng.training.metrics_log import read_records
 from tf_bng_trainers.experiment import Trainer
+
+pytestmark = pytest.mark.slow  # two worker processes train together
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT_SECONDS = 180

@@ -5,7 +5,10 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 from helpers import REPO, binary_env
+
+pytestmark = pytest.mark.slow  # subprocesses: a new interpreter, the console script, a wheel
 
 
 def test_importing_the_library_loads_no_application_or_config_machinery():

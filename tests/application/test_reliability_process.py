@@ -23,6 +23,8 @@ from tf_bng.errors import TrainingInterrupted
 from tf_bng.training.metrics_log import read_records
 from tf_bng_trainers.experiment import Trainer
 
+pytestmark = pytest.mark.slow  # trains in subprocesses, kill -9 / SIGTERM / SIGINT loops
+
 STEPS = 120
 SETTINGS = {
     "data.limit": 400,

@@ -136,6 +136,7 @@ def _run_seeds(*flags: str, cwd: str = REPO) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_binary_trains_each_seed_and_summarizes_them(tmp_path):
     from tf_bng.training.metrics_log import read_records
 
@@ -168,6 +169,7 @@ def test_binary_trains_each_seed_and_summarizes_them(tmp_path):
     assert row.split()[1:4] == [f"{v:.5g}" for v in (np.median(losses), min(losses), max(losses))]
 
 
+@pytest.mark.slow
 def test_binary_rejects_a_bad_config_once_before_training(tmp_path):
     result = _run_seeds(
         "--config=configs/quadratic.py",

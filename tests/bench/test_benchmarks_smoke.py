@@ -36,6 +36,7 @@ def _last_line(text: str) -> str:
     return text.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_step_overhead_command_line_ends_with_the_headline():
     """The exact command the README and BUILD_NOTES quote, in a fresh process."""
     result = subprocess.run(
@@ -67,6 +68,7 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
     assert pairs == [("ng", "layer"), ("ng", "variable"), ("global_clip", "global")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "module, argv, pattern",
     [
@@ -94,6 +96,7 @@ def test_benchmark_prints_its_summary_line(module, argv, pattern, capsys):
     assert re.fullmatch(pattern, _last_line(out)), out
 
 
+@pytest.mark.slow
 def test_accelerator_says_it_is_reduced_and_ends_with_one_ratio_per_cell(capsys):
     """A slice of the smoke grid (all of it takes ~30 s on a loaded box): mirrored timing with
     the loss scale, and the XLA cell TrainStep refuses under MirroredStrategy today."""
@@ -122,6 +125,7 @@ def test_many_blocks_is_the_launch_bound_case():
     assert "many_blocks" in step_overhead.DEFAULT_ROUNDS
 
 
+@pytest.mark.slow
 def test_step_overhead_runs_many_blocks():
     headline = step_overhead.main(
         ["--smoke", "--models", "many_blocks", "--transforms", "ng", "--blocks", "layer"]

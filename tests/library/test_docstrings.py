@@ -61,7 +61,9 @@ def public_api():
 def test_the_walk_finds_the_api():
     names = {name for name, _ in public_api()}
     assert len(names) > 100
-    assert {"tf_bng.BlockTransform", "tf_bng.make_train_step", "tf_bng.training.Controller"} <= names
+    assert {"tf_bng.BlockTransform", "tf_bng.make_train_step", "tf_bng.training.Controller"} <= set(
+        names
+    )
     assert "tf_bng.BlockTransform.plan" in names  # public methods are walked too
 
 
