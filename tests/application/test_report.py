@@ -111,8 +111,11 @@ def test_markdown_has_every_section_table_and_verdict(smoke_report):
     assert "| depth | blocks | epoch | input layer ‖g‖ |" in text
     verdict = r"^- \*\*(holds|partly holds|does not hold|undecided|observed)\*\* — "
     verdicts = re.findall(verdict, text, re.M)
-    # Summary (3 Figure 1 + 2 adaptive claims, 2 depths), the same in sections, 4 quadratic, 3 deep MLP.
-    assert len(verdicts) == 5 + 5 + 4 + 3
+    # Summary (the budget + 3 Figure 1 claims + 2 adaptive claims, 2 depths), the same in sections,
+    # 4 quadratic, deep MLP: 2 beside the seed's numbers + 3 rankings.
+    assert len(verdicts) == 6 + 6 + 4 + 5
+    assert "Budget: the depth claims below are judged after" in text
+    assert "(seed, after its epoch 1 of 469 steps: 0.711)" in text
     assert text.count("not run here") == 1 + len(paper.PAPER_TABLES) + 1
     assert "failed (" not in text
 
@@ -181,20 +184,21 @@ def test_full_scale_runs_the_issue_grid():
     sections = {s.key: s for s in build_sections(SCALES["full"])}
     figure1 = sections["figure1"].variants
     assert {(v.value("depth"), v.optimizer, v.transform) for v in figure1} == {
-        (d, o, t)
-        for d in (6, 12, 18)
-        for o in ("momentum", "adagrad", "adam")
-        for t in ("none", "ng")
+        (d, o, t) for d in (6, 12, 18) for o in ("momentum", "adam") for t in ("none", "ng")
     }
     rates = {v.value("optimizer.learning_rate") for v in sections["quadratic"].variants}
     assert rates == {0.001, 0.005, 0.01, 0.03, 0.05, 0.1}
     assert {v.label for v in sections["quadratic"].variants} == {"NSGD", "NAdam", "SGDM", "Adam"}
     assert {v.optimizer for v in sections["quadratic"].variants if v.label == "NAdam"} == {"adam"}
     assert {(v.label, v.value("depth")) for v in sections["deep_mlp"].variants} == {
-        ("NSGD", 30),
-        ("NAdam", 30),
-        ("Adam", 30),
+        (label, 30)
+        for label in ("NSGD (max)", "NAdam (max)", "SGDN", "Adam", "NSGD (l2)", "NAdam (l2)")
     }
+    seed_run = [v for v in sections["deep_mlp"].variants if v.label == "NAdam (max)"][0]
+    seed_config = seed_run.build_config()
+    assert (seed_config.transform.norm, seed_config.optimizer.learning_rate) == ("max", 0.01)
+    assert tuple(seed_config.schedule.boundaries) == (15.0, 30.0)
+    assert seed_config.train.epochs == 45.0 and seed_config.runtime.deterministic
     assert {
         (v.value("depth"), v.optimizer, v.transform) for v in sections["adaptive"].variants
     } == {(18, o, t) for o in ("momentum", "adam") for t in ("none", "ng", "ng_adap", "clip")}
@@ -204,7 +208,7 @@ def test_full_scale_runs_the_issue_grid():
     for key, section in sections.items():
         for variant in section.variants:
             assert len(variant.seeds) == (1 if key == "quadratic" else 3), variant.name
-    assert "30 epochs" in SCALES["full"].note and SCALES["full"].mlp_epochs == 30.0
+    assert "60 epochs" in SCALES["full"].note and SCALES["full"].mlp_epochs == 60.0
 
 
 def test_paper_commands_name_valid_config_variants(monkeypatch):
@@ -290,8 +294,17 @@ def test_figure1_rules_when_adam_is_not_stuck():
         (18, "adam", "ng"): [2.0, 1.2],
     }
     section, results = _figure1_section(curves)
-    verdicts = [f.verdict for f in F.figure1_findings(section, results)]
-    assert verdicts == ["does not hold", "does not hold", "partly holds"]
+    findings = F.figure1_findings(section, results)
+    assert [f.verdict for f in findings] == [
+        "observed",
+        "does not hold",
+        "does not hold",
+        "partly holds",
+    ]
+    # The budget: Adam+NG's median train loss is below 0.5 ln 10 from the first epoch at depth 6,
+    # never at depth 18 (1.2 > 1.151).
+    assert findings[0].claim == "Budget: the depth claims below are judged after 2 epochs."
+    assert "depth 6: 1, depth 18: not reached" in findings[0].evidence
 
 
 def test_depth_claim_holds_only_when_every_seed_does():
@@ -304,7 +317,7 @@ def test_depth_claim_holds_only_when_every_seed_does():
             adam.name: _seeded(adam, stuck),
             adam_ng.name: _seeded(adam_ng, [([loss], 0.7) for loss in ng_losses]),
         }
-        return F.figure1_findings(Section("figure1", "t", (adam, adam_ng)), results)[0]
+        return F.figure1_findings(Section("figure1", "t", (adam, adam_ng)), results)[1]
 
     assert verdict([0.5, 0.6, 0.9]).verdict == "holds"
     partly = verdict([0.5, 0.9, 1.6])  # one seed above 0.5 ln 10 = 1.151
@@ -328,7 +341,7 @@ def test_gain_and_best_compare_medians_over_seeds():
         v.name: _seeded(v, [(c, 0.5) for c in per_seed[(v.value("depth"), v.transform)]])
         for v in variants
     }
-    gain, best = F.figure1_findings(Section("figure1", "t", variants), results)[1:]
+    gain, best = F.figure1_findings(Section("figure1", "t", variants), results)[2:]
     assert gain.verdict == "holds" and "Adam: 0.2, 0.8 (grows)" in gain.evidence
     # final losses: depth 6 plain 0.4 (median of 0.2, 0.4, 5) vs NG 0.5; depth 18 plain 2.3 vs NG 1.0
     assert best.evidence == "best median over seeds, by depth: 6: Adam (0.4), 18: Adam+NG (1)."

@@ -108,8 +108,13 @@ class Variant:
 
 
 def _flag_value(value: Any) -> str:
+    """The text of a ``--config.<key>=`` flag: one shell word (a tuple without spaces)."""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, tuple):
+        return (
+            "(" + ",".join(_flag_value(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        )
     return str(value)
 
 
