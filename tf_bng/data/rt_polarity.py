@@ -71,9 +71,7 @@ def _read_sentences(path: str) -> list[list[str]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _corpus(
-    directory: str, split_seed: int, train_fraction: float, max_length: int | None
-) -> dict:
+def _corpus(directory: str, split_seed: int, train_fraction: float, max_length: int | None) -> dict:
     positive = _read_sentences(os.path.join(directory, FILES[0]))
     negative = _read_sentences(os.path.join(directory, FILES[1]))
     sentences = positive + negative
