@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.clip_vs_keras
 	$(PY) -m benchmarks.transform_candidates
 	$(PY) -m benchmarks.backward_scaling_cost
+	$(PY) -m benchmarks.determinism_cost
 
 bench-accelerator: $(STAMP)
 	$(PY) -m benchmarks.accelerator

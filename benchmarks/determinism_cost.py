@@ -24,8 +24,8 @@ STEPS = {"deep_mlp": 60, "resnet20": 12}
 SMOKE_STEPS = 3
 
 
-def child(model: str, deterministic: bool, steps: int, smoke: bool) -> float:
-    """Median seconds per step of one fresh process's NG step (this process)."""
+def child(model: str, deterministic: bool, steps: int, smoke: bool) -> tuple[float, float]:
+    """(median wall seconds, mean process CPU seconds) per NG step, in this fresh process."""
     import keras
     import tensorflow as tf
 
@@ -38,14 +38,15 @@ def child(model: str, deterministic: bool, steps: int, smoke: bool) -> float:
     for _ in range(3):  # tracing and warm-up
         call()
     times = []
+    cpu_started = time.process_time()
     for _ in range(steps):
         started = time.perf_counter()
         call()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(times), (time.process_time() - cpu_started) / steps
 
 
-def _run_child(model: str, deterministic: bool, steps: int, smoke: bool) -> float:
+def _run_child(model: str, deterministic: bool, steps: int, smoke: bool) -> tuple[float, float]:
     argv = [
         sys.executable,
         "-m",
@@ -62,7 +63,8 @@ def _run_child(model: str, deterministic: bool, steps: int, smoke: bool) -> floa
         check=True,
         timeout=900,
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -73,10 +75,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=0, help=argparse_suppress())
     if "--child" in (argv if argv is not None else sys.argv[1:]):
         args = p.parse_args(argv)
-        print(child(args.child, bool(args.deterministic), args.steps, args.smoke))
+        print(*child(args.child, bool(args.deterministic), args.steps, args.smoke))
         return {}
     args = cli.parse(p, argv)
-    print(f"{'model':<9} {'default ms':>10} {'determ. ms':>10} {'ratio':>7} {'ratio IQR':>15}")
+    print(
+        f"{'model':<9} {'default ms':>10} {'determ. ms':>10} {'ratio':>7} {'ratio IQR':>15} "
+        f"{'CPU ratio':>9}"
+    )
     ratios = {}
     for model in cli.names(args.models):
         steps = SMOKE_STEPS if args.smoke else STEPS.get(model, 20)
@@ -86,13 +91,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
             for deterministic in order:
                 value = _run_child(model, deterministic, steps, args.smoke)
                 (determ if deterministic else base).append(value)
-        per_round = [d / b for d, b in zip(determ, base)]
+        per_round = [d[0] / b[0] for d, b in zip(determ, base)]
+        cpu_ratio = statistics.median(d[1] / b[1] for d, b in zip(determ, base))
         q = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else per_round * 3
         ratios[model] = statistics.median(per_round)
         print(
-            f"{model:<9} {1e3 * statistics.median(base):>10.2f} "
-            f"{1e3 * statistics.median(determ):>10.2f} {ratios[model]:>7.3f} "
-            f"{q[0]:>7.3f}-{q[-1]:<7.3f}"
+            f"{model:<9} {1e3 * statistics.median(b[0] for b in base):>10.2f} "
+            f"{1e3 * statistics.median(d[0] for d in determ):>10.2f} {ratios[model]:>7.3f} "
+            f"{q[0]:>7.3f}-{q[-1]:<7.3f} {cpu_ratio:>9.3f}"
         )
     print("determinism " + " ".join(f"{m}={r:.3f}" for m, r in ratios.items()))
     return ratios

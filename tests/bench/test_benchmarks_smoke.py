@@ -18,6 +18,7 @@ from benchmarks import (
     accelerator,
     backward_scaling_cost,
     clip_vs_keras,
+    determinism_cost,
     loop_vs_fit,
     profile_step,
     step_overhead,
@@ -82,6 +83,7 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
             r"profile resnet20 ng/layer: transform=\d+\.\d\dms/step \(\d+\.\d\d% of op time\)",
         ),
         (backward_scaling_cost, ["--models", "resnet20"], rf"backward_scaling resnet20={RATIO}"),
+        (determinism_cost, ["--models", "deep_mlp"], rf"determinism deep_mlp={RATIO}"),
         (
             transform_candidates,
             ["--models", "many_blocks", "--candidates", "per_block,default"],
