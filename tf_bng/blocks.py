@@ -17,12 +17,12 @@ import dataclasses
 import re
 import warnings
 from collections.abc import Callable, Hashable, Sequence
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["BLOCK_MODES", "Partition", "partition_variables", "layer_key", "variable_path"]
 
 BLOCK_MODES = ("layer", "variable", "global")
-BlockSpec = Union[str, Callable[[Any], Hashable]]
+BlockSpec = str | Callable[[Any], Hashable]
 
 
 def variable_path(variable: Any) -> str:

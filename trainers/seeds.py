@@ -1,4 +1,4 @@
-"""One config over N seeds: ``python -m trainers.seeds --config=... --seeds=0,1,2,3,4 --workdir=DIR``.
+"""One config over N seeds: ``python -m trainers.seeds --config=... --seeds=0,1,2 --workdir=DIR``.
 
 Deep nets are chaotic enough that one run says little about a claim; this
 trains the same config once per ``train.seed`` (each seed a plain
@@ -107,7 +107,7 @@ def _environment() -> dict:
 
 
 def run_seeds(commands: Mapping[int, list[str]], root: str, jobs: int) -> dict[int, int]:
-    """Run the commands, ``jobs`` at a time; ``{seed: exit code}``. Output goes to seed<N>/log.txt."""
+    """Run the commands, ``jobs`` at a time; ``{seed: exit code}``; output in seed<N>/log.txt."""
     pending, running, codes = list(commands), {}, {}
     env = _environment()
     while pending or running:
@@ -129,7 +129,8 @@ def run_seeds(commands: Mapping[int, list[str]], root: str, jobs: int) -> dict[i
             del running[seed]
             codes[seed] = process.returncode
             print(
-                f"seed {seed}: exit {process.returncode} after {time.perf_counter() - started:.0f} s",
+                f"seed {seed}: exit {process.returncode} after "
+                f"{time.perf_counter() - started:.0f} s",
                 flush=True,
             )
     return codes

@@ -1,4 +1,4 @@
-"""The reproduction report (issues 5, 9): a smoke-scale end-to-end run, its commands, its verdict rules.
+"""The reproduction report (issues 5, 9, 18): a smoke-scale run, its commands, its verdict rules.
 
 The end-to-end test checks that the files, tables and commands are produced,
 not what the numbers are (the smoke scale trains 1- and 2-layer nets for two
@@ -343,7 +343,7 @@ def test_gain_and_best_compare_medians_over_seeds():
     }
     gain, best = F.figure1_findings(Section("figure1", "t", variants), results)[2:]
     assert gain.verdict == "holds" and "Adam: 0.2, 0.8 (grows)" in gain.evidence
-    # final losses: depth 6 plain 0.4 (median of 0.2, 0.4, 5) vs NG 0.5; depth 18 plain 2.3 vs NG 1.0
+    # final losses: depth 6 plain 0.4 (median of 0.2, 0.4, 5) vs NG 0.5; depth 18: 2.3 vs NG 1.0
     assert best.evidence == "best median over seeds, by depth: 6: Adam (0.4), 18: Adam+NG (1)."
 
 
@@ -397,7 +397,8 @@ def test_quadratic_rule_counts_divergence():
     (finding,) = F.quadratic_findings(Section("quadratic", "q", variants), results)
     assert finding.verdict == "partly holds"
     assert finding.evidence == (
-        "decreasing at lr 0.01; diverged or not decreasing at lr 0.1; best final f − f* 100 at lr 0.01."
+        "decreasing at lr 0.01; diverged or not decreasing at lr 0.1; "
+        "best final f − f* 100 at lr 0.01."
     )
 
 

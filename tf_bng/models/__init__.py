@@ -1,9 +1,9 @@
 """Models of the paper's and the seed's experiments; all output logits except "quadratic".
 
 :func:`build_model(name, spec=..., **options)` builds one of :data:`MODELS`;
-the options are the model function's keyword arguments, documented in each module: :mod:`.mlp` ("mlp",
-"deep_mlp"), :mod:`.cifar_resnet`, :mod:`.preact_resnet` ("preact_resnet34"),
-:mod:`.text` ("lstm_lm", "kim_cnn"); "quadratic" is
+the options are the model function's keyword arguments, documented in each module:
+:mod:`.mlp` ("mlp", "deep_mlp"), :mod:`.cifar_resnet`, :mod:`.preact_resnet`
+("preact_resnet34"), :mod:`.text` ("lstm_lm", "kim_cnn"); "quadratic" is
 :class:`tf_bng.problems.quadratic.QuadraticModel` (keys ``dim``, ``seed``).
 Layers carry explicit names, so variable paths (and the block names of the
 "layer" partition) read like ``stage2_block1_conv1/kernel``.

@@ -212,7 +212,7 @@ def _join(*parts: str) -> str:
 def table_commands(table: PaperTable, workdir_root: str = "runs/paper") -> list[str]:
     """One shell line per row: a loop over the table's columns when they are variants."""
     lines = []
-    for name, row_arg, _ in table.rows:
+    for _name, row_arg, _ in table.rows:
         if not row_arg:
             continue
         tag = row_arg.replace("optimizer=", "").replace(",transform=", "-")
