@@ -79,5 +79,9 @@ def test_some_blocks_run_as_written():
 
 
 @pytest.mark.parametrize("index", range(len(SELF_CONTAINED)))
-def test_self_contained_block_runs(index):
+def test_self_contained_block_runs(index, monkeypatch):
+    from tf_bng import norms
+
+    # A block may register a norm: keep the process-wide registry as it was for later tests.
+    monkeypatch.setattr(norms, "_REGISTRY", dict(norms._REGISTRY))
     exec(compile(SELF_CONTAINED[index], f"README block {index}", "exec"), {})

@@ -52,12 +52,14 @@ def smoke_report(tmp_path_factory):
     return dict(root=root, out=out, runs=runs, report=report, markdown=markdown, lines=lines)
 
 
+@pytest.mark.slow
 def test_markdown_goes_next_to_the_results_directory(smoke_report):
     root = smoke_report["root"]
     assert smoke_report["report"]["markdown"] == str(root / "RESULTS.md")
     assert markdown_path_for("docs/results") == os.path.abspath("docs/RESULTS.md")
 
 
+@pytest.mark.slow
 def test_every_run_finishes_and_is_recorded(smoke_report):
     expected = unique_variants(build_sections(SCALES["smoke"]))
     assert smoke_report["report"]["failed"] == []
@@ -82,6 +84,7 @@ def test_every_run_finishes_and_is_recorded(smoke_report):
     assert len(smoke_report["lines"]) == runs + 1  # a header, then one line per run
 
 
+@pytest.mark.slow
 def test_figures_are_pngs_linked_from_the_markdown(smoke_report):
     markdown_dir = os.path.dirname(smoke_report["report"]["markdown"])
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", smoke_report["markdown"])
@@ -94,6 +97,7 @@ def test_figures_are_pngs_linked_from_the_markdown(smoke_report):
         assert os.path.relpath(path, markdown_dir) in links
 
 
+@pytest.mark.slow
 def test_markdown_has_every_section_table_and_verdict(smoke_report):
     text = smoke_report["markdown"]
     for heading in (
@@ -120,12 +124,14 @@ def test_markdown_has_every_section_table_and_verdict(smoke_report):
     assert "failed (" not in text
 
 
+@pytest.mark.slow
 def test_markdown_lists_a_command_for_every_run(smoke_report):
     text = smoke_report["markdown"]
     for variant in unique_variants(build_sections(SCALES["smoke"])):
         assert variant.command(smoke_report["runs"]) in text
 
 
+@pytest.mark.slow
 def test_reuse_rerenders_without_training(smoke_report):
     lines: list[str] = []
     report = generate_report(
