@@ -7,11 +7,13 @@ be measured interleaved inside one process, so each round starts one child
 process per setting (alternating which goes first), each times ``--steps``
 compiled NG train steps after a warm-up and prints its median step time. The
 figure is the median over rounds of the per-round ratio deterministic / default,
-and the spread of those ratios. Last line: ``determinism deep_mlp=<r> resnet20=<r>``.
+with its interquartile range and the CPU-time ratio (benchmarks/timing.py's rows).
+Last line: ``determinism deep_mlp=<r> resnet20=<r>``.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import time
 from collections.abc import Sequence
 
 from benchmarks import cli
+from benchmarks.timing import HEADER_CELLS, Timings, ratio_rows
 
 STEPS = {"deep_mlp": 60, "resnet20": 12}
 SMOKE_STEPS = 3
@@ -67,47 +70,43 @@ def _run_child(model: str, deterministic: bool, steps: int, smoke: bool) -> tupl
     return float(wall), float(cpu)
 
 
+def measure(model: str, *, rounds: int, steps: int, smoke: bool) -> Timings:
+    """Per-round (wall, CPU) seconds per step of both settings, each round in fresh processes."""
+    timings = Timings(
+        wall={"default": [], "deterministic": []}, cpu={"default": [], "deterministic": []}
+    )
+    for r in range(rounds):
+        for deterministic in (False, True) if r % 2 == 0 else (True, False):
+            wall, cpu = _run_child(model, deterministic, steps, smoke)
+            name = "deterministic" if deterministic else "default"
+            timings.wall[name].append(wall)
+            timings.cpu[name].append(cpu)
+    return timings
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=4)
     p.add_argument("--models", default="deep_mlp,resnet20")
-    p.add_argument("--child", default=None, help=argparse_suppress())
-    p.add_argument("--deterministic", type=int, default=0, help=argparse_suppress())
-    p.add_argument("--steps", type=int, default=0, help=argparse_suppress())
-    if "--child" in (argv if argv is not None else sys.argv[1:]):
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--deterministic", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, default=0, help=argparse.SUPPRESS)
+    if p.parse_args(argv).child:  # one measurement, in this fresh process
         args = p.parse_args(argv)
         print(*child(args.child, bool(args.deterministic), args.steps, args.smoke))
         return {}
     args = cli.parse(p, argv)
-    print(
-        f"{'model':<9} {'default ms':>10} {'determ. ms':>10} {'ratio':>7} {'ratio IQR':>15} "
-        f"{'CPU ratio':>9}"
-    )
+    print(f"{'model':<9} {'setting':<13} {HEADER_CELLS}")
     ratios = {}
     for model in cli.names(args.models):
         steps = SMOKE_STEPS if args.smoke else STEPS.get(model, 20)
-        base, determ = [], []
-        for r in range(args.rounds):
-            order = (False, True) if r % 2 == 0 else (True, False)
-            for deterministic in order:
-                value = _run_child(model, deterministic, steps, args.smoke)
-                (determ if deterministic else base).append(value)
-        per_round = [d[0] / b[0] for d, b in zip(determ, base)]
-        cpu_ratio = statistics.median(d[1] / b[1] for d, b in zip(determ, base))
-        q = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else per_round * 3
-        ratios[model] = statistics.median(per_round)
-        print(
-            f"{model:<9} {1e3 * statistics.median(b[0] for b in base):>10.2f} "
-            f"{1e3 * statistics.median(d[0] for d in determ):>10.2f} {ratios[model]:>7.3f} "
-            f"{q[0]:>7.3f}-{q[-1]:<7.3f} {cpu_ratio:>9.3f}"
+        rows = ratio_rows(
+            measure(model, rounds=args.rounds, steps=steps, smoke=args.smoke), "default"
         )
+        for name, row in rows.items():
+            print(f"{model:<9} {name:<13} {row.cells()}")
+        ratios[model] = rows["deterministic"].ratio
     print("determinism " + " ".join(f"{m}={r:.3f}" for m, r in ratios.items()))
     return ratios
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":
