@@ -34,6 +34,7 @@ def test_seed_optimizers_with_max_norm_per_tensor(optimizer):
         assert (type(built).__name__, built.momentum, built.nesterov) == ("SGD", 0.9, True)
     else:
         assert type(built).__name__ == "Adam"
+        assert (built.beta_1, built.beta_2, built.epsilon) == (0.9, 0.999, 1e-7)  # Keras's defaults
 
 
 def test_l2_comparison_and_plain_baseline():

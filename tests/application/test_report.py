@@ -46,7 +46,8 @@ def smoke_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     out, runs = str(root / "results"), str(root / "runs")
     lines: list[str] = []
-    report = generate_report(out, scale="smoke", workdir=runs, progress=lines.append)
+    # Two runs at a time, as `make report` does: the pool path is what the full report uses.
+    report = generate_report(out, scale="smoke", workdir=runs, jobs=2, progress=lines.append)
     with open(report["markdown"]) as f:
         markdown = f.read()
     return dict(root=root, out=out, runs=runs, report=report, markdown=markdown, lines=lines)

@@ -224,11 +224,6 @@ def run_variant(variant: Variant, root: str, seed: int, *, reuse: bool = False) 
     )
 
 
-def _run_in_worker(variant: Variant, root: str, seed: int, reuse: bool) -> RunResult:
-    """:func:`run_variant` in a pool process (op determinism is per process, as in the binary)."""
-    return run_variant(variant, root, seed, reuse=reuse)
-
-
 def run_variants(
     variants: Iterable[Variant],
     root: str,
@@ -240,30 +235,25 @@ def run_variants(
     """Run every seed of each variant; ``{variant.name: RunGroup}`` in variant and seed order.
 
     ``jobs`` > 1 trains that many runs at once, each in a fresh process (a
-    deep net's run uses about one of a small machine's cores).
+    deep net's run uses about one of a small machine's cores; op determinism
+    is per process, as in the binary).
     """
     work = [(variant, seed) for variant in variants for seed in variant.seeds]
-    if jobs > 1:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [pool.submit(_run_in_worker, v, root, s, reuse) for v, s in work]
-            results = _collect(futures, work, progress)
-    else:
-        results = _collect((run_variant(v, root, s, reuse=reuse) for v, s in work), work, progress)
+    if jobs <= 1:
+        return _grouped(work, (run_variant(v, root, s, reuse=reuse) for v, s in work), progress)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(run_variant, v, root, s, reuse=reuse) for v, s in work]
+        return _grouped(work, (f.result() for f in futures), progress)
+
+
+def _grouped(work, results, progress: Callable[[str], None]) -> dict[str, RunGroup]:
+    """The results (in ``work`` order, as they come) grouped by variant, a progress line each."""
     groups: dict[str, RunGroup] = {}
-    for (variant, _), result in zip(work, results):
+    for index, ((variant, seed), result) in enumerate(zip(work, results), 1):
         groups.setdefault(variant.name, RunGroup(variant, [])).runs.append(result)
-    return groups
-
-
-def _collect(results, work, progress: Callable[[str], None]) -> list[RunResult]:
-    """Each result (a RunResult or a future of one), with a progress line per finished run."""
-    collected = []
-    for index, ((variant, seed), item) in enumerate(zip(work, results), 1):
-        result = item.result() if isinstance(item, concurrent.futures.Future) else item
-        collected.append(result)
         status = "reused" if result.reused else f"{result.seconds:.1f} s"
         if result.error:
             status += f", {'diverged' if result.diverged else 'FAILED'}: {result.error}"
         progress(f"[{index}/{len(work)}] {variant.name} seed {seed}: {status}")
-    return collected
+    return groups
