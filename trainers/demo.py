@@ -21,6 +21,7 @@ op determinism on so that a rerun on one machine is identical.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -200,19 +201,47 @@ def _train_side_by_side(
     epochs: float,
     report: Callable[[str], None],
 ) -> None:
-    """Run every command at once, reporting progress; raise if one fails (with its log)."""
-    logs = {
-        name: os.path.join(os.path.dirname(d), os.path.basename(d) + ".log")
-        for name, d in run_dirs.items()
-    }
-    procs = {
-        name: subprocess.Popen(cmd, stdout=open(logs[name], "w"), stderr=subprocess.STDOUT)
-        for name, cmd in commands.items()
-    }
+    """Run every command at once, reporting progress; raise if one fails (with its log).
+
+    A failed run stops the others at once: the demo's claim needs both.
+    """
+    logs = {name: run_dirs[name] + ".log" for name in commands}
+    with contextlib.ExitStack() as stack:
+        procs = {}
+        for name, cmd in commands.items():
+            log = stack.enter_context(open(logs[name], "w"))
+            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            stack.callback(_stop, procs[name])
+        _wait_reporting(procs, run_dirs, epochs=epochs, report=report)
+    # A run that failed by itself first, not one stopped here because of it.
+    failed = sorted(
+        (n for n, p in procs.items() if p.returncode), key=lambda n: procs[n].returncode < 0
+    )
+    if failed:
+        name = failed[0]
+        with open(logs[name]) as f:
+            tail = "".join(f.readlines()[-15:])
+        raise RuntimeError(
+            f"the {name} run failed (exit {procs[name].returncode}); "
+            f"{logs[name]} ends with:\n{tail}"
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait()
+
+
+def _wait_reporting(procs, run_dirs, *, epochs: float, report: Callable[[str], None]) -> None:
+    """Until every process ends (or one fails), a progress line every PROGRESS_EVERY seconds."""
     started = time.perf_counter()
     first_seen = None  # (time, epochs) at the first finished epoch: the rate excludes tracing
     last_report = started
-    while any(p.poll() is None for p in procs.values()):
+    while True:
+        codes = [p.poll() for p in procs.values()]  # every one polled, none short-circuited
+        if all(c is not None for c in codes) or any(codes):
+            return
         time.sleep(1.0)
         now = time.perf_counter()
         if now - last_report < PROGRESS_EVERY:
@@ -227,15 +256,6 @@ def _train_side_by_side(
             rate = (finished - first_seen[1]) / (now - first_seen[0])
             eta = (epochs - finished) / rate
         report(progress_line(done, epochs=epochs, elapsed=now - started, eta=eta))
-    failed = [name for name, p in procs.items() if p.returncode != 0]
-    if failed:
-        name = failed[0]
-        with open(logs[name]) as f:
-            tail = "".join(f.readlines()[-15:])
-        raise RuntimeError(
-            f"the {name} run failed (exit {procs[name].returncode}); "
-            f"{logs[name]} ends with:\n{tail}"
-        )
 
 
 def run_demo(

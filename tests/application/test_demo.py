@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 
 import pytest
 
@@ -53,6 +55,18 @@ def test_progress_line_shows_epochs_accuracies_and_eta():
         eta=None,
     )
     assert waiting == "epochs 0/90 · 0:16 elapsed"
+
+
+def test_a_failed_run_stops_the_other_and_names_its_log(tmp_path):
+    commands = {
+        "Adam": [sys.executable, "-c", "import time; time.sleep(60)"],
+        "Adam+NG": [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
+    }
+    run_dirs = {name: str(tmp_path / name) for name in commands}
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"(?s)the Adam\+NG run failed \(exit 3\).*boom"):
+        demo._train_side_by_side(commands, run_dirs, epochs=1, report=lambda line: None)
+    assert time.perf_counter() - started < 30  # the sleeping run was stopped, not waited for
 
 
 @pytest.mark.slow
