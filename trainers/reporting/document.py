@@ -393,7 +393,7 @@ def render(inputs: ReportInputs) -> str:
         "`trainers/reporting`; none is typed in (except the paper's own numbers in section 5). "
         f"Run directories (metrics, TensorBoard summaries, final checkpoints): `{inputs.runs_root}/`. "
         f"{inputs.environment}. " + _seeds_header(scale),
-        "Regenerate: `make report` (full, ≤ 60 min on 2 cores) or "
+        "Regenerate: `make report` (full, two runs at a time, planned for about an hour on 2 cores) or "
         "`python -m trainers.report --out=docs/results --quick` (≤ 5 min, one seed, fewer "
         "epochs/iterations).",
         "## Summary",
