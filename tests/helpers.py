@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 
@@ -331,6 +334,49 @@ def binary_env(home: str | None = None, tmp: str | None = None) -> dict:
     if tmp is not None:
         env.update(TMPDIR=tmp, TEMP=tmp, TMP=tmp)
     return env
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (for a TF_CONFIG cluster)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def start_worker(
+    index: int, cluster: dict, workdir: str, settings: dict = TINY_MNIST_SETTINGS, *flags: str
+) -> subprocess.Popen:
+    """Worker ``index`` of ``cluster`` running the binary on tiny MNIST; its stderr is piped."""
+    argv = [
+        f"--config=configs/mnist_mlp.py:{TINY_MNIST_ARG}",
+        f"--workdir={workdir}",
+        "--config.runtime.strategy=multi_worker",
+        "--config.runtime.collective_timeout=60",
+        *flags,
+    ]
+    argv += [f"--config.{key}={value}" for key, value in settings.items()]
+    env = dict(
+        os.environ,
+        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        NO_GCE_CHECK="true",
+        no_proxy="127.0.0.1,localhost",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainers.train", *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -493,8 +493,8 @@ class BlockTransform:
     ) -> tuple[list, tf.Tensor | None]:
         grads = list(grads)
         variables = list(variables)
-        check_gradients(grads, variables)
         if self.config.transform == "none" and not self.config.groups:
+            check_gradients(grads, variables)  # else apply checks them
             return grads, (self.block_norms(grads, variables) if with_norms else None)
         result = self.apply(grads, variables)
         return result.grads, (result.norms if with_norms else None)

@@ -163,8 +163,7 @@ def _validate_runtime(runtime: Any) -> None:
     _positive("runtime.loss_scale_initial", runtime.loss_scale_initial)
     _positive("runtime.loss_scale_growth_interval", runtime.loss_scale_growth_interval)
     _positive("runtime.collective_timeout", runtime.collective_timeout, allow_zero=True)
-    if "startup_timeout" in runtime:
-        _positive("runtime.startup_timeout", runtime.startup_timeout, allow_zero=True)
+    _positive("runtime.startup_timeout", runtime.startup_timeout, allow_zero=True)
 
 
 def _validate_combination(optimizer: Any, transform: Any) -> None:

@@ -64,7 +64,7 @@ class Experiment:
             rt.strategy,
             collective_timeout=rt.collective_timeout,
             tpu=rt.tpu,
-            startup_timeout=rt.get("startup_timeout", 120.0),
+            startup_timeout=rt.startup_timeout,
         )
         self.is_chief = runtime.is_chief(self.strategy)
         logging.info(

@@ -40,8 +40,9 @@ def missing_extra() -> str | None:
     return f"error: the training binary needs {names}: pip install 'tf-bng[experiments]'"
 
 
-if missing_extra():  # before the imports that would fail with a traceback
-    print(missing_extra(), file=sys.stderr)
+_MISSING = missing_extra()
+if _MISSING:  # before the imports that would fail with a traceback
+    print(_MISSING, file=sys.stderr)
     sys.exit(2)
 
 from absl import app, flags, logging  # noqa: E402
@@ -157,7 +158,8 @@ def help_text() -> str:
             f"example: {HELP_EXAMPLE}",
             "",
             "exit codes: 0 done, 1 command line, 2 config/environment, 3 data, 4 diverged,",
-            "5 checkpoint, 128+signal interrupted. --helpfull lists absl's own flags.",
+            "5 checkpoint, 6 retryable cluster fault (rerun all workers), 128+signal",
+            "interrupted. --helpfull lists absl's own flags.",
         ]
     )
 

@@ -15,12 +15,10 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
-from helpers import REPO, TINY_MNIST_ARG, TINY_MNIST_SETTINGS, error_lines
+from helpers import TINY_MNIST_SETTINGS, error_lines, free_ports, start_worker
 
 HARD_TIMEOUT = 480  # seconds for any one process (generous: the 2 cores are shared)
 LONG_RUN = dict(
@@ -33,45 +31,6 @@ LONG_RUN = dict(
         "train.eval_every": 2000,
     },
 )
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def start_worker(index, cluster, workdir, settings, *flags) -> subprocess.Popen:
-    argv = [
-        f"--config=configs/mnist_mlp.py:{TINY_MNIST_ARG}",
-        f"--workdir={workdir}",
-        "--config.runtime.strategy=multi_worker",
-        "--config.runtime.collective_timeout=60",
-        *flags,
-    ]
-    argv += [f"--config.{key}={value}" for key, value in settings.items()]
-    env = dict(
-        os.environ,
-        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        NO_GCE_CHECK="true",
-        no_proxy="127.0.0.1,localhost",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainers.train", *argv],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def stop_all(workers) -> None:

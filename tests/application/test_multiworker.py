@@ -8,66 +8,17 @@ Loopback only, free ports, hard timeouts.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
-from helpers import (
-    TINY_MNIST_ARG,
-    TINY_MNIST_SETTINGS,
-    checkpoint_values,
-    max_abs_diff,
-    tiny_mnist_config,
-)
+from helpers import checkpoint_values, free_ports, max_abs_diff, start_worker, tiny_mnist_config
 
 from tf_bng.training.metrics_log import read_records
 from tf_bng_trainers.experiment import Trainer
 
 pytestmark = pytest.mark.slow  # two worker processes train together
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT_SECONDS = 180
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def start_worker(index: int, cluster: dict, workdir: str) -> subprocess.Popen:
-    flags = [
-        f"--config=configs/mnist_mlp.py:{TINY_MNIST_ARG}",
-        f"--workdir={workdir}",
-        "--config.runtime.strategy=multi_worker",
-        "--config.runtime.collective_timeout=60",
-    ]
-    flags += [f"--config.{key}={value}" for key, value in TINY_MNIST_SETTINGS.items()]
-    env = dict(
-        os.environ,
-        TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        NO_GCE_CHECK="true",
-        no_proxy="127.0.0.1,localhost",
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainers.train", *flags],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def test_two_workers_train_together_and_match_one_process(tmp_path):

@@ -6,7 +6,8 @@ forward pass has already run, though, and it updates state of its own
 (BatchNorm moving statistics): :func:`forward_state_variables` lists that
 state so the step can snapshot it before the forward pass and put it back
 when the step is skipped. :class:`BadStepCounter` keeps the counts the loop
-reports (``bad_steps``) and stops on (``train.max_bad_steps``).
+reports (``bad_steps``) and stops on (``train.max_bad_steps``); the
+``model.fit`` wrappers count their skipped updates in one too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "snapshot",
     "restore",
     "is_float_variable",
+    "run_if",
 ]
 
 
@@ -44,6 +46,16 @@ def snapshot(variables: Sequence[Any]) -> list:
     return [tf.identity(tf.convert_to_tensor(v)) for v in variables]
 
 
+def run_if(pred, fn) -> None:
+    """``fn()`` (which returns nothing) only when ``pred`` holds, in a graph or eagerly."""
+
+    def run():
+        fn()
+        return tf.constant(True)
+
+    tf.cond(pred, run, lambda: tf.constant(False))
+
+
 def restore(variables: Sequence[Any], values: Sequence[Any]) -> None:
     for variable, value in zip(variables, values):
         variable.assign(value)
@@ -52,19 +64,35 @@ def restore(variables: Sequence[Any], values: Sequence[Any]) -> None:
 class BadStepCounter(tf.Module):
     """Counts of skipped steps: in total, and in a row (reset by any applied step).
 
-    Updated in cross-replica context with the step's single, all-replica
-    decision; trackable, so a resumed run keeps its counts.
+    Updated with the step's single, all-replica decision (by ``TrainStep`` in
+    cross-replica context, by the wrappers in each replica); trackable, so a
+    resumed run keeps its counts.
     """
 
-    def __init__(self, name: str = "bad_steps"):
+    def __init__(self, name: str = "bad_steps", make_variable=None):
+        """Two int64 counters at 0.
+
+        Args:
+            name: The module's name.
+            make_variable: ``make_variable(name) -> variable`` creates each
+                counter (a Keras optimizer passes its ``add_variable``, so
+                that they are Keras variables it saves); default a
+                ``tf.Variable`` aggregated as ``ONLY_FIRST_REPLICA``.
+        """
         super().__init__(name=name)
-        only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
-        self.total = tf.Variable(
-            0, dtype=tf.int64, trainable=False, aggregation=only_first, name="total"
-        )
-        self.consecutive = tf.Variable(
-            0, dtype=tf.int64, trainable=False, aggregation=only_first, name="consecutive"
-        )
+        if make_variable is None:
+
+            def make_variable(counter: str) -> tf.Variable:
+                return tf.Variable(
+                    0,
+                    dtype=tf.int64,
+                    trainable=False,
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                    name=counter,
+                )
+
+        self.total = make_variable("total")
+        self.consecutive = make_variable("consecutive")
 
     def record(self, applied: tf.Tensor) -> None:
         """Counts a step: a skipped one adds to ``total`` and ``consecutive``, an applied one

@@ -340,7 +340,7 @@ class TrainStep:
         """
         acc = self.accumulator
         own = self.scale_points.log2_factors(self._variable_factors)
-        _run_if(acc.count == 0, lambda: acc.reference.assign(own))
+        step_guard.run_if(acc.count == 0, lambda: acc.reference.assign(own))
         return backward_scaling_lib.power_of_two(tf.convert_to_tensor(acc.reference) - own)
 
     def _update_metrics(self, y, pred, sample_weight):
@@ -411,7 +411,7 @@ class TrainStep:
         """One micro-batch in a replica: forward, backward, add to this replica's sums."""
         acc = self.accumulator
         if self._forward_state:
-            _run_if(acc.count == 0, lambda: acc.save_window_start(self._forward_state))
+            step_guard.run_if(acc.count == 0, lambda: acc.save_window_start(self._forward_state))
         x, y, sample_weight = unpack_batch(batch)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
@@ -471,7 +471,7 @@ class TrainStep:
         acc.window_loss_finite.assign(tf.logical_and(acc.window_loss_finite, loss_finite))
         self.running_loss.update(loss, counted=loss_finite)
         count = acc.count.assign_add(1)
-        _run_if(count >= self.accumulation_steps, self._finish_window)
+        step_guard.run_if(count >= self.accumulation_steps, self._finish_window)
         return loss, tf.convert_to_tensor(self.last_norms)
 
     def _distributed_loop(self, iterator, num_steps):
@@ -518,16 +518,6 @@ def _check_backward_scaling(config: TransformConfig, model: keras.Model, optimiz
             "backward_scaling cannot be used with AdaGradBNG, whose step size uses the true "
             "gradient norm; use ng with another optimizer."
         )
-
-
-def _run_if(pred, fn) -> None:
-    """``fn()`` (which returns nothing) only when ``pred`` holds, in a graph or eagerly."""
-
-    def run():
-        fn()
-        return tf.constant(True)
-
-    tf.cond(pred, run, lambda: tf.constant(False))
 
 
 class _RunningMean:

@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tf_bng.errors import ClusterError
+
 __all__ = [
     "STRATEGIES",
     "PRECISIONS",
@@ -226,19 +228,23 @@ def any_worker(strategy: tf.distribute.Strategy | None, flag: bool) -> bool:
 # -- multi-worker faults -------------------------------------------------------------------------
 
 
-def cluster_peers() -> list[tuple[str, int, str]]:
-    """``(task type, index, address)`` of every other task in ``TF_CONFIG``'s cluster."""
+def _cluster_tasks() -> tuple[tuple[str, int] | None, list[tuple[str, int, str]]]:
+    """``(this task's (type, index), [(type, index, address) of every task])`` of ``TF_CONFIG``."""
     config = _tf_config()
     task = config.get("task", {})
-    me = (task.get("type"), int(task.get("index", 0)))
-    peers = []
+    tasks = []
     for job, addresses in config.get("cluster", {}).items():
         if isinstance(addresses, dict):  # {index: address}
             addresses = [addresses[k] for k in sorted(addresses, key=int)]
-        for index, address in enumerate(addresses):
-            if (job, index) != me:
-                peers.append((job, index, str(address)))
-    return peers
+        tasks += [(job, index, str(address)) for index, address in enumerate(addresses)]
+    me = (task.get("type"), int(task.get("index", 0))) if task else None
+    return me, tasks
+
+
+def cluster_peers() -> list[tuple[str, int, str]]:
+    """``(task type, index, address)`` of every other task in ``TF_CONFIG``'s cluster."""
+    me, tasks = _cluster_tasks()
+    return [(job, index, address) for job, index, address in tasks if (job, index) != me]
 
 
 def _reachable(address: str, timeout: float = 1.0) -> bool:
@@ -256,13 +262,8 @@ def _describe(peers) -> str:
 
 
 def _my_address() -> str | None:
-    config = _tf_config()
-    task = config.get("task", {})
-    addresses = config.get("cluster", {}).get(task.get("type"), [])
-    if isinstance(addresses, dict):
-        addresses = [addresses[k] for k in sorted(addresses, key=int)]
-    index = int(task.get("index", 0))
-    return str(addresses[index]) if 0 <= index < len(addresses) else None
+    me, tasks = _cluster_tasks()
+    return next((address for job, index, address in tasks if (job, index) == me), None)
 
 
 class _Placeholder:
@@ -316,8 +317,6 @@ def wait_for_workers(timeout: float | None, *, every: float = 10.0, stream=None)
     answer yet. Raises :class:`~tf_bng.errors.ClusterError` (exit code 6,
     retryable) after ``timeout`` seconds; None or <= 0 waits without bound.
     """
-    from tf_bng.errors import ClusterError
-
     stream = stream or sys.stderr
     timeout = float(timeout or 0)
     started = time.monotonic()
@@ -371,8 +370,6 @@ def lost_worker_error(strategy, error: BaseException, last_checkpoint: str | Non
     for an ``InternalError`` / ``FailedPreconditionError`` that names no
     peer while every peer answers: that is no cluster fault.
     """
-    from tf_bng.errors import ClusterError
-
     me = task_id(strategy)
     text = str(error)
     named = []
@@ -394,7 +391,7 @@ def lost_worker_error(strategy, error: BaseException, last_checkpoint: str | Non
     where = (
         f"the last good checkpoint is {last_checkpoint}"
         if last_checkpoint
-        else ("no checkpoint was saved yet")
+        else "no checkpoint was saved yet"
     )
     return ClusterError(
         f"lost {who} ({type(error).__name__}); {where}; rerun all workers to resume."

@@ -26,6 +26,7 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 from tf_bng import distributed
 from tf_bng import norms as norms_lib
 from tf_bng import selectors as selectors_lib
+from tf_bng.step import guard as step_guard
 from tf_bng.transforms import BlockTransform, TransformConfig, all_finite
 
 __all__ = ["DEFAULT_BLOCKS", "BlockTransformOptimizer"]
@@ -153,8 +154,10 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         of 32 equal one batch of 32*k. One device only (see ``apply``).
       skip_nonfinite: (default True) an update whose gradient holds NaN or Inf
         is skipped, as :class:`tf_bng.TrainStep` does: weights and the inner
-        optimizer's state (moments, ``iterations``) stay as they were. Each
-        skip adds one to :attr:`bad_steps` and prints one line to stderr.
+        optimizer's state (moments, ``iterations``) stay as they were. Skips
+        are counted in :attr:`bad_steps` (the
+        :class:`~tf_bng.step.guard.BadStepCounter` ``TrainStep`` uses) and
+        each prints one line to stderr.
         Under a multi-replica strategy the inner optimizer's all-reduce
         cannot sit inside a conditional, so there the non-finite gradient is
         replaced by zeros instead (weights stay finite; a stateful inner
@@ -266,23 +269,31 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        # bad_steps last: a .keras file saved before it existed lists the others in this order.
-        """The wrapper's variables, then the inner optimizer's, in a saving-stable order."""
-        bad = getattr(self, "_bad_steps", None)
-        own = [v for v in self._variables if v is not bad]
-        last = [bad] if bad is not None else []
+        """The wrapper's variables, then the inner optimizer's, then ``bad_steps``'s.
+
+        ``bad_steps`` last: a ``.keras`` file saved before it existed lists the
+        others in this order.
+        """
+        counter = getattr(self, "_bad_steps", None)
+        last = [counter.total, counter.consecutive] if counter is not None else []
+        own = [v for v in self._variables if not any(v is c for c in last)]
         return own + self.inner_optimizer.variables + last
 
     @property
     def bad_steps(self):
-        """How many updates were skipped because their gradient was not finite (a variable)."""
+        """The skipped updates, a :class:`tf_bng.step.guard.BadStepCounter` as ``TrainStep``'s.
+
+        ``bad_steps.counts()`` is ``(total, in a row)``; None before ``build``
+        and when ``skip_nonfinite`` is off.
+        """
         return self._bad_steps
 
     def load_own_variables(self, store):
+        """Loads the saved state; a ``.keras`` file of 0.1 (no ``bad_steps``) counts from 0."""
         variables = self.variables
-        if self._bad_steps is not None and len(store.keys()) == len(variables) - 1:
-            # Saved before the wrappers counted skipped steps: the count starts at 0.
-            for i, variable in enumerate(variables[:-1]):
+        own = len(variables) - (0 if self._bad_steps is None else 2)
+        if own != len(variables) and len(store.keys()) == own:
+            for i, variable in enumerate(variables[:own]):
                 variable.assign(store[str(i)])
             return
         super().load_own_variables(store)
@@ -296,9 +307,16 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             return
         self.inner_optimizer.build(variables)
         super().build(variables)
-        self._bad_steps = self.add_variable(
-            shape=(), dtype="int64", initializer="zeros", name="bad_steps"
-        )
+        if self.skip_nonfinite:
+            self._bad_steps = step_guard.BadStepCounter(
+                make_variable=lambda counter: self.add_variable(
+                    shape=(),
+                    dtype="int64",
+                    initializer="zeros",
+                    aggregation="only_first_replica",
+                    name=f"bad_steps_{counter}",
+                )
+            )
         self._gradient_sums = []
         if self.accumulation_steps > 1:
             self._micro_steps = self.add_variable(
@@ -336,7 +354,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         }
         transformable = [None if i in passthrough else g for i, g in enumerate(grads)]
         transformable = distributed.sum_over_replicas(transformable)
-        if not self.skip_nonfinite:
+        if self._bad_steps is None:
             self.inner_optimizer.apply(
                 self._transformed(transformable, grads, passthrough, variables), variables
             )
@@ -344,39 +362,26 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         # The summed gradient is the same on every replica: so is the decision.
         finite = all_finite(transformable)
         if distributed.in_multi_replica_context():
-            self._count_if_bad(finite)
+            # The inner apply all-reduces: it cannot sit in a cond. Zeros instead.
             transformable = [_zero_unless(finite, g) for g in transformable]
             self.inner_optimizer.apply(
                 self._transformed(transformable, grads, passthrough, variables), variables
             )
-            return
-        # Transform outside the conditional (its ops need not be in the branch), step inside.
-        transformed = self._transformed(transformable, grads, passthrough, variables)
+        else:
+            transformed = self._transformed(transformable, grads, passthrough, variables)
+            step_guard.run_if(finite, lambda: self.inner_optimizer.apply(transformed, variables))
+        self._bad_steps.record(finite)
+        context = tf.distribute.get_replica_context()
+        first = context is None or context.replica_id_in_sync_group == 0  # one line per worker
+        step_guard.run_if(tf.logical_and(tf.logical_not(finite), first), self._report_skip)
 
-        def apply():
-            self.inner_optimizer.apply(transformed, variables)
-            return tf.constant(True)
-
-        def skip():
-            self._count_if_bad(tf.constant(False))
-            return tf.constant(False)
-
-        tf.cond(finite, apply, skip)
-
-    def _count_if_bad(self, finite) -> None:
-        bad = tf.cast(tf.logical_not(finite), tf.int64)
-        total = self._bad_steps.assign_add(bad)
-
-        def report():
-            tf.print(
-                f"{type(self).__name__}: skipped an update with a non-finite gradient "
-                "(NaN or Inf); bad_steps =",
-                total,
-                output_stream=sys.stderr,
-            )
-            return tf.constant(True)
-
-        tf.cond(finite, lambda: tf.constant(False), report)
+    def _report_skip(self) -> None:
+        tf.print(
+            f"{type(self).__name__}: skipped an update with a non-finite gradient "
+            "(NaN or Inf); bad_steps =",
+            self._bad_steps.total,
+            output_stream=sys.stderr,
+        )
 
     def _transformed(self, transformable, grads, passthrough, variables) -> list:
         transformed, _ = self._block_transform(transformable, variables, with_norms=False)
