@@ -15,7 +15,7 @@ from tf_bng.step import EvalStep
 from tf_bng.training import Checkpointer, Controller, MetricsLog, read_records
 
 
-def _run(workdir, total_steps, repeat):
+def _run(workdir, total_steps, repeat, batches=4):
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="out")])
@@ -28,9 +28,9 @@ def _run(workdir, total_steps, repeat):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         transform=tf_bng.TransformConfig(transform="ng"),
     )
-    x = np.random.RandomState(0).rand(16, 4).astype(np.float32)
-    y = np.arange(16) % 3
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)  # 4 batches
+    x = np.random.RandomState(0).rand(4 * batches, 4).astype(np.float32)
+    y = np.arange(4 * batches) % 3
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     if repeat:
         dataset = dataset.repeat()
     counter = tf.Variable(0, dtype=tf.int64)
@@ -63,6 +63,15 @@ def test_finite_data_ends_with_a_checkpoint_and_one_clear_error(tmp_path):
         controller.run()
     assert controller.checkpointer.latest() is not None
     assert os.path.exists(tmp_path / "nested" / "run" / "metrics.jsonl")
+
+
+def test_data_ending_inside_an_inner_loop_counts_the_steps_it_took(tmp_path):
+    # 5 batches, 2 steps per loop: the third loop takes step 5, then the data ends.
+    controller = _run(str(tmp_path), total_steps=10, repeat=False, batches=5)
+    with pytest.raises(DataError, match=r"ran out at step 5 of 10"):
+        controller.run()
+    assert controller.checkpointer.latest().endswith("ckpt-5")
+    assert int(controller.train_step.optimizer.iterations.numpy()) == 5
 
 
 def test_rerunning_a_finished_run_adds_nothing(tmp_path):

@@ -230,11 +230,14 @@ class Controller:
             step=step,
         )
 
-    def _out_of_data(self, step: int) -> DataError:
+    def _updates(self) -> int:
+        """Updates taken so far, applied or skipped: a failed inner loop's steps are not counted."""
+        return int(self.train_step.optimizer.iterations.numpy()) + self._bad_steps()[0]
+
+    def _out_of_data(self) -> DataError:
         """The data ended before ``total_steps``: save what was trained and say so."""
         step = self.step
-        if self.checkpointer is not None:
-            self._save(step)
+        self._save(step)
         saved = "checkpoint saved; " if self.checkpointer is not None else ""
         return DataError(
             f"the training data ran out at step {step} of {self.total_steps}: {saved}"
@@ -246,7 +249,8 @@ class Controller:
         """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export.
 
         Returns ``step``, ``epoch``, ``bad_steps_total``, ``train_<metric>``
-        (last logging window) and ``eval_<metric>`` (last evaluation).
+        (last logging window) and ``eval_<metric>`` (last evaluation); a run
+        already finished returns only ``step``, ``epoch`` and ``bad_steps_total``.
         """
         try:
             with StopRequest() as stop:
@@ -271,6 +275,7 @@ class Controller:
         window_steps, window_seconds = 0, 0.0
         window_bad_start = self._bad_steps()[0]
         traced = False  # the first inner loop traces the step: kept out of the rate
+        updates_at_start = self._updates()
         while step < self.total_steps:
             target = next_event(
                 step, self.total_steps, self.log_every, self.eval_every, self.checkpoint_every
@@ -281,7 +286,9 @@ class Controller:
                 _, norms = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
                 norms = norms.numpy()  # waits for the steps to finish
             except (tf.errors.OutOfRangeError, StopIteration):
-                raise self._out_of_data(step) from None
+                # The loop may have taken some of its steps before the data ended.
+                self.step_counter.assign(start + self._updates() - updates_at_start)
+                raise self._out_of_data() from None
             if traced:
                 window_seconds += time.perf_counter() - started
                 window_steps += num_steps

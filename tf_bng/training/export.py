@@ -43,8 +43,8 @@ def export_saved_model(
         outputs = model(x, training=False)
         return {"outputs": tf.cast(outputs, tf.float32)}
 
+    # write_out also signs the first endpoint as "serving_default".
     archive.add_endpoint("serve", serve, input_signature=[input_spec])
-    archive.add_endpoint("serving_default", serve, input_signature=[input_spec])
     archive.write_out(write_path(path, strategy), verbose=False)
     remove_scratch(path, strategy)
     return path
