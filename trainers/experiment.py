@@ -124,6 +124,7 @@ class Experiment:
             checkpointer=self.checkpointer,
             log=self.log,
             export=self.export if config.export else None,
+            on_start=lambda start: self._write_config(),
             check_data=self._check_data,
             max_bad_steps=int(train.get("max_bad_steps", 0) or 0),
             steps_per_epoch=self.steps_per_epoch,
@@ -247,8 +248,11 @@ class Experiment:
             f.write(self.config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
 
     def run(self) -> dict:
-        """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export."""
-        self._write_config()
+        """Train to ``total_steps`` (resuming if a checkpoint exists), evaluate, export.
+
+        ``config.json`` is written only once the start is accepted (the Controller's
+        ``on_start``): a refused resume or a bad first batch leaves the old one.
+        """
         try:
             return self.controller.run()
         except runtime.CLUSTER_ERRORS as e:

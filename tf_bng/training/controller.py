@@ -75,6 +75,9 @@ class Controller:
       log: where scalars and block norms go; None: nowhere.
       export: ``() -> path``, called once at the end.
       check_data: called before the first step (e.g. a look at the first batches).
+      on_start: ``(start_step) -> None``, called once the resume and ``check_data``
+        have passed, before the first step: where an application records what
+        this run is (a refused start then leaves its work directory as it was).
       max_bad_steps: stop after this many non-finite steps in a row (0: never).
       steps_per_epoch: to report ``epoch`` next to ``step``.
       extra_scalars: ``(loss) -> {name: value}`` added to train and eval
@@ -98,6 +101,7 @@ class Controller:
         log: MetricsLog | None = None,
         export: Callable[[], str] | None = None,
         check_data: Callable[[], None] | None = None,
+        on_start: Callable[[int], None] | None = None,
         max_bad_steps: int = 0,
         steps_per_epoch: int | None = None,
         extra_scalars: Callable[[float], Scalars] | None = None,
@@ -120,6 +124,7 @@ class Controller:
         self.log = log
         self._export = export
         self._check_data = check_data
+        self._on_start = on_start
         self.max_bad_steps = int(max_bad_steps)
         self.steps_per_epoch = steps_per_epoch
         self._extra_scalars = extra_scalars or (lambda loss: {})
@@ -269,6 +274,8 @@ class Controller:
             return {"step": start, **self._epoch(start), "bad_steps_total": self._bad_steps()[0]}
         if self._check_data is not None:
             self._check_data()
+        if self._on_start is not None:  # the start was accepted: resume and data both passed
+            self._on_start(start)
         iterator = self.train_data(start)
         final: dict[str, float] = {}
         step, saved_step = start, start if restored else -1
