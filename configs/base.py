@@ -89,6 +89,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     # tf_bng.models: ``name`` plus the model's own keys, added by the experiment.
     c.model = ml_collections.ConfigDict()
     c.model.name = "mlp"
+    # BatchNorm statistics all-reduced over replicas; None: on under more than one replica
+    # (tf_bng.models.layers.resolve_synchronized_batch_norm). Models without BatchNorm
+    # other than the MLPs reject a value.
+    c.model.synchronized_batch_norm = config_dict.placeholder(bool)
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"  # any keras.optimizers class name, lowercase, or adagrad_bng

@@ -5,11 +5,17 @@ bias, He-normal initialisation over fan-out, BatchNorm with torch's momentum
 0.1 (Keras 0.9) and epsilon 1e-5, and explicit symmetric zero padding before
 strided convolutions (TF's "same" pads bottom/right only, which would shift
 the strided grid by one pixel relative to the shortcut's subsampling).
+
+Every builder takes ``synchronized_batch_norm``: under a tf.distribute
+strategy with several replicas, Keras's BatchNorm otherwise normalizes each
+replica's slice with that slice's statistics and each replica keeps moving
+statistics of its own (see :func:`resolve_synchronized_batch_norm`).
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 __all__ = [
@@ -17,6 +23,7 @@ __all__ = [
     "weight_decay_regularizer",
     "conv",
     "batch_norm",
+    "resolve_synchronized_batch_norm",
     "logits",
     "ZeroPadShortcut",
 ]
@@ -64,8 +71,42 @@ def conv(
     )(x)
 
 
-def batch_norm(x, *, name: str):
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)(x)
+def resolve_synchronized_batch_norm(value: bool | None) -> bool:
+    """Whether a model's BatchNorm layers all-reduce their batch statistics across replicas.
+
+    Synchronized, every replica normalizes with the statistics of the whole
+    global batch and updates the same moving statistics, so a mirrored run
+    trains like one device on that batch and the replicas' copies of the
+    moving statistics agree (unsynchronized, Keras keeps one copy per replica
+    and a checkpoint saves the first). The variables are the same either way:
+    checkpoints and ``.keras`` files load into both.
+
+    Args:
+        value: True or False; None means "on when the current strategy (models
+            are built inside ``strategy.scope()``) has more than one replica in
+            sync", read from ``tf.distribute.get_strategy()`` now.
+
+    Returns:
+        The setting to build the BatchNorm layers with.
+
+    Raises:
+        ValueError: ``value`` is not True, False or None.
+    """
+    if value is None:
+        return tf.distribute.get_strategy().num_replicas_in_sync > 1
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"synchronized_batch_norm={value!r} is not valid; choose one of: True, False, None "
+            "(None: on when the strategy has more than one replica in sync)."
+        )
+    return value
+
+
+def batch_norm(x, *, name: str, synchronized: bool = False):
+    """BatchNorm with torch's momentum and epsilon; ``synchronized``: statistics over replicas."""
+    return layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, synchronized=synchronized, name=name
+    )(x)
 
 
 def logits(x, num_classes: int, *, name: str = "logits", **dense_kwargs):

@@ -22,7 +22,10 @@ kernel_initializer  glorot_uniform he_normal
 ==================  =============  =============
 
 ``l2`` is Keras's coefficient (``l2 * sum(w**2)`` added to the loss) on the
-hidden kernels, as in the seed.
+hidden kernels, as in the seed. ``synchronized_batch_norm`` (both: None, on
+under more than one replica; see
+:func:`tf_bng.models.layers.resolve_synchronized_batch_norm`) has an effect
+only with ``batch_norm``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from tf_bng.models.layers import logits
+from tf_bng.models.layers import logits, resolve_synchronized_batch_norm
 
 __all__ = ["mlp", "deep_mlp"]
 
@@ -48,11 +51,13 @@ def mlp(
     dropout: float = 0.0,
     l2: float = 0.0,
     kernel_initializer: str = "glorot_uniform",
+    synchronized_batch_norm: bool | None = None,
     name: str = "mlp",
 ) -> keras.Model:
     """A built MLP with ``depth`` hidden layers that outputs logits."""
     if int(depth) < 0:
         raise ValueError(f"depth must be >= 0, got {depth}.")
+    synchronized = resolve_synchronized_batch_norm(synchronized_batch_norm)
     inputs = keras.Input(shape=tuple(input_shape), name="features")
     x = layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
     regularizer = keras.regularizers.L2(float(l2)) if l2 else None
@@ -65,7 +70,7 @@ def mlp(
             name=f"hidden{i}",
         )(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"hidden{i}_bn")(x)
+            x = layers.BatchNormalization(synchronized=synchronized, name=f"hidden{i}_bn")(x)
         if dropout:
             x = layers.Dropout(float(dropout), name=f"hidden{i}_dropout")(x)
     return keras.Model(inputs, logits(x, num_classes), name=name)
@@ -82,6 +87,7 @@ def deep_mlp(
     dropout: float = 0.2,
     l2: float = 1e-5,
     kernel_initializer: str = "he_normal",
+    synchronized_batch_norm: bool | None = None,
     name: str = "deep_mlp",
 ) -> keras.Model:
     """The keras seed's deep MLP: :func:`mlp` with the seed's settings as defaults."""
@@ -95,5 +101,6 @@ def deep_mlp(
         dropout=dropout,
         l2=l2,
         kernel_initializer=kernel_initializer,
+        synchronized_batch_norm=synchronized_batch_norm,
         name=name,
     )

@@ -8,7 +8,9 @@ projection shortcut (fb.resnet.torch's "both_preact" + shortcut type B, its
 ImageNet default); elsewhere shortcuts are identities.
 
 Model config keys: ``depth`` (34; or 18), ``base_width`` (64: filters of the
-first stage, for scaled-down tests), ``weight_decay`` (0.0, torch-style).
+first stage, for scaled-down tests), ``weight_decay`` (0.0, torch-style),
+``synchronized_batch_norm`` (None: on under more than one replica, see
+:func:`tf_bng.models.layers.resolve_synchronized_batch_norm`).
 """
 
 from __future__ import annotations
@@ -18,25 +20,40 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from tf_bng.models.layers import batch_norm, conv, logits, weight_decay_regularizer
+from tf_bng.models.layers import (
+    batch_norm,
+    conv,
+    logits,
+    resolve_synchronized_batch_norm,
+    weight_decay_regularizer,
+)
 
 __all__ = ["preact_resnet", "BLOCKS_PER_STAGE"]
 
 BLOCKS_PER_STAGE = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 
-def _bn_relu(x, name: str):
-    return layers.ReLU(name=f"{name}_relu")(batch_norm(x, name=f"{name}_bn"))
+def _bn_relu(x, name: str, synchronized: bool):
+    x = batch_norm(x, name=f"{name}_bn", synchronized=synchronized)
+    return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _block(x, filters: int, strides: int, first_in_network: bool, weight_decay: float, name: str):
+def _block(
+    x,
+    filters: int,
+    strides: int,
+    first_in_network: bool,
+    weight_decay: float,
+    name: str,
+    synchronized: bool,
+):
     projects = strides != 1 or x.shape[-1] != filters
     if first_in_network:  # the stem already ended with BN-ReLU
         residual = shortcut = x
     elif projects:
-        residual = shortcut = _bn_relu(x, f"{name}_preact")
+        residual = shortcut = _bn_relu(x, f"{name}_preact", synchronized)
     else:
-        residual, shortcut = _bn_relu(x, f"{name}_preact"), x
+        residual, shortcut = _bn_relu(x, f"{name}_preact", synchronized), x
     if projects:
         shortcut = conv(
             shortcut,
@@ -47,7 +64,7 @@ def _block(x, filters: int, strides: int, first_in_network: bool, weight_decay: 
             name=f"{name}_shortcut_conv",
         )
     y = conv(residual, filters, 3, strides=strides, weight_decay=weight_decay, name=f"{name}_conv1")
-    y = _bn_relu(y, f"{name}_mid")
+    y = _bn_relu(y, f"{name}_mid", synchronized)
     y = conv(y, filters, 3, weight_decay=weight_decay, name=f"{name}_conv2")
     return layers.Add(name=f"{name}_add")([y, shortcut])
 
@@ -59,6 +76,7 @@ def preact_resnet(
     *,
     base_width: int = 64,
     weight_decay: float = 0.0,
+    synchronized_batch_norm: bool | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """A built pre-activation ResNet-18/34 that outputs logits."""
@@ -67,9 +85,10 @@ def preact_resnet(
             f"Unsupported pre-activation ResNet depth {depth!r}. "
             f"Valid choices: {', '.join(map(str, BLOCKS_PER_STAGE))}."
         )
+    synchronized = resolve_synchronized_batch_norm(synchronized_batch_norm)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = conv(inputs, base_width, 7, strides=2, weight_decay=weight_decay, name="stem_conv")
-    x = _bn_relu(x, "stem")
+    x = _bn_relu(x, "stem", synchronized)
     x = layers.ZeroPadding2D(1, name="stem_pool_pad")(x)  # after ReLU, zeros never win a max
     x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     for stage, blocks in enumerate(BLOCKS_PER_STAGE[int(depth)], start=1):
@@ -82,8 +101,9 @@ def preact_resnet(
                 first_in_network=stage == 1 and block == 1,
                 weight_decay=weight_decay,
                 name=f"stage{stage}_block{block}",
+                synchronized=synchronized,
             )
-    x = _bn_relu(x, "final")
+    x = _bn_relu(x, "final", synchronized)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = logits(x, num_classes, kernel_regularizer=weight_decay_regularizer(weight_decay))
     return keras.Model(inputs, outputs, name=name or f"preact_resnet{depth}")
