@@ -36,7 +36,8 @@ import tf_bng
 from benchmarks import cli, workloads  # first: cli quiets TensorFlow's C++ logging
 from benchmarks.timing import Row, interleaved, ratio_rows
 from tf_bng.models.layers import logits
-from tf_bng.training import loss_scaling, runtime
+from tf_bng.step import loss_scaling
+from tf_bng.training import runtime
 
 PRECISIONS = ("float32", "mixed_float16")
 SHORT_PRECISION = {"float32": "f32", "mixed_float16": "f16"}

@@ -1,12 +1,23 @@
-"""tf_bng: block-normalized gradient methods for TensorFlow 2 / Keras 3."""
+"""tf_bng: block-normalized gradient methods for TensorFlow 2 / Keras 3.
 
-from tf_bng import backward_scaling, models, selectors
+The public API, listed in one place: this module's ``__all__`` and the
+``__all__`` of each public subpackage it lists (``data``, ``errors``,
+``models``, ``selectors``, ``backward_scaling``, ``step``, ``training``,
+``wrappers``; ``training`` lists ``data_checks``, ``input_pipeline`` and
+``runtime``). Each name has one home: the one public module that exports it;
+the classes and functions listed here are re-exported from their home or from
+an internal module, and ``tf_bng.<name>`` is then their documented path.
+Every other module (``tf_bng.norms``, ``tf_bng.step.train_step``...) is an
+implementation detail. ``tests/library/test_public_api.py`` pins the list.
+"""
+
+from tf_bng import backward_scaling, data, errors, models, selectors, step, training, wrappers
 from tf_bng.adagrad_bng import AdaGradBNG
 from tf_bng.backward_scaling import BackwardScale
 from tf_bng.blocks import BLOCK_MODES, Partition, partition_variables
 from tf_bng.norms import available_norms, get_norm, register_norm
 from tf_bng.schedules import LinearWarmup, make_schedule
-from tf_bng.step import EvalStep, TrainStep, make_train_step
+from tf_bng.step import EvalStep, TrainStep
 from tf_bng.transforms import TRANSFORMS, BlockTransform, TransformConfig, transform_gradients
 from tf_bng.wrappers import AdaptiveNormalizedOptimizer, ClippedOptimizer, NormalizedOptimizer
 
@@ -22,18 +33,23 @@ __all__ = [
     "TransformConfig",
     "transform_gradients",
     "TrainStep",
-    "make_train_step",
+    "EvalStep",
     "AdaGradBNG",
     "NormalizedOptimizer",
     "ClippedOptimizer",
     "AdaptiveNormalizedOptimizer",
-    "EvalStep",
     "BackwardScale",
     "LinearWarmup",
     "make_schedule",
+    # the public subpackages
     "backward_scaling",
+    "data",
+    "errors",
     "models",
     "selectors",
+    "step",
+    "training",
+    "wrappers",
 ]
 
 __version__ = "0.1.0"

@@ -33,7 +33,7 @@ from tf_bng.training.metrics_log import MetricsLog
 
 from . import config_checks, optimizers
 
-__all__ = ["Experiment", "Trainer", "train_and_evaluate", "data_options", "model_options"]
+__all__ = ["Experiment", "train_and_evaluate", "data_options", "model_options"]
 
 
 def data_options(data: Any) -> dict:
@@ -262,9 +262,6 @@ class Experiment:
             if lost is None:
                 raise
             raise lost from e
-
-
-Trainer = Experiment  # the name tests and earlier versions use
 
 
 def train_and_evaluate(config: Any, workdir: str) -> dict:

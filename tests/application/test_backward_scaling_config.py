@@ -13,7 +13,7 @@ import pytest
 from tf_bng.training.metrics_log import read_records
 from tf_bng_configs import mnist_mlp
 from tf_bng_trainers.config_checks import ConfigError, validate_config
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def tiny_config(steps: int):

@@ -21,7 +21,7 @@ import pytest
 from tf_bng.problems.quadratic import make_problem
 from tf_bng.training.metrics_log import read_records
 from tf_bng_configs import base
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPERIMENTS = (

@@ -20,7 +20,7 @@ from helpers import tiny_config
 
 from tf_bng.errors import CheckpointError
 from tf_bng.training.checkpointing import Checkpointer
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def _checkpoints(workdir) -> list[int]:

@@ -9,7 +9,7 @@ from tf_bng import schedules
 from tf_bng.training.metrics_log import read_records
 from tf_bng_configs import cifar_resnet
 from tf_bng_trainers.config_checks import validate_config
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def test_accumulating_run_counts_updates_and_logs_scales(tmp_path):

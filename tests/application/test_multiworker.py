@@ -14,7 +14,7 @@ import pytest
 from helpers import checkpoint_values, free_ports, max_abs_diff, start_worker, tiny_mnist_config
 
 from tf_bng.training.metrics_log import read_records
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 pytestmark = pytest.mark.slow  # two worker processes train together
 

@@ -11,7 +11,7 @@ from helpers import tiny_config
 
 from tf_bng.errors import CheckpointError
 from tf_bng.training.metrics_log import read_records
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def _checkpoint_dir(workdir) -> str:

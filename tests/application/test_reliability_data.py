@@ -10,7 +10,7 @@ from helpers import install_digits, random_digits, tiny_config
 
 from tf_bng.errors import DataError
 from tf_bng.training.metrics_log import read_records
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def _label_out_of_range(train, test):

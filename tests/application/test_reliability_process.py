@@ -21,7 +21,7 @@ from helpers import binary_command, binary_env, checkpoint_values, tiny_config
 
 from tf_bng.errors import TrainingInterrupted
 from tf_bng.training.metrics_log import read_records
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 pytestmark = pytest.mark.slow  # trains in subprocesses, kill -9 / SIGTERM / SIGINT loops
 

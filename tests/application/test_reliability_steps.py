@@ -16,7 +16,7 @@ from tf_bng import TrainStep
 from tf_bng.errors import CheckpointError, TrainingDiverged
 from tf_bng.training.checkpointing import Checkpointer
 from tf_bng.training.metrics_log import read_records
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def _per_replica_state(strategy, model, optimizer) -> list:

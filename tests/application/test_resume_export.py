@@ -15,7 +15,7 @@ from helpers import checkpoint_values
 from tf_bng import data
 from tf_bng.training.metrics_log import read_records
 from tf_bng_configs import deep_mlp
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 STEPS = 6
 

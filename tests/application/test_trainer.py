@@ -17,12 +17,12 @@ import tensorflow as tf
 from helpers import BATCH, LIMIT, checkpoint_values, max_abs_diff, model_values, tiny_mnist_config
 
 from tf_bng import TrainStep, data
+from tf_bng.step import DynamicLossScale
 from tf_bng.training import runtime
-from tf_bng.training.loss_scaling import DynamicLossScale
 from tf_bng.training.metrics_log import read_records
 from tf_bng_configs import mnist_mlp
 from tf_bng_trainers import optimizers
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def summary_tags(directory: str) -> set:

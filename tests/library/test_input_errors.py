@@ -19,7 +19,7 @@ from helpers import seed_classification_data, seed_mlp
 import tf_bng
 
 LEGACY_KERAS = os.path.join(
-    os.path.dirname(os.path.dirname(__file__)), "data", "legacy_0.1", "adaptive_eps1e-7.keras"
+    os.path.dirname(os.path.dirname(__file__)), "data", "saved_0.1.0", "normalized_sgd.keras"
 )
 
 

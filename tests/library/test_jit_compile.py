@@ -17,7 +17,7 @@ from helpers import tiny_mnist_config
 import tf_bng
 from tf_bng import TrainStep
 from tf_bng_trainers.config_checks import ConfigError, validate_config
-from tf_bng_trainers.experiment import Trainer
+from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def xla_calls(function: tf.types.experimental.ConcreteFunction) -> list[str]:

@@ -27,11 +27,10 @@ Splits: ``"train"``, ``"eval"`` (the split the paper reports:
 """
 
 from tf_bng.data.registry import DATASETS, build_dataset, get_spec
-from tf_bng.data.spec import DatasetSpec, DataUnavailableError
+from tf_bng.data.spec import DatasetSpec
 
 __all__ = [
     "DATASETS",
-    "DataUnavailableError",
     "DatasetSpec",
     "build_dataset",
     "get_spec",

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tf_bng.data.options import get_option
-from tf_bng.data.spec import DataUnavailableError
+from tf_bng.errors import DataUnavailableError
 
 __all__ = ["default_data_dir", "data_dir_of", "find_directory", "fetch_archive", "locate"]
 

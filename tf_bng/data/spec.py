@@ -1,12 +1,10 @@
-"""What a dataset is (:class:`DatasetSpec`) and how its absence is reported."""
+"""What a dataset is: :class:`DatasetSpec` (its absence: `tf_bng.errors.DataUnavailableError`)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from tf_bng.errors import DataUnavailableError
-
-__all__ = ["DatasetSpec", "DataUnavailableError", "TASKS", "TRAIN", "EVAL"]
+__all__ = ["DatasetSpec", "TASKS", "TRAIN", "EVAL"]
 
 TASKS = ("classification", "language_model", "quadratic")
 TRAIN = "train"

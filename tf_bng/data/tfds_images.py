@@ -24,7 +24,8 @@ import tensorflow as tf
 from tf_bng.data import image_ops
 from tf_bng.data.options import get_option
 from tf_bng.data.source import Source, limit_of
-from tf_bng.data.spec import DatasetSpec, DataUnavailableError
+from tf_bng.data.spec import DatasetSpec
+from tf_bng.errors import DataUnavailableError
 
 __all__ = ["MNIST", "CIFAR10", "CIFAR100", "IMAGENET2012", "IMAGENET_TARS"]
 

@@ -10,16 +10,13 @@ from tf_bng.step.batches import to_float32, unpack_batch
 from tf_bng.step.eval_step import EvalStep
 from tf_bng.step.guard import BadStepCounter
 from tf_bng.step.loss_scaling import DynamicLossScale
-from tf_bng.step.train_step import TrainStep, make_train_step
-from tf_bng.transforms import all_finite
+from tf_bng.step.train_step import TrainStep
 
 __all__ = [
     "TrainStep",
-    "make_train_step",
     "EvalStep",
     "BadStepCounter",
     "DynamicLossScale",
-    "all_finite",
     "unpack_batch",
     "to_float32",
 ]

@@ -35,7 +35,7 @@ from tf_bng.step.batches import to_float32, unpack_batch
 from tf_bng.step.loss_scaling import DynamicLossScale
 from tf_bng.transforms import BlockTransform, TransformConfig, all_finite, scale_gradient
 
-__all__ = ["TrainStep", "make_train_step"]
+__all__ = ["TrainStep"]
 
 
 class TrainStep:
@@ -545,7 +545,3 @@ class _RunningMean:
         self.total.assign(0.0)
         self.count.assign(0)
 
-
-def make_train_step(**kwargs) -> TrainStep:
-    """Build a :class:`TrainStep` (keyword-only, same arguments)."""
-    return TrainStep(**kwargs)

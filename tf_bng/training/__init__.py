@@ -9,15 +9,6 @@ reads a config: the application (``trainers/``) builds these objects from
 one.
 """
 
-from tf_bng.errors import (
-    CheckpointError,
-    ConfigError,
-    DataError,
-    DataUnavailableError,
-    RunError,
-    TrainingDiverged,
-    TrainingInterrupted,
-)
 from tf_bng.training import data_checks, input_pipeline, runtime
 from tf_bng.training.checkpointing import Checkpointer
 from tf_bng.training.controller import Controller
@@ -36,11 +27,4 @@ __all__ = [
     "data_checks",
     "input_pipeline",
     "runtime",
-    "RunError",
-    "ConfigError",
-    "DataError",
-    "DataUnavailableError",
-    "TrainingDiverged",
-    "CheckpointError",
-    "TrainingInterrupted",
 ]

@@ -2,7 +2,7 @@
 
 The handler only records the signal; the loop polls :attr:`StopRequest.signum`
 after each inner loop, saves a checkpoint at that step and raises
-:class:`~tf_bng.training.errors.TrainingInterrupted`. A second signal of the
+:class:`~tf_bng.errors.TrainingInterrupted`. A second signal of the
 same kind gets the previous handler (Ctrl-C twice still kills at once).
 
 Why not ``tf.distribute.experimental.PreemptionCheckpointHandler``: it

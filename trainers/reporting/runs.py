@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 RUN_FILE = "report_run.json"
-# tf_bng.training.errors.TrainingDiverged, matched by name: the loop stops a run whose steps
+# tf_bng.errors.TrainingDiverged, matched by name: the loop stops a run whose steps
 # stay non-finite, which for a too-large learning rate is the expected outcome.
 _DIVERGED = "TrainingDiverged"
 
