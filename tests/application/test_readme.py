@@ -4,7 +4,11 @@ Every ```python block must compile, and every name it imports from tf_bng must
 exist; blocks that need nothing defined by earlier prose run as written, and
 all of them run in order in one namespace, as a reader would, after a prelude
 that supplies the placeholders (``model``, ``dataset``, ``grads``, ``x``, ``y``).
-Still to do: the bash blocks with the smallest data.
+
+Every command of every shell block (```bash, sh, shell, console) is either run
+as written in a fresh checkout-like directory, bounded to two training steps
+(and two seeds), or checked without running (make targets, pip extras): the
+rules are in readme_commands.py, and a command no rule knows fails the test.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 import re
 
 import pytest
+import readme_commands as shell
 
 README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
 FENCE = re.compile(r"^([ \t]*)```(\w+)\n(.*?)^\1```", re.M | re.S)
@@ -148,3 +153,88 @@ def test_every_block_runs_in_order(tmp_path, monkeypatch):
     assert int(step_counter.numpy()) == 1000
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "checkpoint")
     assert os.path.exists(tmp_path / "run" / "metrics.jsonl")
+
+
+# --- shell blocks ---------------------------------------------------------------------------
+
+COMMANDS = shell.shell_commands()
+CHECKED = [c for c in COMMANDS if shell.rules_for(c) and not shell.rule_for(c).runs]
+
+
+def test_the_readme_has_shell_blocks():
+    assert shell.shell_block_count() >= 5
+    assert len(COMMANDS) >= 12
+
+
+def test_every_shell_command_has_exactly_one_rule():
+    unknown = [str(c) for c in COMMANDS if len(shell.rules_for(c)) != 1]
+    assert not unknown, (
+        "README shell commands without exactly one rule in tests/application/readme_commands.py: "
+        + "; ".join(unknown)
+    )
+    assert any(shell.rule_for(c).runs for c in COMMANDS)
+
+
+def test_the_parser_sees_every_command_and_refuses_unknown_operators():
+    text = "```bash\nA=1 make x && pip install . ; tf-bng-train \\\n  --help  # c\n```\n"
+    commands = shell.shell_commands(text)
+    assert [c.argv for c in commands] == [
+        ("make", "x"),
+        ("pip", "install", "."),
+        ("tf-bng-train", "--help"),
+    ]
+    assert commands[0].env == (("A", "1"),) and commands[2].comment == "c"
+    console = "```console\n$ make lint\nruff check .\n```\n"
+    assert [c.argv for c in shell.shell_commands(console)] == [("make", "lint")]
+    with pytest.raises(ValueError, match="'\\|'"):
+        shell.shell_commands("```sh\nmake test | tee log\n```\n")
+    unknown = shell.shell_commands("```bash\nrm -rf runs\n```\n")[0]
+    with pytest.raises(AssertionError, match="rm -rf runs"):
+        shell.rule_for(unknown)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(
+            c,
+            id=f"line{c.line}-{c.argv[0]}",
+            marks=[pytest.mark.slow] if shell.rule_for(c).spawns else [],
+        )
+        for c in CHECKED
+    ],
+)
+def test_checked_command(command):
+    shell.rule_for(command).check(command)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if shell.binary_arguments(c)], ids=str)
+def test_binary_command_line_parses(command, monkeypatch):
+    # Without training: the flags, the config file and its variants, the --config.* keys.
+    from tf_bng_trainers import train
+
+    arguments = shell.binary_arguments(command)
+    if "--help" in arguments:
+        return
+    monkeypatch.chdir(shell.REPO)  # the README's config paths are relative to the checkout
+    config, workdir = train.parse_config(["binary", *arguments])
+    assert workdir and config.experiment
+
+
+@pytest.mark.slow
+def test_run_commands_run_as_written_in_order(tmp_path):
+    # A reader's order: the export of the training block is what saved_model_cli serves.
+    checkout = shell.make_checkout(str(tmp_path))
+    env = shell.run_environment(str(tmp_path))
+    ran = []
+    for command in COMMANDS:
+        rule = shell.rule_for(command)
+        if not rule.runs:
+            continue
+        result = shell.run(command, rule, checkout, env)
+        assert result.returncode == 0, (
+            f"{command}: exit {result.returncode}\n{result.stdout[-3000:]}"
+        )
+        rule.verify(command, result.args, checkout, result.stdout)
+        ran.append(rule.name)
+    assert {"train", "saved_model_cli", "seeds"} <= set(ran), ran
