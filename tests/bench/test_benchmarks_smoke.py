@@ -22,6 +22,7 @@ from benchmarks import (
     loop_vs_fit,
     profile_step,
     step_overhead,
+    sync_batch_norm_cost,
     timing,
     transform_bandwidth,
     transform_candidates,
@@ -84,6 +85,7 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
         ),
         (backward_scaling_cost, ["--models", "resnet20"], rf"backward_scaling resnet20={RATIO}"),
         (determinism_cost, ["--models", "deep_mlp"], rf"determinism deep_mlp={RATIO}"),
+        (sync_batch_norm_cost, [], rf"sync_batch_norm deep_mlp={RATIO}"),
         (
             transform_candidates,
             ["--models", "many_blocks", "--candidates", "per_block,default"],
