@@ -30,9 +30,9 @@ def _call(workload, candidate: str):
         return workloads.step_call(workload)
     step = workloads.train_step(workload, transform="ng")
     if candidate == "per_block":
-        step.transform.vectorize = False
+        step.transform.transform.vectorize = False  # the ScaleBlocks driver
     elif candidate == "vectorized":
-        step.transform.vectorize_min_blocks = 1
+        step.transform.transform.vectorize_min_blocks = 1
     elif candidate == "xla_transform":
         step._jit_transform = True
     elif candidate == "xla_step":

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from tf_bng import distributed
+from tf_bng import norms as norms_lib
 from tf_bng.transforms import BlockTransform, TransformConfig
 
 __all__ = ["AdaGradBNG"]
@@ -87,7 +88,7 @@ class AdaGradBNG(keras.optimizers.Optimizer):
             variables = list(self._trainable_variables)
         grads = distributed.sum_over_replicas(list(grads))
         part = self._transform.partition(variables, grads)
-        norm_fn = self._transform._norm
+        norm_fn = norms_lib.get_norm(self._transform.config.norm)
         per_variable = {}
         for ix in part.blocks:
             # Kept in the gradients' precision: a float32 cast here would cap a

@@ -50,7 +50,7 @@ def divide_for_keras_sum(grads: Sequence[Any]) -> list:
     n = num_replicas() if in_multi_replica_context() else 1
     if n == 1:
         return list(grads)
-    from tf_bng.transforms import scale_gradient
+    from tf_bng.gradient_transforms import scale_gradient
 
     inv = 1.0 / n
     return [None if g is None else scale_gradient(g, tf.constant(inv)) for g in grads]

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import tf_bng
 from tf_bng import selectors
+from tf_bng.gradient_transforms import ScaleBlocks
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def grads(model):
 def transform_mode(request, monkeypatch):
     """Every test here runs twice: block by block, and all blocks of a rule at once."""
     if request.param == "vectorized":
-        monkeypatch.setattr(tf_bng.BlockTransform, "vectorize_min_blocks", 1)
+        monkeypatch.setattr(ScaleBlocks, "vectorize_min_blocks", 1)
     return request.param
 
 

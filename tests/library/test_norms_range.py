@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 import tf_bng
+from tf_bng.gradient_transforms import ScaleBlocks
 
 BUILTIN = tuple(ref.NORMS)
 SCALES = {
@@ -117,7 +118,7 @@ def test_registered_norm_is_rescued_where_its_own_powers_underflow():
 def transform_mode(request, monkeypatch):
     """Every test here runs twice: block by block, and all blocks of a rule at once."""
     if request.param == "vectorized":
-        monkeypatch.setattr(tf_bng.BlockTransform, "vectorize_min_blocks", 1)
+        monkeypatch.setattr(ScaleBlocks, "vectorize_min_blocks", 1)
     return request.param
 
 

@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 import tf_bng
+from tf_bng.gradient_transforms import ScaleBlocks
 
 NORMS = tuple(ref.NORMS)
 TRANSFORMS = ref.TRANSFORMS
@@ -80,7 +81,7 @@ def tape_grads(float64_model):
 def transform_mode(request, monkeypatch):
     """Every test here runs twice: block by block, and all blocks of a rule at once."""
     if request.param == "vectorized":
-        monkeypatch.setattr(tf_bng.BlockTransform, "vectorize_min_blocks", 1)
+        monkeypatch.setattr(ScaleBlocks, "vectorize_min_blocks", 1)
     return request.param
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_bng.transforms import all_finite, scale_gradient  # all_finite: its old import path
+from tf_bng.gradient_transforms import scale_gradient
 
-__all__ = ["DynamicLossScale", "all_finite"]
+__all__ = ["DynamicLossScale"]
 
 
 class DynamicLossScale(tf.Module):

@@ -28,12 +28,13 @@ from absl import logging
 
 from tf_bng import backward_scaling as backward_scaling_lib
 from tf_bng import distributed
+from tf_bng.gradient_transforms import GradientTransform, all_finite, scale_gradient
 from tf_bng.losses import per_example_loss_fn
 from tf_bng.step import guard as step_guard
 from tf_bng.step.accumulation import GradientAccumulator
 from tf_bng.step.batches import to_float32, unpack_batch
 from tf_bng.step.loss_scaling import DynamicLossScale
-from tf_bng.transforms import BlockTransform, TransformConfig, all_finite, scale_gradient
+from tf_bng.transforms import BlockTransform, TransformConfig
 
 __all__ = ["TrainStep"]
 
@@ -114,6 +115,11 @@ class TrainStep:
             transform = TransformConfig(transform=transform or "none")
         if isinstance(transform, TransformConfig):
             transform = BlockTransform(transform)
+        if not isinstance(transform, GradientTransform):
+            raise TypeError(
+                "transform must be a name of tf_bng.TRANSFORMS, a TransformConfig, or a "
+                f"tf_bng.gradient_transforms.GradientTransform; got {transform!r}."
+            )
         self.transform = transform
 
         replicas = self.strategy.num_replicas_in_sync
@@ -143,8 +149,13 @@ class TrainStep:
         self.accumulation_steps = int(accumulation_steps)
         self.backward_scaling = bool(backward_scaling)
         if self.backward_scaling:
+            if not isinstance(self.transform, BlockTransform):
+                raise ValueError(
+                    "backward_scaling needs a transform given by name or TransformConfig "
+                    "(ng or ng_adap), not a composed GradientTransform."
+                )
             _check_backward_scaling(self.transform.config, model, optimizer)
-        self.block_names = self.transform.partition(model.trainable_variables).names
+        self.block_names = self._layout(model.trainable_variables).names
         with self.strategy.scope():
             if not optimizer.built:
                 optimizer.build(model.trainable_variables)
@@ -179,7 +190,7 @@ class TrainStep:
         if self.scale_points is not None:
             point_variables = {id(v) for v in self.scale_points.factors}
             variables = model.trainable_variables
-            blocks = self.transform.partition(variables).blocks
+            blocks = self._layout(variables).blocks
             self._factors = self.scale_points.block_matrix(variables, blocks)
             self._variable_factors = self.scale_points.variable_matrix(variables)
             self._first_of_block = [ix[0] for ix in blocks]
@@ -202,9 +213,7 @@ class TrainStep:
         # Under several replicas XLA cannot compile the step (collectives on other
         # devices fail on CPU); it compiles the transform alone instead.
         whole_step = bool(jit_compile) and replicas == 1
-        self._jit_transform = (
-            bool(jit_compile) and replicas > 1 and self.transform.builtin_norms_only
-        )
+        self._jit_transform = bool(jit_compile) and replicas > 1 and self.transform.xla_compatible
         if bool(jit_compile) and replicas > 1 and not self._jit_transform:
             logging.warning(
                 "jit_compile: a user-registered norm may use ops XLA lacks; the "
@@ -220,6 +229,15 @@ class TrainStep:
         self.jit_compile = whole_step
         self.step = tf.function(self._distributed_step, jit_compile=self.jit_compile)
         self.loop = tf.function(self._distributed_loop)
+
+    def _layout(self, variables):
+        return self.transform.layout(variables, [True] * len(variables))
+
+    @property
+    def _measures_only(self) -> bool:
+        """The transform changes no gradient: ``"none"`` with no groups."""
+        config = getattr(self.transform, "config", None)
+        return config is not None and config.transform == "none" and not config.groups
 
     def checkpoint_items(self) -> dict:
         """The step's own state to checkpoint next to the model and optimizer, by name.
@@ -292,12 +310,8 @@ class TrainStep:
         reported norms and scales are converted back to the true ones.
         """
         empty = tf.zeros([0], tf.float32)
-        if self.transform.config.transform == "none" and not self.transform.config.groups:
-            finite = all_finite(grads)
-            if not self.report_norms:
-                return list(grads), (empty, empty, empty), finite
-            norms = self.transform.block_norms(grads, variables)
-            return list(grads), (norms, tf.ones_like(norms), empty), finite
+        if not self.report_norms and self._measures_only:
+            return list(grads), (empty, empty, empty), all_finite(grads)
         grads, norms, scales, finite = self._apply_transform(grads, variables)
         if self.scale_points is None:
             return grads, (norms, scales, empty), finite
@@ -544,4 +558,3 @@ class _RunningMean:
     def reset(self) -> None:
         self.total.assign(0.0)
         self.count.assign(0)
-
