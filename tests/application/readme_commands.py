@@ -194,6 +194,7 @@ def check_make(command: Command) -> None:
 
 def check_venv(command: Command) -> None:
     """``python3 -m venv DIR``: the module exists and DIR is the Makefile's VENV."""
+    assert shutil.which(command.argv[0]) or command.argv[0].startswith(".venv/"), command.argv[0]
     assert util.find_spec("venv") is not None
     assert len(command.argv) == 4, f"{command}: expected python3 -m venv DIR"
     default = re.search(r"^VENV \?= (\S+)", _makefile(), re.M)

@@ -158,7 +158,8 @@ def test_every_block_runs_in_order(tmp_path, monkeypatch):
 # --- shell blocks ---------------------------------------------------------------------------
 
 COMMANDS = shell.shell_commands()
-CHECKED = [c for c in COMMANDS if shell.rules_for(c) and not shell.rule_for(c).runs]
+# Commands with one rule that are not run (one with none or several fails the test below).
+CHECKED = [c for c in COMMANDS if len(shell.rules_for(c)) == 1 and not shell.rule_for(c).runs]
 
 
 def test_the_readme_has_shell_blocks():
@@ -208,14 +209,16 @@ def test_checked_command(command):
     shell.rule_for(command).check(command)
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if shell.binary_arguments(c)], ids=str)
+# Training command lines (a --help line parses nothing; the run test covers it).
+TRAINING = [c for c in COMMANDS if (a := shell.binary_arguments(c)) and "--help" not in a]
+
+
+@pytest.mark.parametrize("command", TRAINING, ids=str)
 def test_binary_command_line_parses(command, monkeypatch):
     # Without training: the flags, the config file and its variants, the --config.* keys.
     from tf_bng_trainers import train
 
     arguments = shell.binary_arguments(command)
-    if "--help" in arguments:
-        return
     monkeypatch.chdir(shell.REPO)  # the README's config paths are relative to the checkout
     config, workdir = train.parse_config(["binary", *arguments])
     assert workdir and config.experiment
