@@ -1,13 +1,20 @@
-"""Up-front validation of a run, with one-line messages, before anything trains.
+"""A run's config errors as one line naming the key: the library validates, this module names.
 
-``ml_collections`` checks key names and types of overrides; the *values*
-(``transform.name=foo``, ``optimizer.learning_rate=-1``) are checked by
-:func:`validate_config` before anything heavy runs, so a typo fails in a
-second with a message naming the key and the valid choices. What depends on
-the machine is checked by the loop as soon as it is known: the workdir
-(:func:`check_workdir`), the replicas (:func:`check_replicas`), the data's
-size (:func:`check_batch_fits`). Builders that reject a value (a model's
-depth, a Keras optimizer argument) are wrapped by :func:`config_errors`.
+Each config value is validated once, by the library constructor that uses it
+(``TransformConfig``, ``TrainStep``, ``make_schedule``, ``make_strategy``,
+``DynamicLossScale``, the ``Controller``...). The experiment builds them
+inside :func:`config_errors`, which turns their ``ValueError`` into a
+:class:`~tf_bng.errors.ConfigError` (exit code 2) whose message starts with
+the config key the library argument came from, followed by the library's own
+message and its valid choices::
+
+    error: transform.norm: Unknown norm 'l3'. Registered norms: avg_l1, ...
+
+What stays here: the checks that need the machine (:func:`check_workdir`,
+:func:`check_replicas`, :func:`check_batch_fits`), and in
+:func:`validate_config` the values no library constructor checks (Keras
+validates no learning rate or beta; the Controller takes any interval) and
+the combinations of two sections.
 """
 
 from __future__ import annotations
@@ -16,25 +23,18 @@ import contextlib
 import dataclasses
 import math
 import os
+import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
 
-from tf_bng import data as data_lib
-from tf_bng import models as models_lib
-from tf_bng.blocks import BLOCK_MODES
 from tf_bng.data.spec import DatasetSpec
 from tf_bng.errors import ConfigError, RunError, one_line
-from tf_bng.norms import available_norms
-from tf_bng.optimizers import optimizer_classes
-from tf_bng.schedules import SCHEDULES
-from tf_bng.training.runtime import PRECISIONS, STRATEGIES
-from tf_bng.transforms import TRANSFORMS, TransformConfig
+from tf_bng.transforms import TransformConfig
 
 __all__ = [
-    "ConfigError",
     "Settings",
     "validate_config",
     "transform_config",
@@ -42,14 +42,110 @@ __all__ = [
     "check_replicas",
     "check_batch_fits",
     "config_errors",
+    "LIBRARY_ARGUMENTS",
 ]
 
+#: For each section the experiment builds under :func:`config_errors`: the words by which
+#: library messages name their arguments -> the config key that fed the argument.
+LIBRARY_ARGUMENTS: dict[str, dict[str, str]] = {
+    "data": {"dataset": "data.name", "limit": "data.limit"},
+    "model": {"model": "model.name", "precision": "runtime.mixed_precision"},
+    "optimizer": {
+        "optimizer": "optimizer.name",
+        "momentum": "optimizer.momentum",
+        "delta": "optimizer.delta",
+        "schedule": "schedule.name",
+        "boundaries": "schedule.boundaries",
+        "warmup_steps": "schedule.warmup_epochs",
+    },
+    "transform": {
+        "transform": "transform.name",
+        "norm": "transform.norm",
+        "blocks": "transform.blocks",
+        "alpha": "transform.alpha",
+        "threshold": "transform.threshold",
+        "epsilon": "transform.epsilon",
+        "max_scale": "transform.max_scale",
+        "exclude": "transform.exclude",
+        "group": "transform.groups",
+        "Group": "transform.groups",
+    },
+    "train step": {
+        "global_batch_size": "data.batch_size",
+        "accumulation_steps": "train.accumulation_steps",
+        "backward_scaling": "transform.backward_scaling",
+    },
+    "runtime": {
+        "strategy": "runtime.strategy",
+        "initial_scale": "runtime.loss_scale_initial",
+        "growth_interval": "runtime.loss_scale_growth_interval",
+    },
+    "train": {
+        "steps_per_loop": "train.steps_per_loop",
+        "max_to_keep": "train.keep_checkpoints",
+    },
+}
+_SECTIONS = ("data", "model", "optimizer", "schedule", "transform", "train", "runtime")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
-def _choice(key: str, value: Any, valid: Iterable[str]) -> None:
-    valid = list(valid)
-    if value not in valid:
-        choices = ", ".join(map(str, valid))
-        raise ConfigError(f"{key}={value!r} is not valid; choose one of: {choices}.")
+
+def _named_keys(message: str, sections: tuple[str, ...]) -> list[str] | None:
+    """The config keys ``message`` is about, in order; None when it already names one."""
+    words = _WORD.findall(message)
+    if words and "." in words[0] and words[0].split(".")[0] in _SECTIONS:
+        return None  # "data.limit must be positive, got 0.": the library named the key
+    table = {}
+    for section in sections:
+        table.update(LIBRARY_ARGUMENTS.get(section, {}))
+    keys: list[str] = []
+    for word in words:
+        key = table.get(word)
+        if key is not None and key not in keys:
+            keys.append(key)
+    return keys
+
+
+@contextlib.contextmanager
+def config_errors(*sections: str) -> Iterator[None]:
+    """Turn a library constructor's ``ValueError`` into a one-line :class:`ConfigError`.
+
+    Args:
+        *sections: The config sections whose values the wrapped code passes on ("data",
+            "train step", ...; see :data:`LIBRARY_ARGUMENTS`). The message starts with the
+            config keys the library message names, else with the first section.
+
+    Raises:
+        ConfigError: ``<key>: <the library's message>``.
+    """
+    try:
+        yield
+    except RunError:
+        raise
+    except ValueError as e:
+        message = one_line(e)
+        keys = _named_keys(message, sections)
+        if keys is None:
+            raise ConfigError(message) from e
+        raise ConfigError(f"{' / '.join(keys) or sections[0]}: {message}") from e
+
+
+def transform_config(transform: Any) -> TransformConfig:
+    """The ``transform`` section as a :class:`tf_bng.TransformConfig` (which validates it)."""
+    with config_errors("transform"):
+        return TransformConfig(
+            transform=transform.name,
+            norm=transform.norm,
+            blocks=transform.blocks,
+            alpha=transform.alpha,
+            threshold=transform.threshold,
+            exclude=tuple(transform.exclude),
+            epsilon=transform.epsilon,
+            max_scale=transform.get("max_scale"),
+            groups=tuple(transform.get("groups", ()) or ()),
+        )
+
+
+# -- the values no library constructor validates ---------------------------------------------
 
 
 def _number(key: str, value: Any) -> float:
@@ -71,34 +167,15 @@ def _fraction(key: str, value: Any, *, closed: bool) -> None:
         raise ConfigError(f"{key}={value!r} must be in [0, 1{']' if closed else ')'}.")
 
 
-def transform_config(transform: Any) -> TransformConfig:
-    """The ``transform`` section as a validated :class:`tf_bng.TransformConfig`."""
-    try:
-        return TransformConfig(
-            transform=transform.name,
-            norm=transform.norm,
-            blocks=transform.blocks,
-            alpha=transform.alpha,
-            threshold=transform.threshold,
-            exclude=tuple(transform.exclude),
-            epsilon=transform.epsilon,
-            max_scale=transform.get("max_scale"),
-            groups=tuple(transform.get("groups", ()) or ()),
-        )
-    except ValueError as e:
-        raise ConfigError(f"transform: {one_line(e)}") from None
-
-
 def _validate_optimizer(optimizer: Any) -> None:
-    _choice("optimizer.name", str(optimizer.name).lower(), sorted(optimizer_classes()))
+    """Keras takes any learning rate, beta and epsilon (it checks only SGD's momentum)."""
     _positive("optimizer.learning_rate", optimizer.learning_rate)
     checks = {
-        "momentum": lambda k, v: _fraction(k, v, closed=True),
+        "momentum": lambda k, v: _fraction(k, v, closed=True),  # RMSprop's too
         "beta_1": lambda k, v: _fraction(k, v, closed=False),
         "beta_2": lambda k, v: _fraction(k, v, closed=False),
         "epsilon": lambda k, v: _positive(k, v, allow_zero=True),
         "weight_decay": lambda k, v: _positive(k, v, allow_zero=True),
-        "delta": lambda k, v: _positive(k, v, allow_zero=True),
     }
     for key, check in checks.items():
         if key in optimizer:
@@ -106,43 +183,21 @@ def _validate_optimizer(optimizer: Any) -> None:
 
 
 def _validate_schedule(schedule: Any) -> None:
-    _choice("schedule.name", schedule.name, SCHEDULES)
+    """``make_schedule`` checks the name, boundaries and warmup; not these numbers."""
     _positive("schedule.decay_rate", schedule.decay_rate)
-    for key in ("warmup_epochs", "end_learning_rate"):
-        if key in schedule:
-            _positive(f"schedule.{key}", schedule[key], allow_zero=True)
-    boundaries = [_number("schedule.boundaries", b) for b in schedule.boundaries]
-    if boundaries != sorted(set(boundaries)) or (boundaries and boundaries[0] <= 0):
-        raise ConfigError(
-            f"schedule.boundaries={tuple(schedule.boundaries)!r} must be increasing epochs > 0."
-        )
-
-
-def _validate_transform(transform: Any) -> TransformConfig:
-    _choice("transform.name", transform.name, TRANSFORMS)
-    _choice("transform.norm", transform.norm, available_norms())
-    _choice("transform.blocks", transform.blocks, BLOCK_MODES)
-    _positive("transform.alpha", transform.alpha)
-    _positive("transform.threshold", transform.threshold)
-    _positive("transform.epsilon", transform.epsilon, allow_zero=True)
-    return transform_config(transform)
+    if "end_learning_rate" in schedule:
+        _positive("schedule.end_learning_rate", schedule.end_learning_rate, allow_zero=True)
 
 
 def _validate_train(train: Any) -> None:
+    """The lengths and intervals in epochs or steps the Controller takes as given."""
     _positive("train.epochs", train.epochs, allow_zero=True)
     _positive("train.steps", train.steps, allow_zero=True)
     if not train.epochs and not train.steps:
         raise ConfigError("train.epochs and train.steps are both 0: nothing to train.")
-    _positive("train.steps_per_loop", train.steps_per_loop)
-    if "accumulation_steps" in train:
-        steps = train.accumulation_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"train.accumulation_steps={steps!r} must be an integer >= 1.")
     for key in ("log_every", "eval_every", "checkpoint_every", "max_bad_steps"):
         if key in train:
             _positive(f"train.{key}", train[key], allow_zero=True)
-    if "keep_checkpoints" in train:
-        _positive("train.keep_checkpoints", train.keep_checkpoints)
 
 
 # Strategies under which the XLA-compiled step runs today; under tf.distribute
@@ -152,16 +207,13 @@ JIT_STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 
 
 def _validate_runtime(runtime: Any) -> None:
-    _choice("runtime.strategy", runtime.strategy, STRATEGIES)
+    """The XLA/strategy combination and the counts and timeouts ``runtime`` takes as given."""
     if runtime.jit_compile and runtime.strategy not in JIT_STRATEGIES:
         raise ConfigError(
             f"runtime.jit_compile=True does not apply to runtime.strategy={runtime.strategy!r} "
             "(it compiles the step itself); set runtime.jit_compile=False."
         )
-    _choice("runtime.mixed_precision", runtime.mixed_precision, PRECISIONS)
     _positive("runtime.virtual_cpus", runtime.virtual_cpus, allow_zero=True)
-    _positive("runtime.loss_scale_initial", runtime.loss_scale_initial)
-    _positive("runtime.loss_scale_growth_interval", runtime.loss_scale_growth_interval)
     _positive("runtime.collective_timeout", runtime.collective_timeout, allow_zero=True)
     _positive("runtime.startup_timeout", runtime.startup_timeout, allow_zero=True)
 
@@ -185,35 +237,33 @@ class Settings:
 
 
 def validate_config(config: Any) -> Settings:
-    """Raise :class:`ConfigError` on the first invalid value of ``config``.
+    """Check what can be checked before anything is built; raise :class:`ConfigError` on the first.
 
-    Every key is checked once, here; the :class:`TransformConfig` built on
-    the way is returned so that nothing downstream checks it again.
+    Builds the :class:`TransformConfig` (the library validates the ``transform``
+    section) and checks the values no library constructor validates. The rest
+    (names, the data, model, schedule, step, loss scale and strategy settings)
+    is validated by the constructors the experiment calls under
+    :func:`config_errors`.
+
+    Returns:
+        The transform settings and ``TrainStep`` options, built once.
     """
-    _choice("data.name", config.data.name, data_lib.DATASETS)
-    _positive("data.batch_size", config.data.batch_size)
-    if config.data.get("limit") is not None:
-        _positive("data.limit", config.data.limit)
-    _choice("model.name", config.model.name, models_lib.MODELS)
     _validate_optimizer(config.optimizer)
     _validate_schedule(config.schedule)
-    transform = _validate_transform(config.transform)
+    transform = transform_config(config.transform)
     _validate_combination(config.optimizer, config.transform)
     _validate_train(config.train)
     _validate_runtime(config.runtime)
-    steps = int(config.train.get("accumulation_steps", 1) or 1)
-    scaling = config.transform.get("backward_scaling", False)
-    if not isinstance(scaling, bool):
-        raise ConfigError(f"transform.backward_scaling={scaling!r} must be true or false.")
-    if scaling and config.transform.name not in ("ng", "ng_adap"):
-        raise ConfigError(
-            f"transform.backward_scaling=True needs transform.name=ng or ng_adap (it changes "
-            f"gradient magnitudes, which transform.name={config.transform.name!r} uses)."
-        )
     return Settings(
         transform=transform,
-        step_options={"accumulation_steps": steps, "backward_scaling": scaling},
+        step_options={
+            "accumulation_steps": config.train.get("accumulation_steps", 1),
+            "backward_scaling": config.transform.get("backward_scaling", False),
+        },
     )
+
+
+# -- what needs the machine --------------------------------------------------------------------
 
 
 def check_workdir(workdir: str) -> None:
@@ -234,6 +284,7 @@ def check_workdir(workdir: str) -> None:
 
 
 def check_replicas(batch_size: int, strategy: tf.distribute.Strategy) -> None:
+    """``data.batch_size`` splits evenly over the strategy's replicas."""
     replicas = strategy.num_replicas_in_sync
     if int(batch_size) % replicas:
         raise ConfigError(
@@ -243,20 +294,15 @@ def check_replicas(batch_size: int, strategy: tf.distribute.Strategy) -> None:
 
 
 def check_batch_fits(batch_size: int, spec: DatasetSpec) -> None:
-    """A training batch needs at least ``batch_size`` examples (the remainder is dropped)."""
+    """A training batch needs at least ``batch_size`` examples (the remainder is dropped).
+
+    A size below 1 is refused here too, not only by ``TrainStep``: the steps per
+    epoch are computed from it before the step is built.
+    """
+    if int(batch_size) < 1:
+        raise ConfigError(f"data.batch_size={batch_size} must be >= 1.")
     if int(batch_size) > spec.train_examples:
         raise ConfigError(
             f"data.batch_size={batch_size} is larger than the {spec.train_examples} training "
             f"examples of {spec.name} (see data.limit); choose at most {spec.train_examples}."
         )
-
-
-@contextlib.contextmanager
-def config_errors(section: str) -> Iterator[None]:
-    """Turn a builder's ``ValueError`` into a one-line :class:`ConfigError` naming ``section``."""
-    try:
-        yield
-    except RunError:
-        raise
-    except ValueError as e:
-        raise ConfigError(f"{section}: {one_line(e)}") from e

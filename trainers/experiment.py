@@ -1,10 +1,13 @@
 """One experiment config -> the library objects of a run -> :class:`tf_bng.training.Controller`.
 
 The one place where a ConfigDict becomes objects (big_vision's train.py
-pattern): :func:`validate_config` checks every value once, then
-:class:`Experiment` builds the strategy, data, model, optimizer, transform,
-train and eval steps, checkpointer and metrics log from the validated
-config, and hands them to the library's config-free Controller.
+pattern): :class:`Experiment` builds the strategy, data, model, optimizer,
+transform, train and eval steps, checkpointer and metrics log from the
+config, and hands them to the library's config-free Controller. Each value
+is validated once, by the library constructor that takes it, built under
+:func:`~.config_checks.config_errors` (a bad value: one line naming the key,
+exit code 2); :func:`~.config_checks.validate_config` first checks what no
+constructor does.
 ``train_and_evaluate(config, workdir)`` runs (or resumes) it.
 
 What a run leaves in ``workdir`` (and nothing anywhere else):
@@ -60,12 +63,13 @@ class Experiment:
         self.workdir = workdir
         rt = config.runtime
         runtime.configure_virtual_cpus(int(rt.virtual_cpus))
-        self.strategy = runtime.make_strategy(
-            rt.strategy,
-            collective_timeout=rt.collective_timeout,
-            tpu=rt.tpu,
-            startup_timeout=rt.startup_timeout,
-        )
+        with config_checks.config_errors("runtime"):
+            self.strategy = runtime.make_strategy(
+                rt.strategy,
+                collective_timeout=rt.collective_timeout,
+                tpu=rt.tpu,
+                startup_timeout=rt.startup_timeout,
+            )
         self.is_chief = runtime.is_chief(self.strategy)
         logging.info(
             "Strategy %s: %d replicas in sync%s.",
@@ -111,32 +115,33 @@ class Experiment:
         )
         self._eval_dataset = None
         every = lambda key: int(train[key]) or self.steps_per_epoch  # noqa: E731  0: once per epoch
-        self.controller = Controller(
-            train_step=self.train_step,
-            train_data=self._train_iterator,
-            total_steps=self.total_steps,
-            step_counter=self.step_counter,
-            steps_per_loop=int(train.steps_per_loop),
-            log_every=every("log_every"),
-            eval_every=every("eval_every"),
-            checkpoint_every=every("checkpoint_every"),
-            evaluate=self._evaluate,
-            checkpointer=self.checkpointer,
-            log=self.log,
-            export=self.export if config.export else None,
-            on_start=lambda start: self._write_config(),
-            check_data=self._check_data,
-            max_bad_steps=int(train.get("max_bad_steps", 0) or 0),
-            steps_per_epoch=self.steps_per_epoch,
-            extra_scalars=self._extra_scalars,
-            strategy=self.strategy,
-        )
+        with config_checks.config_errors("train"):
+            self.controller = Controller(
+                train_step=self.train_step,
+                train_data=self._train_iterator,
+                total_steps=self.total_steps,
+                step_counter=self.step_counter,
+                steps_per_loop=int(train.steps_per_loop),
+                log_every=every("log_every"),
+                eval_every=every("eval_every"),
+                checkpoint_every=every("checkpoint_every"),
+                evaluate=self._evaluate,
+                checkpointer=self.checkpointer,
+                log=self.log,
+                export=self.export if config.export else None,
+                on_start=lambda start: self._write_config(),
+                check_data=self._check_data,
+                max_bad_steps=int(train.get("max_bad_steps", 0) or 0),
+                steps_per_epoch=self.steps_per_epoch,
+                extra_scalars=self._extra_scalars,
+                strategy=self.strategy,
+            )
 
     # -- building -------------------------------------------------------------
     def _build_model_and_optimizer(self, settings) -> None:
         """Everything that holds variables; called inside ``strategy.scope()``."""
         config, rt = self.config, self.config.runtime
-        with runtime.precision_scope(rt.mixed_precision), config_checks.config_errors("model"):
+        with config_checks.config_errors("model"), runtime.precision_scope(rt.mixed_precision):
             self.model = models_lib.build_model(model_options(config.model), spec=self.spec)
         with config_checks.config_errors("optimizer"):
             learning_rate = optimizers.build_schedule(
@@ -150,10 +155,11 @@ class Experiment:
             )
         self.loss_scale = None
         if rt.mixed_precision == "mixed_float16":
-            self.loss_scale = DynamicLossScale(
-                initial_scale=float(rt.loss_scale_initial),
-                growth_interval=int(rt.loss_scale_growth_interval),
-            )
+            with config_checks.config_errors("runtime"):
+                self.loss_scale = DynamicLossScale(
+                    initial_scale=float(rt.loss_scale_initial),
+                    growth_interval=int(rt.loss_scale_growth_interval),
+                )
         self.step_counter = tf.Variable(
             0,
             dtype=tf.int64,
@@ -176,12 +182,13 @@ class Experiment:
             model_variables=list(self.model.variables),
         )
         trackables.update(self.train_step.checkpoint_items())
-        return Checkpointer(
-            os.path.join(self.workdir, "checkpoints"),
-            strategy=self.strategy,
-            max_to_keep=int(self.config.train.get("keep_checkpoints", 3)),
-            **trackables,
-        )
+        with config_checks.config_errors("train"):
+            return Checkpointer(
+                os.path.join(self.workdir, "checkpoints"),
+                strategy=self.strategy,
+                max_to_keep=int(self.config.train.get("keep_checkpoints", 3)),
+                **trackables,
+            )
 
     # -- what the controller calls --------------------------------------------
     def _dataset_fn(self, split: str, training: bool):

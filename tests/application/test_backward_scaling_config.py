@@ -10,9 +10,10 @@ import math
 import numpy as np
 import pytest
 
+from tf_bng.errors import ConfigError
 from tf_bng.training.metrics_log import read_records
 from tf_bng_configs import mnist_mlp
-from tf_bng_trainers.config_checks import ConfigError, validate_config
+from tf_bng_trainers.config_checks import validate_config
 from tf_bng_trainers.experiment import Experiment as Trainer
 
 

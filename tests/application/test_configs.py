@@ -221,8 +221,8 @@ def _error_lines(result: subprocess.CompletedProcess) -> list[str]:
     [
         (
             "--config.transform.name=foo",
-            "error: transform.name='foo' is not valid; choose one of: none, ng, ng_adap, clip, "
-            "global_clip.",
+            "error: transform.name: Unknown transform 'foo'. Valid choices: 'none', 'ng', "
+            "'ng_adap', 'clip', 'global_clip'.",
         ),
         (
             "--config.transform.nmae=ng",
@@ -240,8 +240,9 @@ def test_binary_rejects_a_wrong_override_with_one_line(flag, message, tmp_path):
 
 
 def test_adagrad_bng_preset_turns_the_default_transform_off_but_keeps_a_named_one():
+    from tf_bng.errors import ConfigError
     from tf_bng_configs import mnist_mlp
-    from tf_bng_trainers.config_checks import ConfigError, validate_config
+    from tf_bng_trainers.config_checks import validate_config
 
     config = mnist_mlp.get_config("optimizer=adagrad_bng")  # mnist_mlp's default transform is ng
     assert (config.optimizer.name, config.transform.name) == ("adagrad_bng", "none")

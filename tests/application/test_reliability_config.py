@@ -1,8 +1,10 @@
-"""Bad configurations fail before training with one line naming the problem and the choices.
+"""Bad configurations fail before training with one line naming the key and the choices.
 
-The binary's own parsing and run function are driven in-process (one
-process per example would be too slow), plus a property test over random
-valid and invalid overrides, and two real subprocess runs for the exit code.
+Each value is validated once, by the library constructor that takes it; the
+application names the config key in front of the library's message. The
+binary's own parsing and run function are driven in-process (one process per
+example would be too slow), plus a property test over random valid and
+invalid overrides, and two real subprocess runs for the exit code.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tf_bng import BLOCK_MODES, TRANSFORMS, available_norms
+from tf_bng.errors import ConfigError
 from tf_bng.schedules import SCHEDULES
 from tf_bng.training.metrics_log import read_records
+from tf_bng_configs import base
 from tf_bng_trainers import train
+from tf_bng_trainers.config_checks import LIBRARY_ARGUMENTS, config_errors
 
 QUADRATIC = f"--config={REPO}/configs/quadratic.py:optimizer=sgd,transform=ng,steps=1"
 
@@ -54,19 +59,67 @@ def assert_one_line_error(code: int, stderr: str, *expected: str) -> str:
             ["--config.optimizer.learning_rate=-0.1"],
             "error: optimizer.learning_rate=-0.1 must be > 0 and finite.",
         ),
-        (["--config.transform.alpha=0"], "error: transform.alpha=0.0 must be > 0 and finite."),
+        (["--config.transform.alpha=0"], "error: transform.alpha: alpha must be > 0, got 0.0."),
         (
             ["--config.transform.threshold=-1"],
-            "error: transform.threshold=-1.0 must be > 0 and finite.",
+            "error: transform.threshold: threshold must be > 0, got -1.0.",
         ),
         (
             ["--config.transform.norm=l3"],
-            "error: transform.norm='l3' is not valid; choose one of: avg_l1, avg_l1_l2, avg_l2, "
-            "l1, l1_l2, l2, max, min_max, std",
+            "error: transform.norm: Unknown norm 'l3'. Registered norms: avg_l1, avg_l1_l2, "
+            "avg_l2, l1, l1_l2, l2, max, min_max, std",
         ),  # (+ norms other tests registered)
         (
+            ["--config.transform.blocks=layers"],
+            "error: transform.blocks: Unknown blocks 'layers'. Valid choices: 'layer', 'variable', "
+            "'global'.",
+        ),
+        (
             ["--config.optimizer.name=adamm"],
-            "error: optimizer.name='adamm' is not valid; choose one",
+            "error: optimizer.name: Unknown optimizer 'adamm'; valid: adadelta, adafactor, "
+            "adagrad, adagrad_bng, adam,",
+        ),
+        (
+            ["--config.schedule.name=linear"],
+            "error: schedule.name: Unknown schedule 'linear'; valid: constant, piecewise, "
+            "exponential, cosine, polynomial.",
+        ),
+        (
+            ["--config.data.name=foo"],
+            "error: data.name: Unknown dataset 'foo'. Valid choices: mnist5k, digits,",
+        ),
+        (["--config.data.limit=0"], "error: data.limit must be positive, got 0."),
+        (["--config.data.batch_size=0"], "error: data.batch_size=0 must be >= 1."),
+        (
+            ["--config.model.name=foo"],
+            "error: model.name: Unknown model 'foo'. Valid choices: mlp, deep_mlp,",
+        ),
+        (
+            ["--config.train.accumulation_steps=0"],
+            "error: train.accumulation_steps: accumulation_steps must be >= 1, got 0.",
+        ),
+        (
+            ["--config.train.steps_per_loop=0"],
+            "error: train.steps_per_loop: total_steps and steps_per_loop must be >= 1; got 1, 0.",
+        ),
+        (
+            ["--config.train.keep_checkpoints=0"],
+            "error: train.keep_checkpoints: max_to_keep must be >= 1, got 0.",
+        ),
+        (
+            ["--config.transform.backward_scaling=True", "--config.transform.name=clip"],
+            "error: transform.backward_scaling: backward_scaling needs a transform that uses only "
+            "each block's direction (ng, ng_adap); transform is 'clip'",
+        ),
+        (
+            ["--config.runtime.strategy=gpu"],
+            "error: runtime.strategy: Unknown strategy 'gpu'; valid: default, one_device, "
+            "mirrored, multi_worker, tpu.",
+        ),
+        (
+            ["--config.runtime.mixed_precision=fp8"],
+            "error: runtime.mixed_precision: Unknown mixed precision 'fp8'; valid: none, "
+            "mixed_float16, mixed_bfloat16.",
         ),
         (
             ["--config.train.stepz=3"],
@@ -95,6 +148,48 @@ def test_bad_value_fails_with_one_line_before_training(overrides, expected, tmp_
     code, stderr = run_in_process(QUADRATIC, f"--workdir={tmp_path}", *overrides)
     assert_one_line_error(code, stderr, expected)
     assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_a_bad_loss_scale_names_both_keys_of_the_library_argument_check(tmp_path):
+    # DynamicLossScale checks its arguments together; mixed_float16 needs a model that runs it.
+    code, stderr = run_in_process(
+        f"--config={REPO}/configs/mnist_mlp.py:depth=1,dataset=digits",
+        f"--workdir={tmp_path}",
+        "--config.runtime.mixed_precision=mixed_float16",
+        "--config.runtime.loss_scale_growth_interval=0",
+        "--config.train.steps=1",
+    )
+    assert code == 2
+    assert_one_line_error(
+        code,
+        stderr,
+        "error: runtime.loss_scale_initial / runtime.loss_scale_growth_interval: Need "
+        "initial_scale > 0, factor > 1 and growth_interval >= 1; got 32768.0, 2.0, 0.",
+    )
+    assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_every_library_argument_maps_to_a_config_key():
+    config = base.get_base_config()
+    for section, arguments in LIBRARY_ARGUMENTS.items():
+        for argument, key in arguments.items():
+            group, leaf = key.split(".")
+            assert leaf in config[group], f"{section}: {argument} -> {key}"
+
+
+def test_a_library_message_gets_the_keys_it_names_or_the_section():
+    with pytest.raises(ConfigError, match=r"^transform\.alpha: alpha must be > 0, got 0\.0\.$"):
+        with config_errors("transform"):
+            raise ValueError("alpha must be > 0, got 0.0.")
+    with pytest.raises(ConfigError, match=r"^data: no such split$"):
+        with config_errors("data"):
+            raise ValueError("no such split")
+    with pytest.raises(ConfigError, match=r"^optimizer\.momentum=2 is not an argument"):
+        with config_errors("optimizer"):  # the library already named the key
+            raise ValueError("optimizer.momentum=2 is not an argument of Adam.")
+    with pytest.raises(TypeError):  # only ValueError is a config error; the rest are bugs
+        with config_errors("data"):
+            raise TypeError("a bug")
 
 
 def test_unwritable_workdir_fails_with_one_line(tmp_path):
@@ -143,7 +238,7 @@ INVALID = {
     "data.batch_size": st.sampled_from(["0", "-2", "1.5"]),
     "train.steps_per_loop": st.sampled_from(["0", "-1"]),
     "train.max_bad_steps": st.sampled_from(["-1"]),
-    "schedule.name": st.sampled_from(["cosine"]),
+    "schedule.name": st.sampled_from(["linear", "cosine_decay"]),
     "runtime.strategy": st.sampled_from(["tpu_pod", "gpu"]),
     "runtime.jit_compile": st.sampled_from(["maybe", "2"]),
 }
@@ -220,7 +315,7 @@ def test_binary_exits_non_zero_with_one_line_before_training(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert error_lines(result.stderr) == ["error: transform.alpha=-0.5 must be > 0 and finite."]
+    assert error_lines(result.stderr) == ["error: transform.alpha: alpha must be > 0, got -0.5."]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(workdir / "checkpoints") and not os.path.exists(
         workdir / "metrics.jsonl"

@@ -16,7 +16,8 @@ from helpers import tiny_mnist_config
 
 import tf_bng
 from tf_bng import TrainStep
-from tf_bng_trainers.config_checks import ConfigError, validate_config
+from tf_bng.errors import ConfigError
+from tf_bng_trainers.config_checks import validate_config
 from tf_bng_trainers.experiment import Experiment as Trainer
 
 
