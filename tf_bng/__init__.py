@@ -1,17 +1,28 @@
 """tf_bng: block-normalized gradient methods for TensorFlow 2 / Keras 3.
 
-The public API, listed in one place: this module's ``__all__`` and the
-``__all__`` of each public subpackage it lists (``data``, ``errors``,
-``models``, ``selectors``, ``backward_scaling``, ``step``, ``training``,
+The public API is listed in one place: this module's ``__all__`` (the names
+below and the public subpackages) and the ``__all__`` of each public
+subpackage it lists (``backward_scaling``, ``data``, ``errors``,
+``gradient_transforms``, ``models``, ``selectors``, ``step``, ``training``,
 ``wrappers``; ``training`` lists ``data_checks``, ``input_pipeline`` and
-``runtime``). Each name has one home: the one public module that exports it;
-the classes and functions listed here are re-exported from their home or from
-an internal module, and ``tf_bng.<name>`` is then their documented path.
-Every other module (``tf_bng.norms``, ``tf_bng.step.train_step``...) is an
-implementation detail. ``tests/library/test_public_api.py`` pins the list.
+``runtime``). Each name is exported by one public module; the top level
+re-exports the main classes and functions, and for those ``tf_bng.<name>``
+is the documented path. Every other module (``tf_bng.norms``,
+``tf_bng.step.train_step``...) is an implementation detail.
+``tests/library/test_public_api.py`` pins the list.
 """
 
-from tf_bng import backward_scaling, data, errors, models, selectors, step, training, wrappers
+from tf_bng import (
+    backward_scaling,
+    data,
+    errors,
+    gradient_transforms,
+    models,
+    selectors,
+    step,
+    training,
+    wrappers,
+)
 from tf_bng.adagrad_bng import AdaGradBNG
 from tf_bng.backward_scaling import BackwardScale
 from tf_bng.blocks import BLOCK_MODES, Partition, partition_variables
@@ -45,6 +56,7 @@ __all__ = [
     "backward_scaling",
     "data",
     "errors",
+    "gradient_transforms",
     "models",
     "selectors",
     "step",
