@@ -37,6 +37,14 @@ class AdaGradBNG(keras.optimizers.Optimizer):
       blocks: ``"layer"`` (paper), ``"variable"``, ``"global"`` or a callable.
       exclude: regexes on ``variable.path``; excluded variables get plain AdaGrad.
       initial_accumulator_value: starting value of the sum of squares.
+      name: the optimizer's name.
+      **kwargs: Keras's base-optimizer arguments (``weight_decay``,
+        ``clipnorm``, ``use_ema``, ...), but ``gradient_accumulation_steps``.
+
+    Raises:
+      ValueError: if ``delta`` is not > 0, or ``gradient_accumulation_steps`` is
+        given (it would normalize each micro-batch; use
+        ``tf_bng.TrainStep(accumulation_steps=k)``).
     """
 
     def __init__(

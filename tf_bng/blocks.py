@@ -26,7 +26,17 @@ BlockSpec = str | Callable[[Any], Hashable]
 
 
 def variable_path(variable: Any) -> str:
-    """Keras 3 ``variable.path`` (``"model/dense/kernel"``); tf.Variable name otherwise."""
+    """Keras 3 ``variable.path`` (``"model/dense/kernel"``); tf.Variable name otherwise.
+
+    Args:
+        variable: A Keras or TensorFlow variable (anything with ``.path`` or ``.name``).
+
+    Returns:
+        The path, or the name without its ``:0`` suffix.
+
+    Raises:
+        TypeError: If ``variable`` has neither ``.path`` nor ``.name``.
+    """
     path = getattr(variable, "path", None)
     if path:
         return str(path)
@@ -41,6 +51,12 @@ def layer_key(variable: Any) -> str:
 
     ``"model/block_1/dense/kernel"`` -> ``"model/block_1/dense"``, so nested
     models and sub-layers each get their own block.
+
+    Args:
+        variable: A Keras or TensorFlow variable.
+
+    Returns:
+        The block key of ``blocks="layer"``; a path without ``/`` is its own key.
     """
     path = variable_path(variable)
     head, _, _ = path.rpartition("/")
@@ -49,7 +65,16 @@ def layer_key(variable: Any) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Partition:
-    """Blocks as tuples of indices into the variable list, plus excluded indices."""
+    """Blocks as tuples of indices into the variable list, plus excluded indices.
+
+    ``len(partition)`` is the number of blocks.
+
+    Attributes:
+        names: One name per block (the layer path for ``"layer"``), as the metrics log
+            reports it.
+        blocks: Per block, the indices of its variables in the partitioned list.
+        excluded: The indices of the variables ``exclude`` matched: they join no block.
+    """
 
     names: tuple[str, ...]
     blocks: tuple[tuple[int, ...], ...]
@@ -136,10 +161,24 @@ def partition_variables(
 ) -> Partition:
     """Group ``variables`` into blocks.
 
-    ``exclude`` regexes are searched in each ``variable.path``; matches join no
-    block. ``skip`` lists indices to leave out silently (variables with a
-    ``None`` gradient). Blocks are formed on the full list first, so which
-    gradients are ``None`` never changes which variables share a block.
+    Blocks are formed on the full list first, so which gradients are ``None``
+    never changes which variables share a block. Warns once when the
+    variables are empty, an ``exclude`` pattern matches nothing, or every
+    variable is excluded.
+
+    Args:
+        variables: The variables, in the order of their gradients.
+        blocks: One of :data:`BLOCK_MODES` or a callable ``variable -> key``: variables
+            with equal keys form one block.
+        exclude: Regexes searched in each ``variable.path``; matches join no block.
+        skip: Indices to leave out silently (variables with a ``None`` gradient).
+
+    Returns:
+        The partition; blocks left empty by ``exclude`` or ``skip`` are dropped.
+
+    Raises:
+        ValueError: If ``blocks`` is an unknown mode or an ``exclude`` pattern is not a
+            valid regex.
     """
     key_of = _key_fn(blocks)
     patterns = compile_patterns(exclude)

@@ -18,6 +18,7 @@ __all__ = ["num_replicas", "sum_over_replicas", "divide_for_keras_sum", "in_mult
 
 
 def num_replicas() -> int:
+    """The replicas in sync of the current replica context (or of the current strategy)."""
     ctx = tf.distribute.get_replica_context()
     if ctx is None:  # cross-replica context
         return tf.distribute.get_strategy().num_replicas_in_sync
@@ -25,12 +26,21 @@ def num_replicas() -> int:
 
 
 def in_multi_replica_context() -> bool:
+    """Whether this code runs in a replica context of more than one replica."""
     ctx = tf.distribute.get_replica_context()
     return ctx is not None and ctx.num_replicas_in_sync > 1
 
 
 def sum_over_replicas(grads: Sequence[Any]) -> list:
-    """All-reduce(SUM) the non-None gradients; identity with a single replica."""
+    """All-reduce(SUM) the non-None gradients; identity with a single replica.
+
+    Args:
+        grads: Per-replica gradients (``None`` entries stay ``None``), in a replica
+            context.
+
+    Returns:
+        A new list: the sums over replicas, identical on every replica.
+    """
     grads = list(grads)
     if not in_multi_replica_context():
         return grads
@@ -46,7 +56,18 @@ def sum_over_replicas(grads: Sequence[Any]) -> list:
 
 
 def divide_for_keras_sum(grads: Sequence[Any]) -> list:
-    """Divide global gradients by the replica count before ``optimizer.apply``."""
+    """Divide global gradients by the replica count before ``optimizer.apply``.
+
+    Keras sums the gradients over replicas inside ``apply``: the identical
+    divided copies then sum back to the global gradient.
+
+    Args:
+        grads: Gradients already summed over replicas (``None`` entries stay ``None``).
+
+    Returns:
+        A new list of the gradients divided by the number of replicas (the same list's
+        contents with one replica).
+    """
     n = num_replicas() if in_multi_replica_context() else 1
     if n == 1:
         return list(grads)

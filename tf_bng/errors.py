@@ -41,7 +41,15 @@ EXIT_CODES = {
 
 
 def one_line(error: BaseException) -> str:
-    """The message of ``error`` with its lines joined (a message must fit one line)."""
+    """The message of ``error`` with its lines joined (a message must fit one line).
+
+    Args:
+        error: Any exception.
+
+    Returns:
+        Its non-blank message lines, stripped and joined by spaces; the exception's type
+        name if the message is empty.
+    """
     text = " ".join(part.strip() for part in str(error).splitlines() if part.strip())
     return text or type(error).__name__
 
@@ -101,6 +109,11 @@ class TrainingInterrupted(RunError):
 
     The exit code is the shell's convention for a death by that signal
     (128 + signal number: 143 for SIGTERM, 130 for SIGINT).
+
+    Args:
+        message: What the program prints (where the state was saved, how to resume).
+        signum: The signal received; sets :attr:`exit_code`.
+        step: The step of the checkpoint just saved.
     """
 
     def __init__(self, message: str, *, signum: int, step: int):

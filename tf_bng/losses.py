@@ -17,6 +17,17 @@ def per_example_loss_fn(loss: Any) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor
     ``tf.nn.compute_average_loss`` wants unreduced per-example values; Keras
     ``Loss`` objects reduce by default, so they are rebuilt with reduction
     ``None``. Extra axes (tokens of a sequence) are averaged per example.
+
+    Args:
+        loss: A Keras loss name (``"sparse_categorical_crossentropy"``), a
+            ``keras.losses.Loss`` instance or a function ``(y_true, y_pred) -> values``.
+
+    Returns:
+        ``(y_true, y_pred) -> [batch]`` per-example losses.
+
+    Raises:
+        TypeError: If ``loss`` is not callable (after looking a name up).
+        ValueError: If ``loss`` is a name Keras does not know.
     """
     if isinstance(loss, str):
         loss = keras.losses.get(loss)

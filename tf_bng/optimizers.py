@@ -32,7 +32,18 @@ def optimizer_classes() -> dict[str, type]:
 
 
 def optimizer_class(name: str) -> type:
-    """The class called ``name`` (case-insensitive); the error lists the valid names."""
+    """The class called ``name`` (case-insensitive); the error lists the valid names.
+
+    Args:
+        name: A key of :func:`optimizer_classes`, e.g. ``"sgd"``, ``"AdamW"``,
+            ``"adagrad_bng"``.
+
+    Returns:
+        The optimizer class.
+
+    Raises:
+        ValueError: If no optimizer has that name.
+    """
     classes = optimizer_classes()
     try:
         return classes[str(name).lower()]
@@ -43,7 +54,14 @@ def optimizer_class(name: str) -> type:
 
 
 def accepted_arguments(cls: type) -> set[str]:
-    """The constructor arguments of an optimizer class (with the base class's, via **kwargs)."""
+    """The constructor arguments of an optimizer class (with the base class's, via **kwargs).
+
+    Args:
+        cls: An optimizer class (see :func:`optimizer_class`).
+
+    Returns:
+        The argument names ``cls(...)`` takes, ``self`` and ``kwargs`` included.
+    """
     params = inspect.signature(cls.__init__).parameters
     names = set(params)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):

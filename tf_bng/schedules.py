@@ -25,8 +25,16 @@ LearningRate = float | keras.optimizers.schedules.LearningRateSchedule
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup: ``peak * (step + 1) / warmup_steps``, then ``after(step - warmup_steps)``.
 
-    ``after`` is a schedule or a constant; its first value should be ``peak``.
     The first step already trains (rate ``peak / warmup_steps``, not 0).
+
+    Args:
+        peak: The rate the warmup reaches.
+        warmup_steps: The length of the warmup in steps.
+        after: A schedule or a constant for the steps after the warmup, counted from 0;
+            its first value should be ``peak``.
+
+    Raises:
+        ValueError: If ``warmup_steps`` is below 1.
     """
 
     def __init__(self, peak: float, warmup_steps: int, after: LearningRate):
@@ -82,7 +90,26 @@ def make_schedule(
       cosine over the steps after the warmup.
     * polynomial: ``(lr - end) * (1 - t)**power + end`` over those steps.
 
-    ``warmup_steps`` > 0 prepends a linear warmup to ``learning_rate``.
+    Args:
+        name: One of :data:`SCHEDULES`.
+        learning_rate: The peak (and, for constant, the only) rate.
+        total_steps: The run's length in steps; the decays span the steps after the
+            warmup.
+        warmup_steps: > 0 prepends a linear warmup to ``learning_rate``
+            (:class:`LinearWarmup`).
+        boundaries: piecewise: the increasing steps (> 0) where the rate drops.
+        decay_rate: piecewise, exponential: the factor per boundary or per
+            ``decay_steps``.
+        decay_steps: exponential: the steps per ``decay_rate`` (0: the whole decay).
+        end_learning_rate: cosine, polynomial: the final rate.
+        power: polynomial: the exponent.
+
+    Returns:
+        A float (constant without warmup) or a Keras ``LearningRateSchedule``.
+
+    Raises:
+        ValueError: If ``name`` is unknown, ``warmup_steps`` is not in
+            ``[0, total_steps)``, or ``boundaries`` are not increasing steps > 0.
     """
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}.")

@@ -54,7 +54,14 @@ class Selector(abc.ABC):
 
 
 class PathRegex(Selector):
-    """Variables whose ``path`` contains a match of ``pattern`` (``re.search``)."""
+    """Variables whose ``path`` contains a match of ``pattern`` (``re.search``).
+
+    Args:
+        pattern: A regex string or compiled pattern.
+
+    Raises:
+        ValueError: If ``pattern`` is not a valid regex.
+    """
 
     def __init__(self, pattern: str | re.Pattern):
         try:
@@ -96,7 +103,11 @@ class _Named(Selector):
 
 
 class Predicate(Selector):
-    """A user function ``variable -> bool`` (not serializable)."""
+    """A user function ``variable -> bool`` (not serializable).
+
+    Args:
+        fn: ``variable -> bool``; its result is taken as a bool.
+    """
 
     def __init__(self, fn: Callable[[Any], bool]):
         self.fn = fn
@@ -117,12 +128,34 @@ _BUILTINS = {"one_dimensional": one_dimensional}
 
 
 def path(pattern: str | re.Pattern) -> PathRegex:
-    """Select variables whose ``variable.path`` matches ``pattern`` (searched)."""
+    """Select variables whose ``variable.path`` matches ``pattern`` (searched).
+
+    Args:
+        pattern: A regex string or compiled pattern, e.g. ``r"/bias$"``.
+
+    Returns:
+        A selector that can be saved with a wrapper optimizer.
+
+    Raises:
+        ValueError: If ``pattern`` is not a valid regex.
+    """
     return PathRegex(pattern)
 
 
 def as_selector(obj: Any) -> Selector:
-    """A :class:`Selector` from a selector, a compiled regex or a callable; never a bare string."""
+    """A :class:`Selector` from a selector, a compiled regex or a callable; never a bare string.
+
+    Args:
+        obj: A :class:`Selector` (returned as is), a compiled ``re.Pattern`` (a
+            :class:`PathRegex`) or a callable ``variable -> bool`` (a :class:`Predicate`).
+
+    Returns:
+        The selector.
+
+    Raises:
+        TypeError: If ``obj`` is a string (regex or name? write :func:`path`) or none of
+            the above.
+    """
     if isinstance(obj, Selector):
         return obj
     if isinstance(obj, re.Pattern):

@@ -21,15 +21,34 @@ __all__ = ["default_data_dir", "data_dir_of", "find_directory", "fetch_archive",
 
 
 def default_data_dir() -> str:
+    """``$TF_BNG_DATA_DIR`` if set, else ``~/tf_bng_data``: where file datasets live."""
     return os.environ.get("TF_BNG_DATA_DIR") or os.path.join(os.path.expanduser("~"), "tf_bng_data")
 
 
 def data_dir_of(config: Any) -> str:
+    """The data directory of a dataset's options, ``~`` expanded.
+
+    Args:
+        config: The dataset options; its ``data_dir`` wins over :func:`default_data_dir`.
+
+    Returns:
+        The directory (it need not exist).
+    """
     return os.path.expanduser(str(get_option(config, "data_dir", "") or default_data_dir()))
 
 
 def find_directory(root: str, candidates: Sequence[str], required: Iterable[str]) -> str | None:
-    """The first ``root/candidate`` that holds every file of ``required``."""
+    """The first ``root/candidate`` that holds every file of ``required``.
+
+    Args:
+        root: The data directory.
+        candidates: Subdirectory names to try in order (an archive's own layout, the
+            layout users are told to make); ``""`` is ``root`` itself.
+        required: File names that must all be in the directory.
+
+    Returns:
+        The directory, or None if no candidate holds them all.
+    """
     required = tuple(required)
     for candidate in candidates:
         directory = os.path.join(root, candidate)
@@ -39,7 +58,19 @@ def find_directory(root: str, candidates: Sequence[str], required: Iterable[str]
 
 
 def fetch_archive(url: str, destination: str, *, timeout: float = 60.0) -> None:
-    """Download a .tar.gz archive from ``url`` and extract it into ``destination``."""
+    """Download a .tar.gz archive from ``url`` and extract it into ``destination``.
+
+    Args:
+        url: The archive's address.
+        destination: The directory to extract into (created if absent); the download
+            goes to a scratch directory inside it, removed afterwards.
+        timeout: Seconds to wait for the server.
+
+    Raises:
+        ValueError: If a member of the archive would be extracted outside ``destination``.
+        OSError: If the download or the extraction fails (``urllib.error.URLError`` is
+            one).
+    """
     os.makedirs(destination, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=destination) as scratch:
         archive = os.path.join(scratch, "archive.tar.gz")
@@ -67,8 +98,21 @@ def locate(
 ) -> str:
     """The directory under ``data_dir`` holding ``required``; fetched if ``data.download``.
 
-    Raises :class:`DataUnavailableError` naming the places searched, followed
-    by ``advice`` (what to download and where to put it).
+    Args:
+        config: The dataset options: ``data_dir``, ``download`` and ``url`` (which
+            overrides ``default_url``).
+        candidates: Subdirectories of the data directory to look in, in order.
+        required: File names that must all be there.
+        default_url: The archive to fetch when ``download`` is True.
+        advice: What to download and where to put it; ``{root}`` is replaced by the data
+            directory.
+
+    Returns:
+        The directory holding every file of ``required``.
+
+    Raises:
+        DataUnavailableError: If the files are not there (after the download, if
+            asked); the message names the places searched, then ``advice``.
     """
     root = data_dir_of(config)
     directory = find_directory(root, candidates, required)

@@ -22,17 +22,42 @@ __all__ = [
 
 
 def to_unit_range(image: tf.Tensor) -> tf.Tensor:
-    """uint8 [0, 255] -> float32 [0, 1]."""
+    """uint8 [0, 255] -> float32 [0, 1].
+
+    Args:
+        image: An image tensor of values in [0, 255].
+
+    Returns:
+        The float32 image divided by 255.
+    """
     return tf.cast(image, tf.float32) / 255.0
 
 
 def normalize_channels(image: tf.Tensor, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
-    """(image - mean) / std per channel, on a [0, 1] float image."""
+    """(image - mean) / std per channel, on a [0, 1] float image.
+
+    Args:
+        image: A float32 ``[height, width, channels]`` image in [0, 1].
+        mean: The per-channel means (of the training set, in [0, 1] units).
+        std: The per-channel standard deviations.
+
+    Returns:
+        The normalized image.
+    """
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
 def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4) -> tf.Tensor:
-    """Zero-pad ``pad`` pixels per side, crop back to the original size at random, maybe flip."""
+    """Zero-pad ``pad`` pixels per side, crop back to the original size at random, maybe flip.
+
+    Args:
+        image: A ``[height, width, channels]`` image.
+        seed: A stateless seed, shape ``[2]``: the same seed gives the same crop and flip.
+        pad: Pixels of zeros added on each side before cropping.
+
+    Returns:
+        An image of the input's shape.
+    """
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
     cropped = tf.image.stateless_random_crop(padded, tf.shape(image), seed=crop_seed)
@@ -40,7 +65,16 @@ def pad_crop_flip(image: tf.Tensor, seed: tf.Tensor, pad: int = 4) -> tf.Tensor:
 
 
 def random_resized_crop_flip(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
-    """A random crop of 8%-100% of the area, aspect 3/4-4/3, resized to ``size``, maybe flipped."""
+    """A random crop of 8%-100% of the area, aspect 3/4-4/3, resized to ``size``, maybe flipped.
+
+    Args:
+        image: A ``[height, width, channels]`` image.
+        size: The side of the square output.
+        seed: A stateless seed, shape ``[2]``: the same seed gives the same crop and flip.
+
+    Returns:
+        A float32 ``[size, size, channels]`` image.
+    """
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
         tf.shape(image),
@@ -58,7 +92,16 @@ def random_resized_crop_flip(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf
 
 
 def resize_center_crop(image: tf.Tensor, size: int, crop_ratio: float = 0.875) -> tf.Tensor:
-    """Resize the shorter side to ``size / crop_ratio``, then take the central ``size`` square."""
+    """Resize the shorter side to ``size / crop_ratio``, then take the central ``size`` square.
+
+    Args:
+        image: A ``[height, width, channels]`` image.
+        size: The side of the square output.
+        crop_ratio: The fraction of the resized shorter side the crop keeps.
+
+    Returns:
+        A float32 ``[size, size, channels]`` image.
+    """
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = (size / crop_ratio) / tf.reduce_min(shape)
     new_shape = tf.cast(tf.math.ceil(shape * scale), tf.int32)

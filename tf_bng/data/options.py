@@ -32,6 +32,18 @@ def collect_options(name_or_options: Any, options: dict, *, kind: str) -> dict:
 
     The mapping form (any object with ``items()``, e.g. a dict of a config
     section) is what earlier versions took and still works.
+
+    Args:
+        name_or_options: The dataset or model name, or a mapping of options holding
+            ``name``.
+        options: Keyword options; they win over the mapping's.
+        kind: What the name names (``"dataset"``, ``"model"``), for the message.
+
+    Returns:
+        The options with ``name``, without those given as None.
+
+    Raises:
+        TypeError: If ``name_or_options`` is neither a string nor a mapping.
     """
     if isinstance(name_or_options, str):
         collected = {"name": name_or_options}
@@ -44,12 +56,33 @@ def collect_options(name_or_options: Any, options: dict, *, kind: str) -> dict:
 
 
 def get_option(config: Any, key: str, default: Any = None) -> Any:
-    """``config.key`` if present and not None, else ``default``."""
+    """``config.key`` if present and not None, else ``default``.
+
+    Args:
+        config: A dict, a ``ConfigDict``, an object with attributes, or None.
+        key: The option's name.
+        default: What an absent or None option means.
+
+    Returns:
+        The option's value or ``default``.
+    """
     value = _lookup(config, key)
     return default if value is _MISSING or value is None else value
 
 
 def require_option(config: Any, key: str) -> Any:
+    """``config.key``, which must be given.
+
+    Args:
+        config: A dict, a ``ConfigDict``, an object with attributes, or None.
+        key: The option's name.
+
+    Returns:
+        The option's value.
+
+    Raises:
+        ValueError: If the option is absent or None.
+    """
     value = _lookup(config, key)
     if value is _MISSING or value is None:
         raise ValueError(f"Missing required config key {key!r}.")

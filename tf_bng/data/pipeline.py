@@ -32,7 +32,17 @@ _SHUFFLE, _AUGMENT = 0, 1  # purposes: distinct random streams from one seed
 
 
 def derived_seed(seed, purpose: int, counter) -> tf.Tensor:
-    """Stateless seed for ``counter`` (epoch, position) of one ``purpose`` of ``seed``."""
+    """Stateless seed for ``counter`` (epoch, position) of one ``purpose`` of ``seed``.
+
+    Args:
+        seed: The stream's seed (int or int tensor).
+        purpose: Which random stream (shuffling, augmentation): distinct purposes give
+            independent seeds from one ``seed``.
+        counter: The epoch or example position (int or int tensor).
+
+    Returns:
+        An int64 ``[2]`` seed for the ``tf.random.stateless_*`` ops.
+    """
     base = tf.stack([tf.cast(seed, tf.int64), tf.constant(purpose, tf.int64)])
     return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
 
@@ -42,6 +52,13 @@ def epoch_permutations(num_examples: int, seed: int) -> tf.data.Dataset:
 
     Stateless, so the order depends on ``seed`` only (not on TensorFlow's
     global seed), and a resumed run can recompute any epoch.
+
+    Args:
+        num_examples: The size of the split.
+        seed: The shuffling seed.
+
+    Returns:
+        An endless dataset of int64 indices in ``[0, num_examples)``.
     """
 
     def one_epoch(epoch):
@@ -54,7 +71,21 @@ def epoch_permutations(num_examples: int, seed: int) -> tf.data.Dataset:
 def indexed_stream(
     num_examples: int, fetch: Callable[[tf.Tensor], tuple], *, training: bool, seed: int
 ) -> tf.data.Dataset:
-    """Examples ``fetch(i)`` for a random-access dataset: shuffled and endless when training."""
+    """Examples ``fetch(i)`` for a random-access dataset: shuffled and endless when training.
+
+    Args:
+        num_examples: The size of the split.
+        fetch: ``index tensor -> (x, y)``.
+        training: True: endless, each epoch a permutation drawn from ``seed``; False:
+            one pass in order.
+        seed: The shuffling seed.
+
+    Returns:
+        The global stream of examples.
+
+    Raises:
+        ValueError: If ``num_examples`` is below 1 (an empty split).
+    """
     if num_examples < 1:
         raise ValueError("The dataset split is empty.")
     if training:
@@ -65,7 +96,20 @@ def indexed_stream(
 
 
 def array_stream(x: np.ndarray, y: np.ndarray, *, training: bool, seed: int) -> tf.data.Dataset:
-    """:func:`indexed_stream` over in-memory arrays (rows are examples)."""
+    """:func:`indexed_stream` over in-memory arrays (rows are examples).
+
+    Args:
+        x: The inputs, one row per example.
+        y: The labels, one row per example.
+        training: See :func:`indexed_stream`.
+        seed: The shuffling seed.
+
+    Returns:
+        The global stream of ``(x, y)`` examples.
+
+    Raises:
+        ValueError: If ``x`` and ``y`` differ in rows, or they are empty.
+    """
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} rows but y has {len(y)}.")
     xs, ys = tf.constant(x), tf.constant(y)
@@ -94,6 +138,21 @@ def batch_stream(
     Batches hold ``input_context.get_per_replica_batch_size(global_batch_size)``
     examples (the global batch without a context). Training drops the last
     partial batch; evaluation keeps it.
+
+    Args:
+        stream: The global stream of ``(x, y)`` examples, the same in every pipeline.
+        global_batch_size: Examples per step over all replicas.
+        training: Drop the last partial batch (True) or keep it.
+        seed: The seed of per-example augmentation, drawn from ``(seed, position)``.
+        input_context: This pipeline's place in a distribution strategy; None for one
+            pipeline.
+        preprocess: ``(x, y, seed) -> (x, y)`` per example; None: none.
+
+    Returns:
+        The batched, prefetched dataset of this pipeline.
+
+    Raises:
+        ValueError: If ``global_batch_size`` is below 1.
     """
     global_batch_size = int(global_batch_size)
     if global_batch_size < 1:

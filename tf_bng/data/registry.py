@@ -53,10 +53,22 @@ def _resolve_split(source: Source, split: str) -> str:
 def get_spec(dataset: Any, **options: Any) -> DatasetSpec:
     """The :class:`DatasetSpec` of ``dataset`` (a name of :data:`DATASETS`).
 
-    Reads or scans the data; fails fast with
-    :class:`~tf_bng.errors.DataUnavailableError` when it is absent. Options
-    (``limit``, ``data_dir``, ``split_seed``...) are those of
-    :func:`build_dataset`.
+    Reads or scans the data, so it fails fast when the data is absent.
+
+    Args:
+        dataset: A name of :data:`DATASETS`, or a mapping of options holding ``name``.
+        **options: The dataset's options (``limit``, ``data_dir``, ``split_seed``...),
+            those of :func:`build_dataset` and :mod:`tf_bng.data`; ``batch_size`` is not
+            needed here.
+
+    Returns:
+        The spec; with ``limit``, its example counts are capped at ``limit``.
+
+    Raises:
+        ValueError: If the name is not one of :data:`DATASETS`, or an option is invalid.
+        TypeError: If ``dataset`` is neither a name nor a mapping.
+        DataUnavailableError: If the data is not on this machine (and
+            ``download`` is not set, or the download did not provide it).
     """
     data_config = collect_options(dataset, options, kind="dataset")
     source = _source(data_config)
@@ -82,13 +94,30 @@ def build_dataset(
 ) -> tf.data.Dataset:
     """Batches ``(x, y)`` of one input pipeline (see :mod:`tf_bng.data.pipeline`).
 
-    ``dataset`` is a name of :data:`DATASETS`; ``batch_size`` (global) is
-    required, the other options are described in :mod:`tf_bng.data`.
-    ``split`` is ``"train"``, ``"eval"`` (the dataset's evaluation split) or a
-    split name of the dataset. ``training=True``: endless, shuffled by
-    ``seed``, augmented, remainder dropped. ``training=False``: one ordered
-    pass, remainder kept. Every input pipeline of a distribution strategy
-    (``input_context``) keeps its share of the same global batches.
+    Every input pipeline of a distribution strategy (``input_context``) keeps
+    its share of the same global batches, so any layout trains on what one
+    device would.
+
+    Args:
+        dataset: A name of :data:`DATASETS`, or a mapping of options holding ``name``.
+        split: ``"train"``, ``"eval"`` (the dataset's evaluation split) or a split name
+            of the dataset.
+        training: True: endless, shuffled by ``seed``, augmented, remainder dropped;
+            False: one ordered pass, remainder kept.
+        seed: The shuffling and augmentation seed.
+        input_context: This pipeline's place in a distribution strategy (what
+            ``distribute_datasets_from_function`` passes); None for one pipeline.
+        **options: ``batch_size`` (global, required) and the dataset's options,
+            described in :mod:`tf_bng.data`.
+
+    Returns:
+        The dataset of per-replica batches.
+
+    Raises:
+        ValueError: If the name or the split is unknown, ``batch_size`` is missing or
+            below 1, or an option is invalid.
+        TypeError: If ``dataset`` is neither a name nor a mapping.
+        DataUnavailableError: If the data is not on this machine.
     """
     data_config = collect_options(dataset, options, kind="dataset")
     source = _source(data_config)

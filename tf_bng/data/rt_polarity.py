@@ -45,7 +45,14 @@ _SPACES = re.compile(r"\s{2,}")
 
 
 def clean_str(text: str) -> str:
-    """Kim (2014)'s tokenisation rules (case-sensitive clitics, then lowercase)."""
+    """Kim (2014)'s tokenisation rules (case-sensitive clitics, then lowercase).
+
+    Args:
+        text: One sentence.
+
+    Returns:
+        Its tokens joined by single spaces, e.g. ``"it 's good !"`` for ``"It's good!"``.
+    """
     text = _DROP.sub(" ", text)
     text = _CLITICS.sub(r" \1", text)
     text = _PUNCTUATION.sub(r" \1 ", text)

@@ -32,6 +32,14 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     Each split comes back in a seeded random order, not sorted: the source
     arrays are sorted by class, so any prefix (``data.limit``) of a sorted
     split would hold only the first digits.
+
+    Args:
+        labels: The class of each example.
+        test_fraction: The share of each class that goes to the test split.
+        seed: The seed of the split and of the order within each split.
+
+    Returns:
+        ``(train_indices, test_indices)``, disjoint, covering every example.
     """
     rng = np.random.default_rng(seed)
     train, test = [], []

@@ -21,12 +21,38 @@ StreamFn = Callable[[Any, str, bool, int], tf.data.Dataset]
 
 
 def no_preprocess(config: Any, training: bool) -> Preprocess | None:
+    """The default :attr:`Source.preprocess`: examples go to the batches as they are.
+
+    Args:
+        config: The dataset options (unused).
+        training: Whether the stream trains (unused).
+
+    Returns:
+        None.
+    """
     del config, training
     return None
 
 
 @dataclasses.dataclass(frozen=True)
 class Source:
+    """One dataset of the registry: how to describe it, stream it and preprocess it.
+
+    Each callable takes the dataset's options (``config``), so one source
+    serves every ``limit``, ``data_dir`` or ``split_seed``.
+
+    Attributes:
+        spec: ``config -> DatasetSpec``; reads or scans the data (fails fast when it is
+            absent).
+        stream: ``(config, split, training, seed) -> dataset`` of unbatched ``(x, y)``
+            examples: the global stream, endless and shuffled by ``seed`` when
+            training, one ordered pass otherwise.
+        splits: The dataset's split names.
+        eval_split: The split ``"eval"`` resolves to (the one the paper reports).
+        preprocess: ``(config, training) -> Preprocess | None``: the per-example function
+            applied before batching (augmentation, normalization).
+    """
+
     spec: Callable[[Any], DatasetSpec]
     stream: StreamFn
     splits: tuple[str, ...] = ("train", "test")
@@ -35,7 +61,17 @@ class Source:
 
 
 def limit_of(config: Any) -> int | None:
-    """``data.limit``: cap on the examples of every split (tests, smoke runs)."""
+    """``data.limit``: cap on the examples of every split (tests, smoke runs).
+
+    Args:
+        config: The dataset options.
+
+    Returns:
+        The limit, or None when not set.
+
+    Raises:
+        ValueError: If the limit is below 1.
+    """
     limit = get_option(config, "limit")
     if limit is None:
         return None
@@ -53,7 +89,19 @@ def array_source(
     eval_split: str = "test",
     preprocess: Callable[[Any, bool], Preprocess | None] = no_preprocess,
 ) -> Source:
-    """A :class:`Source` for data held in memory; ``arrays(config, split) -> (x, y)``."""
+    """A :class:`Source` for data held in memory; ``arrays(config, split) -> (x, y)``.
+
+    Args:
+        spec: ``config -> DatasetSpec``.
+        arrays: ``(config, split) -> (x, y)`` NumPy arrays, one row per example; the
+            stream keeps the first ``data.limit`` rows.
+        splits: The dataset's split names.
+        eval_split: The split ``"eval"`` resolves to.
+        preprocess: ``(config, training) -> Preprocess | None``.
+
+    Returns:
+        The source.
+    """
 
     def stream(config: Any, split: str, training: bool, seed: int) -> tf.data.Dataset:
         x, y = arrays(config, split)

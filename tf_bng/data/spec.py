@@ -15,10 +15,21 @@ EVAL = "eval"  # alias of each dataset's own evaluation split (DatasetSpec.eval_
 class DatasetSpec:
     """Static facts the model, the loss and the loop need before seeing a batch.
 
-    ``num_classes`` is the vocabulary size for a language model (logits per
-    token) and 1 for the quadratic problem. ``vocab_size`` is the input
-    vocabulary of a text classifier. ``eval_split`` is the split that
-    ``split="eval"`` resolves to (the one the paper reports).
+    Attributes:
+        name: The dataset's name (one of :data:`tf_bng.data.DATASETS`).
+        task: One of :data:`TASKS`: what the loss and the metrics are.
+        input_shape: The shape of one example's input, without the batch dimension.
+        num_classes: The number of classes; the vocabulary size for a language model
+            (logits per token); 1 for the quadratic problem.
+        train_examples: Examples in the train split.
+        eval_examples: Examples in the evaluation split.
+        vocab_size: The input vocabulary of a text classifier; None otherwise.
+        eval_split: The split that ``split="eval"`` resolves to (the one the paper
+            reports).
+        input_dtype: The inputs' dtype: ``"float32"``, or ``"int32"`` token ids.
+
+    Raises:
+        ValueError: If ``task`` is not one of :data:`TASKS`.
     """
 
     name: str
@@ -37,5 +48,12 @@ class DatasetSpec:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
 
     def steps_per_epoch(self, global_batch_size: int) -> int:
-        """Training steps per epoch (the training stream drops the remainder)."""
+        """Training steps per epoch (the training stream drops the remainder).
+
+        Args:
+            global_batch_size: Examples per step over all replicas.
+
+        Returns:
+            ``train_examples // global_batch_size``, at least 1.
+        """
         return max(1, self.train_examples // int(global_batch_size))

@@ -90,8 +90,22 @@ MODELS: tuple[str, ...] = tuple(_BUILDERS)
 def build_model(model: Any, *, spec: DatasetSpec, **options: Any) -> keras.Model:
     """The built model named ``model`` (one of :data:`MODELS`) for data described by ``spec``.
 
-    ``options`` are the model function's keyword arguments (``depth``,
-    ``width``, ...); ``None`` values mean the function's default.
+    Args:
+        model: A name of :data:`MODELS`, or a mapping of options holding ``name``.
+        spec: The dataset's spec: it sets the input shape, the number of classes and
+            the vocabulary.
+        **options: The model function's keyword arguments (``depth``, ``width``, ...,
+            documented in each :mod:`tf_bng.models` module); ``None`` values mean the
+            function's default.
+
+    Returns:
+        The built (not compiled) model.
+
+    Raises:
+        ValueError: If the name is unknown, the model does not take an option, or the
+            model does not fit the data (a ResNet on flat inputs, ``kim_cnn`` without a
+            vocabulary).
+        TypeError: If ``model`` is neither a name nor a mapping.
     """
     options = collect_options(model, options, kind="model")
     name = options.pop("name", None)
@@ -110,8 +124,13 @@ def build_model(model: Any, *, spec: DatasetSpec, **options: Any) -> keras.Model
 def default_loss(spec: DatasetSpec) -> Any:
     """The loss that matches the models' outputs for ``spec.task``.
 
-    Logits for classification and language modelling (averaged over tokens by
-    :func:`tf_bng.losses.per_example_loss_fn`); f(w) itself for the quadratic.
+    Args:
+        spec: The dataset's spec; its ``task`` decides.
+
+    Returns:
+        Sparse categorical cross-entropy on logits for classification and language
+        modelling (averaged over tokens by :func:`tf_bng.losses.per_example_loss_fn`);
+        :func:`tf_bng.problems.quadratic.identity_loss` (f(w) itself) for the quadratic.
     """
     if spec.task == "quadratic":
         from tf_bng.problems.quadratic import identity_loss

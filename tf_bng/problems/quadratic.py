@@ -20,20 +20,38 @@ __all__ = ["QuadraticProblem", "make_problem", "QuadraticModel", "identity_loss"
 
 @dataclasses.dataclass(frozen=True)
 class QuadraticProblem:
+    """f(w) = 0.5 w^T Q w - b^T w with its start point and closed-form optimum.
+
+    Attributes:
+        Q: The symmetric positive-definite ``[dim, dim]`` matrix.
+        b: The linear term, ``[dim, 1]``.
+        w0: The start point, ``[dim, 1]``.
+    """
+
     Q: np.ndarray
     b: np.ndarray
     w0: np.ndarray
 
     @property
     def dim(self) -> int:
+        """The number of variables."""
         return self.Q.shape[0]
 
     def value(self, w: np.ndarray) -> float:
+        """f(w), in float64.
+
+        Args:
+            w: A point: any array of ``dim`` values (reshaped to a column).
+
+        Returns:
+            The objective at ``w``.
+        """
         w = np.asarray(w, np.float64).reshape(-1, 1)
         return float((0.5 * w.T @ self.Q @ w - self.b.T @ w).item())
 
     @functools.cached_property
     def optimum(self) -> float:
+        """f* = -0.5 b^T Q^-1 b, the minimum of f (suboptimality is ``value(w) - optimum``)."""
         return float((-0.5 * self.b.T @ np.linalg.solve(self.Q, self.b)).item())
 
 
@@ -45,6 +63,17 @@ def _make_spd_matrix_2018(n_dim: int) -> np.ndarray:
 
 
 def make_problem(dim: int = 100, seed: int = 0) -> QuadraticProblem:
+    """The seed notebook's problem: Q, then b, then w0 drawn after ``np.random.seed(seed)``.
+
+    NumPy's global random state is restored afterwards.
+
+    Args:
+        dim: The number of variables (the seed's is 100).
+        seed: The seed of NumPy's global generator for the draws.
+
+    Returns:
+        The problem.
+    """
     state = np.random.get_state()
     try:
         np.random.seed(seed)
@@ -62,6 +91,11 @@ class QuadraticModel(keras.Model):
 
     Train it with :func:`identity_loss` on any input of shape ``[batch, 1]``:
     the per-example loss is f(w), so the mean loss is f(w).
+
+    Args:
+        dim: The number of variables (see :func:`make_problem`).
+        seed: The problem's seed; w starts at the problem's ``w0``.
+        **kwargs: Passed to ``keras.Model`` (``name``...).
     """
 
     def __init__(self, dim: int = 100, seed: int = 0, **kwargs):
@@ -77,6 +111,7 @@ class QuadraticModel(keras.Model):
         self._b = tf.constant(self.problem.b, tf.float32)
 
     def call(self, x):
+        """f(w), once per row of ``x`` (the input's values are not used)."""
         w = tf.convert_to_tensor(self.w)
         f = 0.5 * tf.reduce_sum(w * tf.matmul(self._q, w)) - tf.reduce_sum(self._b * w)
         return tf.fill(tf.shape(x)[:1], f)
@@ -86,6 +121,14 @@ class QuadraticModel(keras.Model):
 
 
 def identity_loss(y_true, y_pred):
-    """Per-example loss equal to the model output (for :class:`QuadraticModel`)."""
+    """Per-example loss equal to the model output (for :class:`QuadraticModel`).
+
+    Args:
+        y_true: Ignored (the data carries no targets).
+        y_pred: The model's output, f(w) per example.
+
+    Returns:
+        ``y_pred``.
+    """
     del y_true
     return y_pred

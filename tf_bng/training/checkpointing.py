@@ -74,7 +74,18 @@ _READ_ERRORS = (tf.errors.OpError, OSError, ValueError, RuntimeError, IndexError
 
 
 def write_path(path: str, strategy: tf.distribute.Strategy | None = None) -> str:
-    """``path`` for the chief, a per-worker scratch path next to it for the others."""
+    """``path`` for the chief, a per-worker scratch path next to it for the others.
+
+    Every worker of a multi-worker run must write (saving may run collectives), but only
+    the chief's files may land in ``path``.
+
+    Args:
+        path: Where the chief writes.
+        strategy: The run's strategy; None (or a single-worker strategy) is the chief.
+
+    Returns:
+        ``path`` itself on the chief, else ``<parent>/.scratch_worker_<task id>/<name>``.
+    """
     if runtime.is_chief(strategy):
         return path
     parent, base = os.path.split(os.path.normpath(path))
@@ -82,7 +93,12 @@ def write_path(path: str, strategy: tf.distribute.Strategy | None = None) -> str
 
 
 def remove_scratch(path: str, strategy: tf.distribute.Strategy | None = None) -> None:
-    """Delete what a non-chief wrote to its :func:`write_path`."""
+    """Delete what a non-chief wrote to its :func:`write_path`; nothing on the chief.
+
+    Args:
+        path: The path given to :func:`write_path`.
+        strategy: The run's strategy; None is the chief.
+    """
     if not runtime.is_chief(strategy):
         scratch = os.path.dirname(write_path(path, strategy))
         if tf.io.gfile.exists(scratch):
@@ -90,13 +106,30 @@ def remove_scratch(path: str, strategy: tf.distribute.Strategy | None = None) ->
 
 
 def checkpoint_step(prefix: str) -> int | None:
-    """The step in ``.../ckpt-<step>``, or None for another name."""
+    """The step in ``.../ckpt-<step>``, or None for another name.
+
+    Args:
+        prefix: A checkpoint prefix (a path without the ``.index`` suffix).
+
+    Returns:
+        The step, or None if the base name is not ``ckpt-<step>``.
+    """
     match = _STEP.search(os.path.basename(prefix))
     return int(match.group(1)) if match else None
 
 
 def verify_checkpoint(prefix: str) -> str | None:
-    """None if every tensor of ``prefix`` reads back intact, else why not (one line)."""
+    """None if every tensor of ``prefix`` reads back intact, else why not (one line).
+
+    TensorFlow checks each tensor's CRC on read, so reading everything is what tells a
+    complete checkpoint from a truncated or corrupted one.
+
+    Args:
+        prefix: The checkpoint prefix (``.../ckpt-<step>``).
+
+    Returns:
+        None when intact, else ``"<ErrorType>: <first line of the message>"``.
+    """
     try:
         reader = tf.train.load_checkpoint(prefix)
         for key in reader.get_variable_to_shape_map():
@@ -108,7 +141,15 @@ def verify_checkpoint(prefix: str) -> str | None:
 
 
 def state_variables(trackables: Iterable[Any]) -> list:
-    """The distinct variables of models, optimizers, modules, lists and bare variables."""
+    """The distinct variables of models, optimizers, modules, lists and bare variables.
+
+    Args:
+        trackables: What a :class:`Checkpointer` saves: objects with ``.variables``,
+            lists or tuples of variables, or variables.
+
+    Returns:
+        Each variable once (by identity), in first-seen order.
+    """
     found: dict[int, Any] = {}
     for item in trackables:
         if isinstance(item, (list, tuple)):
@@ -131,7 +172,20 @@ def _files_of(prefix: str) -> list[str]:
 
 
 class Checkpointer:
-    """Saves and restores ``trackables`` in ``directory`` (see the module docstring)."""
+    """Saves and restores ``trackables`` in ``directory`` (see the module docstring).
+
+    Args:
+        directory: The checkpoint directory (created on the first save).
+        strategy: The run's strategy: only its chief writes to ``directory``; None for
+            one process.
+        max_to_keep: How many verified checkpoints to keep; older ones are deleted only
+            after a newer one has read back intact.
+        **trackables: What to save, by name (``model=...``, ``optimizer=...``, step
+            counters), as for ``tf.train.Checkpoint``.
+
+    Raises:
+        ValueError: If ``max_to_keep`` is below 1.
+    """
 
     def __init__(
         self,
@@ -277,10 +331,18 @@ class Checkpointer:
         ]
 
     def save(self, step: int) -> str:
-        """Write ``ckpt-<step>`` (see the module docstring); returns its prefix.
+        """Write ``ckpt-<step>``, verify it, then name it in the state file and prune.
 
-        Raises :class:`CheckpointError`, writing nothing, if any state holds
-        NaN or Inf (on any worker).
+        Args:
+            step: The global step the checkpoint holds; it names the files.
+
+        Returns:
+            The prefix written (on a non-chief worker, its deleted scratch prefix).
+
+        Raises:
+            CheckpointError: Writing nothing, if any state holds NaN or Inf (on any
+                worker); or, having removed the partial files, if the write fails
+                (disk full, any other write error) or does not read back.
         """
         bad = runtime.any_worker(self.strategy, not bool(self._all_finite()))
         if bad:

@@ -49,7 +49,16 @@ def _is_due(step: int, every: int) -> bool:
 
 
 def next_event(step: int, total: int, *intervals: int) -> int:
-    """The first step after ``step`` where some interval is due, capped at ``total``."""
+    """The first step after ``step`` where some interval is due, capped at ``total``.
+
+    Args:
+        step: The current step.
+        total: The last step of the run.
+        *intervals: Event intervals in steps; 0 or less never falls due.
+
+    Returns:
+        The smallest multiple of an interval above ``step``, or ``total`` if smaller.
+    """
     nxt = total
     for every in intervals:
         if every > 0:
@@ -68,8 +77,12 @@ class Controller:
       total_steps: the number of steps (updates) of the run.
       step_counter: an int64 variable holding the step; checkpoint it.
       steps_per_loop: steps per inner-loop call (fewer Python round trips).
-      log_every, eval_every, checkpoint_every: intervals in steps (0: never;
-        the last step always logs, evaluates and checkpoints).
+      log_every: the train-log interval in steps (0: never; the last step
+        always logs).
+      eval_every: the evaluation interval in steps (0: never; the last step
+        always evaluates).
+      checkpoint_every: the checkpoint interval in steps (0: never; the last
+        step always checkpoints).
       evaluate: ``() -> {name: value}`` over the evaluation data.
       checkpointer: saves and restores the run's state; None: no resume.
       log: where scalars and block norms go; None: nowhere.
@@ -83,6 +96,9 @@ class Controller:
       extra_scalars: ``(loss) -> {name: value}`` added to train and eval
         records (perplexity, suboptimality).
       strategy: the step's strategy by default; a signal on any worker stops all.
+
+    Raises:
+      ValueError: if ``total_steps`` or ``steps_per_loop`` is below 1.
     """
 
     def __init__(

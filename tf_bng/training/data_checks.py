@@ -25,7 +25,15 @@ _LABELLED = ("classification", "language_model")
 
 
 def model_input_shape(model: Any, spec: DatasetSpec) -> tuple:
-    """The per-example input shape the model was built for (the spec's for subclassed models)."""
+    """The per-example input shape the model was built for (the spec's for subclassed models).
+
+    Args:
+        model: A Keras model; a functional one knows its inputs, a subclassed one may not.
+        spec: The dataset's spec, whose ``input_shape`` is the fallback.
+
+    Returns:
+        The input shape without the batch dimension (``None`` for free dimensions).
+    """
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
@@ -90,7 +98,20 @@ def _check_labels(y: np.ndarray, x: np.ndarray, spec: DatasetSpec, where: str) -
 
 
 def check_batch(batch: Any, *, spec: DatasetSpec, input_shape: tuple, where: str) -> None:
-    """Raise :class:`DataError` if ``batch`` cannot train the model described by ``spec``."""
+    """Raise :class:`DataError` if ``batch`` cannot train the model described by ``spec``.
+
+    Args:
+        batch: ``(x, y)`` or ``(x, y, sample_weight)``, tensors or arrays.
+        spec: The dataset's spec: task, number of classes, name for the message.
+        input_shape: The per-example shape the model takes (see :func:`model_input_shape`).
+        where: What the message calls the batch, e.g. ``"train batch 0"``.
+
+    Raises:
+        DataError: If the inputs have the wrong shape or hold NaN / Inf, inputs and labels
+            differ in number, labels are not class ids in ``[0, num_classes)`` (or not one
+            target per token for a language model), or sample weights are negative or
+            not finite.
+    """
     x, y, weight = (None if t is None else np.asarray(t) for t in unpack_batch(batch))
     _check_inputs(x, tuple(input_shape), where, spec.name)
     if y.shape[:1] != x.shape[:1]:
@@ -112,6 +133,16 @@ def check_first_batches(
     """Check the first ``num_batches`` batches of each split; ``ordered_split(split)`` gives them.
 
     Ordered (unshuffled) batches are cheap to get: no shuffle buffer to fill.
+
+    Args:
+        ordered_split: ``split -> dataset`` of unshuffled batches.
+        spec: The dataset's spec (see :func:`check_batch`).
+        input_shape: The per-example shape the model takes.
+        num_batches: How many batches of each split to check.
+        splits: The splits to check.
+
+    Raises:
+        DataError: At the first batch :func:`check_batch` refuses.
     """
     for split in splits:
         dataset = ordered_split(split)

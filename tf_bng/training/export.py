@@ -19,7 +19,15 @@ __all__ = ["serving_spec", "export_saved_model"]
 
 
 def serving_spec(element_spec) -> tf.TensorSpec:
-    """The input spec of a batch ``(x, y[, w])`` with the batch dimension left free."""
+    """The input spec of a batch ``(x, y[, w])`` with the batch dimension left free.
+
+    Args:
+        element_spec: A dataset's ``element_spec``: a tuple whose first entry is the
+            inputs' spec, or the inputs' spec itself.
+
+    Returns:
+        A ``tf.TensorSpec`` named ``inputs``, shape ``[None, *example_shape]``.
+    """
     x_spec = element_spec[0] if isinstance(element_spec, (tuple, list)) else element_spec
     return tf.TensorSpec([None, *x_spec.shape[1:]], x_spec.dtype, name="inputs")
 
@@ -31,7 +39,18 @@ def export_saved_model(
     *,
     strategy: tf.distribute.Strategy | None = None,
 ) -> str:
-    """Write ``model`` to ``path`` (the chief's copy; workers write scratch and delete it)."""
+    """Write ``model`` to ``path`` (the chief's copy; workers write scratch and delete it).
+
+    Args:
+        model: The trained model; served with ``training=False``, outputs cast to float32.
+        path: The SavedModel directory.
+        input_spec: The signature's input (see :func:`serving_spec`).
+        strategy: The run's strategy: only its chief writes to ``path``; None for one
+            process.
+
+    Returns:
+        ``path``.
+    """
     # keras.export.ExportArchive tracks every variable of the model explicitly, so
     # TensorFlow's C++ loader (saved_model_cli, TF Serving) finds them; a tf.Module
     # holding the Keras 3 model saved functions whose variables the C++ loader

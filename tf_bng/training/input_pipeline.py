@@ -28,6 +28,15 @@ def distribute(
     Each input pipeline yields per-replica batches and feeds
     ``replicas / pipelines`` replicas per step, so skipping ``n`` steps skips
     that many batches ``n`` times over.
+
+    Args:
+        strategy: The strategy to distribute over.
+        dataset_fn: ``(seed, input_context) -> dataset`` of per-replica batches.
+        seed: The seed handed to ``dataset_fn``.
+        skip_steps: How many steps of batches to skip at the start.
+
+    Returns:
+        The distributed dataset.
     """
 
     def per_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -51,7 +60,18 @@ def resumable_iterator(
 ) -> Iterator:
     """An iterator over the training stream positioned after ``start_step`` steps.
 
-    ``batches_per_step`` batches make one step (gradient accumulation).
+    Args:
+        strategy: The strategy to distribute over.
+        dataset_fn: ``(seed, input_context) -> dataset`` of per-replica batches.
+        seed: The training stream's seed.
+        start_step: The steps already taken (the restored step counter).
+        fast_forward: True: replay the same stream by skipping the consumed batches;
+            False: start a fresh stream seeded ``seed + start_step`` (no reading of
+            skipped data).
+        batches_per_step: Batches that make one step (gradient accumulation).
+
+    Returns:
+        An iterator of distributed batches.
     """
     skipped = int(start_step) * int(batches_per_step)
     if fast_forward or not skipped:

@@ -33,7 +33,14 @@ def _usable(handler):
 
 
 class StopRequest:
-    """Context manager installing the handlers; ``signum`` is the first signal seen (or None)."""
+    """Context manager installing the handlers; ``signum`` is the first signal seen (or None).
+
+    Outside the main thread (where Python cannot install handlers) it warns and installs
+    nothing. Leaving the context restores the previous handlers.
+
+    Args:
+        signals: The signals that request a stop (default SIGTERM and SIGINT).
+    """
 
     def __init__(self, signals=SIGNALS):
         self.signals = tuple(signals)

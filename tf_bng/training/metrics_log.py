@@ -46,7 +46,13 @@ _SCALAR_METADATA = _scalar_metadata()
 
 
 def write_scalar(tag: str, value: Any, step: int) -> None:
-    """A TensorBoard scalar on the default summary writer."""
+    """A TensorBoard scalar on the default summary writer.
+
+    Args:
+        tag: The scalar's name, e.g. ``"loss"`` or ``"grad_norm/dense/kernel"``.
+        value: A number; written as float32.
+        step: The x coordinate.
+    """
     tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
 
 
@@ -61,7 +67,16 @@ def _plain(value: Any) -> Any:
 
 
 class MetricsLog:
-    """Appends records to ``workdir/metrics.jsonl`` and TensorBoard; a no-op if not ``enabled``."""
+    """Appends records to ``workdir/metrics.jsonl`` and TensorBoard; a no-op if not ``enabled``.
+
+    Args:
+        workdir: The run's directory (created if ``enabled``); summaries go to
+            ``workdir/summaries/<split>``.
+        enabled: False on the non-chief workers of a multi-worker run: records are still
+            returned, nothing is written.
+        block_names: The names of the gradient blocks, in the order of the per-block
+            values given to :meth:`write`.
+    """
 
     def __init__(self, workdir: str, *, enabled: bool = True, block_names: Sequence[str] = ()):
         self.workdir = workdir
@@ -90,11 +105,21 @@ class MetricsLog:
     ) -> dict:
         """Log one event; returns the JSON record.
 
-        ``block_norms`` go to ``grad_norm/<block>``, ``block_scales`` (the
-        factor each block's gradient was multiplied by: trust ratios, clip
-        factors) to ``scale/<block>``, ``block_log10_norms`` (backward
-        scaling: finite where the norm leaves float32's range) to
-        ``grad_log10_norm/<block>``.
+        Args:
+            split: ``"train"`` or ``"eval"``: the summary writer, and the record's
+                ``split``.
+            step: The step the record describes.
+            scalars: ``{name: number}``; non-finite values become null in the JSON line.
+            block_norms: Per-block gradient norms before the transform, to
+                ``grad_norm/<block>``.
+            block_scales: The factor each block's gradient was multiplied by (trust
+                ratios, clip factors), to ``scale/<block>``.
+            block_log10_norms: Backward scaling's log10 norms (finite where the norm
+                leaves float32's range), to ``grad_log10_norm/<block>``.
+
+        Returns:
+            The record: ``{"step", "split", **scalars}`` plus a ``{block: value}`` dict per
+            per-block series given.
         """
         record = {"step": int(step), "split": split}
         record.update({k: _plain(v) for k, v in scalars.items()})
@@ -123,7 +148,15 @@ class MetricsLog:
         return record
 
     def rewind(self, step: int) -> int:
-        """Keep only the records of steps <= ``step`` (atomically); returns how many went."""
+        """Keep only the records of steps <= ``step`` (atomically); returns how many went.
+
+        Args:
+            step: The restored checkpoint's step: records after it describe steps that
+                will be trained again.
+
+        Returns:
+            The number of lines dropped (0 when disabled or nothing was logged).
+        """
         if not self.enabled or not tf.io.gfile.exists(self.path):
             return 0
         with tf.io.gfile.GFile(self.path) as f:
@@ -156,7 +189,16 @@ def _step_of(line: str) -> int | None:
 
 
 def read_records(workdir: str, split: str | None = None) -> list[dict]:
-    """The records of ``workdir/metrics.jsonl`` (of one split if given)."""
+    """The records of ``workdir/metrics.jsonl`` (of one split if given).
+
+    Args:
+        workdir: The run's directory.
+        split: Only this split's records (``"train"``, ``"eval"``); None: all.
+
+    Returns:
+        The records in file order, skipping a line cut short by a kill; [] if there is no
+        file.
+    """
     path = os.path.join(workdir, METRICS_FILE)
     if not tf.io.gfile.exists(path):
         return []

@@ -46,12 +46,21 @@ PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 def configure_virtual_cpus(count: int) -> int | None:
     """Split the first physical CPU into ``count`` logical devices (``count`` <= 1: no change).
 
-    Returns the number of logical CPUs, or None when nothing was asked (the
-    call then touches no device state: a multi-worker strategy must still be
-    created before TensorFlow initializes). Once TensorFlow has created its
-    devices the split can no longer change; then an existing split with at
-    least ``count`` devices is accepted as is (a test process configures it
-    at import time), and a smaller one is an error.
+    Once TensorFlow has created its devices the split can no longer change;
+    then an existing split with at least ``count`` devices is accepted as is
+    (a test process configures it at import time), and a smaller one is an
+    error.
+
+    Args:
+        count: The logical CPUs wanted (replicas of a mirrored run without GPUs).
+
+    Returns:
+        The number of logical CPUs, or None when nothing was asked (the call then
+        touches no device state: a multi-worker strategy must still be created before
+        TensorFlow initializes).
+
+    Raises:
+        RuntimeError: If TensorFlow already initialized fewer than ``count`` logical CPUs.
     """
     if count <= 1:
         return None
@@ -94,6 +103,12 @@ def mirrored_strategy(devices: list[str] | None = None) -> tf.distribute.Mirrore
     notebook) whose first all-reduce has another shape fails with "Shape
     mismatch in the collective instance 100". TF's own tests avoid this by
     moving ``_collective_key_base``; so do we.
+
+    Args:
+        devices: The devices to replicate over; None: all GPUs, else all logical CPUs.
+
+    Returns:
+        A new ``tf.distribute.MirroredStrategy``.
     """
     cls = tf.distribute.MirroredStrategy
     if hasattr(cls, "_collective_key_base"):
@@ -111,12 +126,27 @@ def make_strategy(
     """The strategy called ``name`` (one of :data:`STRATEGIES`).
 
     ``multi_worker`` reads the cluster from ``TF_CONFIG`` and uses RING
-    collectives with ``collective_timeout`` seconds, so a lost peer fails the
-    run instead of hanging it. It first waits at most ``startup_timeout``
-    seconds for every worker to answer, with a progress line every 10 s
-    (:func:`wait_for_workers`), then raises
-    :class:`~tf_bng.errors.ClusterError` (exit code 6).
-    ``tpu`` resolves ``tpu`` (an address or name; empty for the local TPU).
+    collectives, so a lost peer fails the run instead of hanging it; it
+    first waits for every worker to answer, with a progress line every 10 s
+    (:func:`wait_for_workers`).
+
+    Args:
+        name: ``"default"`` (TF's default strategy), ``"one_device"`` (the first GPU, else
+            the first CPU), ``"mirrored"`` (all local GPUs, else all logical CPUs),
+            ``"multi_worker"`` or ``"tpu"``.
+        collective_timeout: ``multi_worker``: seconds a collective may take before the
+            run fails; None or 0: no limit.
+        tpu: ``tpu``: the TPU's address or name; empty for the local TPU.
+        startup_timeout: ``multi_worker``: seconds to wait for every worker to answer;
+            None or 0: no limit.
+
+    Returns:
+        The strategy.
+
+    Raises:
+        ValueError: If ``name`` is not one of :data:`STRATEGIES`.
+        ClusterError: ``multi_worker``: a worker did not answer within ``startup_timeout``
+            (exit code 6).
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -144,7 +174,17 @@ def make_strategy(
 
 
 def precision_policy(mixed_precision: str) -> str:
-    """The Keras dtype policy name for ``runtime.mixed_precision``."""
+    """The Keras dtype policy name for ``runtime.mixed_precision``.
+
+    Args:
+        mixed_precision: One of :data:`PRECISIONS`.
+
+    Returns:
+        ``"float32"`` for ``"none"``, else ``mixed_precision`` itself.
+
+    Raises:
+        ValueError: If ``mixed_precision`` is not one of :data:`PRECISIONS`.
+    """
     if mixed_precision not in PRECISIONS:
         raise ValueError(
             f"Unknown mixed precision {mixed_precision!r}; valid: {', '.join(PRECISIONS)}."
@@ -159,6 +199,12 @@ def precision_scope(mixed_precision: str):
     Layers read the global policy when constructed, so the policy only needs
     to be set while the model is built; restoring it keeps the process clean
     for the next run (tests, the demo).
+
+    Args:
+        mixed_precision: One of :data:`PRECISIONS` (see :func:`precision_policy`).
+
+    Raises:
+        ValueError: If ``mixed_precision`` is not one of :data:`PRECISIONS`.
     """
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision_policy(mixed_precision))
@@ -169,7 +215,13 @@ def precision_scope(mixed_precision: str):
 
 
 def set_determinism(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy, TF and Keras; optionally make TF ops deterministic (slower)."""
+    """Seed Python, NumPy, TF and Keras; optionally make TF ops deterministic (slower).
+
+    Args:
+        seed: The seed of every generator.
+        deterministic: Also enable TF's op determinism (it cannot be turned off again
+            in this process).
+    """
     keras.utils.set_random_seed(int(seed))
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -183,7 +235,17 @@ def _tf_config() -> dict:
 
 
 def task_id(strategy: tf.distribute.Strategy | None = None) -> int:
-    """This worker's index (0 when not multi-worker)."""
+    """This worker's index (0 when not multi-worker).
+
+    Args:
+        strategy: The run's strategy; its cluster resolver wins over ``TF_CONFIG``.
+
+    Returns:
+        The task index.
+
+    Raises:
+        ValueError: If ``TF_CONFIG`` is set but is not valid JSON.
+    """
     resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
     if resolver is not None and getattr(resolver, "task_id", None) is not None:
         return int(resolver.task_id)
@@ -195,6 +257,15 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
 
     Single-process runs are always chief; in a cluster the chief is the task
     of type ``chief``, or worker 0 when there is none (TF's convention).
+
+    Args:
+        strategy: The run's strategy; its cluster resolver wins over ``TF_CONFIG``.
+
+    Returns:
+        True on the chief (and in any single-process run).
+
+    Raises:
+        ValueError: If ``TF_CONFIG`` is set but is not valid JSON.
     """
     resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
     if resolver is not None and getattr(resolver, "task_type", None) is not None:
@@ -217,6 +288,13 @@ def any_worker(strategy: tf.distribute.Strategy | None, flag: bool) -> bool:
     to save) must be the same on every worker, or the others hang in their
     next collective. One scalar all-reduce; every worker must call it at the
     same point of the loop.
+
+    Args:
+        strategy: The run's strategy; only a ``MultiWorkerMirroredStrategy`` all-reduces.
+        flag: This worker's vote.
+
+    Returns:
+        True if any worker voted True.
     """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return bool(flag)
@@ -312,10 +390,22 @@ class _Placeholder:
 def wait_for_workers(timeout: float | None, *, every: float = 10.0, stream=None) -> float:
     """Wait until every peer of ``TF_CONFIG`` answers on its port; returns the seconds waited.
 
-    Prints ``waiting for worker 1 at 127.0.0.1:PORT (12 s of 120)`` to
-    ``stream`` (stderr) every ``every`` seconds, naming the peers that do not
-    answer yet. Raises :class:`~tf_bng.errors.ClusterError` (exit code 6,
-    retryable) after ``timeout`` seconds; None or <= 0 waits without bound.
+    Meanwhile this worker answers on its own port, so that peers waiting the
+    same way see it before TensorFlow's server starts.
+
+    Args:
+        timeout: Seconds to wait at most; None or <= 0 waits without bound.
+        every: Seconds between progress lines such as
+            ``waiting for worker 1 at 127.0.0.1:PORT (12 s of 120)``, naming the peers
+            that do not answer yet.
+        stream: Where progress lines go; None: stderr.
+
+    Returns:
+        The seconds waited.
+
+    Raises:
+        ClusterError: If a peer does not answer within ``timeout`` (exit code 6,
+            retryable).
     """
     stream = stream or sys.stderr
     timeout = float(timeout or 0)
@@ -366,9 +456,18 @@ def lost_worker_error(strategy, error: BaseException, last_checkpoint: str | Non
     """The one-line :class:`~tf_bng.errors.ClusterError` for a peer lost during training.
 
     Names the peer TensorFlow reported (or, failing that, the peers whose
-    port no longer answers), the last good checkpoint and what to do. None
-    for an ``InternalError`` / ``FailedPreconditionError`` that names no
-    peer while every peer answers: that is no cluster fault.
+    port no longer answers), the last good checkpoint and what to do.
+
+    Args:
+        strategy: The run's strategy (to tell this worker from its peers).
+        error: What the collective raised (one of :data:`CLUSTER_ERRORS`).
+        last_checkpoint: The newest saved checkpoint, named in the message; None if
+            none was saved.
+
+    Returns:
+        The error to raise, or None for an ``InternalError`` /
+        ``FailedPreconditionError`` that names no peer while every peer answers: that
+        is no cluster fault.
     """
     me = task_id(strategy)
     text = str(error)

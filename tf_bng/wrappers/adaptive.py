@@ -17,10 +17,6 @@ class AdaptiveNormalizedOptimizer(BlockTransformOptimizer):
     alpha = 0.02 was its best with SGD). A block whose gradient or weights
     have norm zero (a freshly zero-initialized bias) keeps its raw gradient.
 
-    ``AdaptiveNormalizedOptimizer(optimizer, alpha=0.02, normalization="l2", *,
-    blocks="layer", exclude=(), epsilon=0.0)``; see
-    :class:`BlockTransformOptimizer`.
-
     With SGD momentum, per-layer blocks and biases / normalization parameters
     excluded, this is LARS (You et al., 2017)::
 
@@ -33,6 +29,23 @@ class AdaptiveNormalizedOptimizer(BlockTransformOptimizer):
 
     LARS adds weight decay to the gradient before taking the ratio; Keras's
     ``weight_decay`` on the inner optimizer is decoupled (applied outside it).
+
+    Args:
+        optimizer: Any Keras 3 optimizer instance; it owns the learning rate, momentum,
+            weight decay, EMA...
+        alpha: A block's update norm relative to its weight norm (default 0.02).
+        normalization: The norm of gradients and weights, from
+            ``tf_bng.available_norms()`` (default ``"l2"``).
+        **kwargs: The keyword-only options of :class:`BlockTransformOptimizer`
+            (``blocks``, ``exclude``, ``epsilon``, ``max_scale``, ``groups``,
+            ``accumulation_steps``, ``skip_nonfinite``, ``name``).
+
+    Raises:
+        TypeError: If ``optimizer`` is not a Keras 3 optimizer instance.
+        ValueError: If an option is invalid (an unknown norm or block mode,
+            ``accumulation_steps`` below 1), ``optimizer`` scales the loss or accumulates
+            gradients itself, or a base-optimizer argument that belongs to ``optimizer``
+            (``learning_rate``, ``weight_decay``, ``clipnorm``...) is passed.
     """
 
     transform_name = "ng_adap"

@@ -19,11 +19,26 @@ class ClippedOptimizer(BlockTransformOptimizer):
     the gradient summed over all replicas, so a MirroredStrategy run equals
     the single-device one.
 
-    ``ClippedOptimizer(optimizer, normalization="l2", clipnorm=1.0, *,
-    blocks="layer", exclude=(), epsilon=0.0)``; see
-    :class:`BlockTransformOptimizer`. Example::
+    Example::
 
         tf_bng.ClippedOptimizer(keras.optimizers.Adam(1e-3), "l2", clipnorm=0.5)
+
+    Args:
+        optimizer: Any Keras 3 optimizer instance; it owns the learning rate, momentum,
+            weight decay, EMA...
+        normalization: The norm a block is measured with, from
+            ``tf_bng.available_norms()`` (default ``"l2"``).
+        clipnorm: The largest block norm let through (default 1.0).
+        **kwargs: The keyword-only options of :class:`BlockTransformOptimizer`
+            (``blocks``, ``exclude``, ``epsilon``, ``max_scale``, ``groups``,
+            ``accumulation_steps``, ``skip_nonfinite``, ``name``).
+
+    Raises:
+        TypeError: If ``optimizer`` is not a Keras 3 optimizer instance.
+        ValueError: If an option is invalid (an unknown norm or block mode,
+            ``accumulation_steps`` below 1), ``optimizer`` scales the loss or accumulates
+            gradients itself, or a base-optimizer argument that belongs to ``optimizer``
+            (``learning_rate``, ``weight_decay``, ``clipnorm``...) is passed.
     """
 
     transform_name = "clip"
