@@ -12,12 +12,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Two pytest workers (pytest-xdist), one test file each at a time: most tests are Python-bound
+# (tracing, process start-up), so two processes fill two cores. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15
+
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 # The edit loop: everything but the tests marked slow (training, subprocesses, wheels).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -26,7 +31,7 @@ lint: $(STAMP)
 # API reference of the public package, from its docstrings (not committed). PDOC_ALLOW_EXEC:
 # an import calls `uname -p` (platform.processor), which pdoc otherwise blocks with a warning.
 # tf_bng documents the submodules in its __all__; the others are listed.
-API_MODULES := tf_bng tf_bng.data tf_bng.problems tf_bng.step tf_bng.training tf_bng.wrappers
+API_MODULES := tf_bng tf_bng.problems
 docs: $(STAMP)
 	PDOC_ALLOW_EXEC=1 $(VENV)/bin/pdoc --docformat google -o docs/api $(API_MODULES)
 

@@ -180,7 +180,7 @@ def test_binary_rejects_a_bad_config_once_before_training(tmp_path):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
-        "error: transform.name='foo' is not valid; choose one of: none, ng, ng_adap, "
-        "clip, global_clip."
+        "error: transform.name: Unknown transform 'foo'. Valid choices: 'none', 'ng', "
+        "'ng_adap', 'clip', 'global_clip'."
     ]
     assert not os.path.exists(tmp_path / "seed0")

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tf_bng import data
 from tf_bng.data.pipeline import array_stream, batch_stream
 from tf_bng.data.rt_polarity import clean_str
+from tf_bng.errors import DataUnavailableError
 
 
 def batches(dataset, count=None):
@@ -293,7 +294,7 @@ def test_ptb_sequences_shift_targets_by_one_token(tmp_path):
 
 def test_ptb_missing_names_the_archive_and_download_fetches_it(tmp_path):
     config = dict(name="ptb", batch_size=2, data_dir=str(tmp_path / "data"))
-    with pytest.raises(data.DataUnavailableError, match="simple-examples.tgz"):
+    with pytest.raises(DataUnavailableError, match="simple-examples.tgz"):
         data.get_spec(config)
 
     source = tmp_path / "source"
@@ -347,7 +348,7 @@ def test_rt_polarity_pads_and_splits_90_10(tmp_path):
 
 
 def test_rt_polarity_missing_names_the_archive(tmp_path):
-    with pytest.raises(data.DataUnavailableError, match="rt-polaritydata.tar.gz"):
+    with pytest.raises(DataUnavailableError, match="rt-polaritydata.tar.gz"):
         data.get_spec(dict(name="rt_polarity", batch_size=2, data_dir=str(tmp_path)))
 
 
@@ -361,13 +362,13 @@ def test_missing_tfds_dataset_fails_fast_offline(tmp_path):
     for name in ("mnist", "cifar10"):
         config = dict(name=name, batch_size=2, data_dir=str(tmp_path), download=False)
         start = time.monotonic()
-        with pytest.raises(data.DataUnavailableError, match="download=True"):
+        with pytest.raises(DataUnavailableError, match="download=True"):
             data.get_spec(config)
-        with pytest.raises(data.DataUnavailableError):
+        with pytest.raises(DataUnavailableError):
             data.build_dataset(config, split="train", training=True, seed=0)
         assert time.monotonic() - start < 10
     config = dict(name="imagenet2012", batch_size=2, data_dir=str(tmp_path), download=True)
-    with pytest.raises(data.DataUnavailableError, match="ILSVRC2012_img_train.tar") as error:
+    with pytest.raises(DataUnavailableError, match="ILSVRC2012_img_train.tar") as error:
         data.get_spec(config)
     assert str(tmp_path / "downloads" / "manual") in str(error.value)
     assert not list(tmp_path.rglob("*.tar"))
