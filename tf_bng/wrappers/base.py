@@ -26,8 +26,8 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 from tf_bng import distributed
 from tf_bng import norms as norms_lib
 from tf_bng import selectors as selectors_lib
-from tf_bng.step import guard as step_guard
 from tf_bng.gradient_transforms import all_finite
+from tf_bng.step import guard as step_guard
 from tf_bng.transforms import BlockTransform, TransformConfig
 
 __all__ = ["DEFAULT_BLOCKS", "BlockTransformOptimizer"]
