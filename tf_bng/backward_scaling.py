@@ -136,7 +136,16 @@ def _exponent_table(dtype_name: str, lagged: bool = False) -> np.ndarray:
 
 
 def power_of_two(exponent: tf.Tensor) -> tf.Tensor:
-    """``2**exponent`` as an exact float32 (the exponent rounded, clamped to [-126, 127])."""
+    """``2**exponent`` as an exact float32 (the exponent rounded, clamped to [-126, 127]).
+
+    Built from the bits, so no rounding of ``exp2`` can make a factor inexact.
+
+    Args:
+        exponent: The power, a float tensor of any shape.
+
+    Returns:
+        float32 ``2**round(exponent)``, element-wise.
+    """
     e = tf.cast(tf.clip_by_value(tf.round(exponent), -126.0, 127.0), tf.int32)
     return tf.bitcast(tf.bitwise.left_shift(e + 127, 23), tf.float32)
 
@@ -294,7 +303,13 @@ class BackwardScale(keras.layers.Layer):
         self._below = lambda: None
 
     def hand_down_to(self, point: BackwardScale) -> None:
-        """Chain ``point`` (the next point below this one on every path) to this one."""
+        """Chain ``point`` (the next point below this one on every path) to this one.
+
+        This point then chooses ``point``'s factor, one layer ahead (see the class docstring).
+
+        Args:
+            point: The next scale point down the backward pass.
+        """
         self._below = weakref.ref(point)
 
     def build(self, input_shape):
@@ -343,6 +358,11 @@ class ScalePoints(tf.Module):
     ``downstream[i]`` lists the indices of the points whose factor multiplies
     the gradient of ``variables[i]``; :meth:`log2_factors` gives, per block of
     a partition, the log2 of its total factor (the same for all its variables).
+
+    Args:
+        layers: The model's BackwardScale layers, in the order the indices refer to.
+        downstream: ``id(variable)`` -> tuple of the indices (into ``layers``) of the points
+            whose factor multiplies that variable's gradient; a variable not in it sees none.
     """
 
     def __init__(self, layers: Sequence[BackwardScale], downstream: dict):
@@ -354,8 +374,16 @@ class ScalePoints(tf.Module):
     def block_matrix(self, variables: Sequence[Any], blocks: Sequence[Sequence[int]]) -> np.ndarray:
         """[blocks, points] 0/1: which points multiply each block's gradient.
 
-        Raises when a block's variables see different points (a ``global``
-        block across layers): its direction would change.
+        Args:
+            variables: The step's variables, in order.
+            blocks: Per block, the indices into ``variables`` of its members.
+
+        Returns:
+            A float32 array of shape ``[len(blocks), len(layers)]``.
+
+        Raises:
+            ValueError: A block's variables see different points (a ``global`` block across
+                layers): one common factor per block is what keeps its direction exact.
         """
         matrix = np.zeros((len(blocks), len(self.layers)), np.float32)
         for b, ix in enumerate(blocks):
@@ -370,7 +398,15 @@ class ScalePoints(tf.Module):
         return matrix
 
     def log2_factors(self, matrix: np.ndarray) -> tf.Tensor:
-        """Per row of ``matrix``: the log2 of the factor the last backward pass applied."""
+        """Per row of ``matrix``: the log2 of the factor the last backward pass applied.
+
+        Args:
+            matrix: A ``[rows, points]`` 0/1 array from :meth:`block_matrix` or
+                :meth:`variable_matrix`.
+
+        Returns:
+            float32 ``[rows]``: the summed exponents of the points each row passes.
+        """
         if not self.layers:
             return tf.zeros([matrix.shape[0]], tf.float32)
         factors = tf.stack([tf.convert_to_tensor(f) for f in self.factors])
@@ -378,12 +414,26 @@ class ScalePoints(tf.Module):
         return tf.linalg.matvec(tf.constant(matrix), exponents)
 
     def variable_matrix(self, variables: Sequence[Any]) -> np.ndarray:
-        """[variables, points] 0/1: which points multiply each variable's gradient."""
+        """[variables, points] 0/1: which points multiply each variable's gradient.
+
+        Args:
+            variables: The step's variables, in order.
+
+        Returns:
+            A float32 array of shape ``[len(variables), len(layers)]``.
+        """
         return self.block_matrix(variables, [[i] for i in range(len(variables))])
 
 
 def find_scale_points(model: keras.Model) -> list:
-    """The BackwardScale layers a model holds (placed by the user), in tracking order."""
+    """The BackwardScale layers a model holds (placed by the user), in tracking order.
+
+    Args:
+        model: Any Keras model; its sublayers are searched recursively.
+
+    Returns:
+        The :class:`BackwardScale` layers found (empty if there are none).
+    """
     return [
         layer
         for layer in model._flatten_layers(include_self=False, recursive=True)
@@ -502,6 +552,17 @@ def insert_scale_points(model: keras.Model) -> tuple[keras.Model, ScalePoints]:
     its :class:`ScalePoints`. A model that already holds BackwardScale
     layers (a subclassed model) is returned as it is; its gradients' factors
     are then unknown to the step, which logs the norms it sees.
+
+    Args:
+        model: A built Sequential model (with an Input) or a functional model.
+
+    Returns:
+        ``(scaled_model, points)``.
+
+    Raises:
+        ValueError: ``model`` is a subclassed model without BackwardScale layers (its call
+            graph cannot be cloned with points inserted), or a Sequential model without an
+            Input.
     """
     placed = find_scale_points(model)
     if placed:
@@ -545,6 +606,14 @@ def true_norms(scaled: tf.Tensor, log2_factor: tf.Tensor) -> tuple[tf.Tensor, tf
 
     The norm is float32 and exact where representable (0 where it
     underflows, inf where it overflows); the log10 carries any magnitude.
+
+    Args:
+        scaled: The norms measured on the scaled gradients (any float dtype).
+        log2_factor: The log2 of the factor each norm's gradient carried (from
+            :meth:`ScalePoints.log2_factors`), same shape.
+
+    Returns:
+        ``(norm, log10_norm)``, both float32.
     """
     scaled = tf.cast(scaled, tf.float32)
     log10 = tf.math.log(scaled) / math.log(10.0) - log2_factor * math.log10(2.0)

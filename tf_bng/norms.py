@@ -346,6 +346,16 @@ def register_norm(name: str, fn: FlatNorm, *, overwrite: bool = True) -> None:
 
     ``fn`` maps one flat 1-D tensor (all elements of a block) to a scalar.
     Built-in names cannot be replaced, so a typo can't silently change ``l2``.
+
+    Args:
+        name: The name configs and :func:`get_norm` use (a non-empty string).
+        fn: One flat 1-D tensor -> scalar tensor.
+        overwrite: Whether a user norm already registered as ``name`` may be replaced.
+
+    Raises:
+        ValueError: ``name`` is empty or not a string, names a built-in norm, or is taken
+            while ``overwrite`` is False.
+        TypeError: ``fn`` is not callable.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"Norm name must be a non-empty string, got {name!r}.")
@@ -364,7 +374,17 @@ def available_norms() -> tuple[str, ...]:
 
 
 def get_norm(name: str) -> BlockNorm:
-    """Return the block norm registered as ``name``: a callable on a list of tensors."""
+    """Return the block norm registered as ``name``: a callable on a list of tensors.
+
+    Args:
+        name: A built-in norm name or one given to :func:`register_norm`.
+
+    Returns:
+        The :class:`BlockNorm`.
+
+    Raises:
+        ValueError: ``name`` is not registered; the message lists the registered names.
+    """
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):

@@ -73,6 +73,23 @@ class TransformConfig:
     with ``overrides`` (keys of :data:`GROUP_OVERRIDES`) replacing the
     top-level values; the others take the top-level settings. A group whose
     transform is ``none`` works like ``exclude``.
+
+    Attributes:
+        transform: One of :data:`TRANSFORMS`.
+        norm: A registered norm name (see :func:`tf_bng.register_norm`).
+        blocks: One of :data:`tf_bng.blocks.BLOCK_MODES`, or a callable ``variable -> key``
+            (variables with equal keys form one block).
+        alpha: The trust coefficient of ``ng_adap`` (> 0).
+        threshold: The norm above which ``clip`` / ``global_clip`` scale a block down (> 0).
+        exclude: Regexes (or one) searched in each ``variable.path``; matching variables keep
+            their gradient and join no block.
+        epsilon: Added to every gradient norm (>= 0).
+        max_scale: Upper bound on every factor (> 0), or None.
+        groups: ``(selector, overrides)`` pairs, as described above.
+
+    Raises:
+        ValueError: An unknown transform, norm or block mode (naming the valid ones), a bad
+            number, a bad ``exclude`` pattern, or a malformed group.
     """
 
     transform: str = "none"
@@ -117,7 +134,14 @@ class TransformConfig:
         return (selector, overrides)
 
     def group_config(self, overrides: dict) -> TransformConfig:
-        """The settings of a group: the top level with ``overrides``, without groups or exclude."""
+        """The settings of a group: the top level with ``overrides``, without groups or exclude.
+
+        Args:
+            overrides: Settings (keys of :data:`GROUP_OVERRIDES`) that replace the top level's.
+
+        Returns:
+            A validated :class:`TransformConfig`.
+        """
         return dataclasses.replace(self, groups=(), exclude=(), **overrides)
 
     @property
@@ -337,8 +361,14 @@ def transform_gradients(
         transform: A name of :data:`TRANSFORMS`, or a composed
             :class:`~tf_bng.gradient_transforms.GradientTransform` (then the other
             settings must stay at their defaults).
-        norm, blocks, alpha, threshold, exclude, epsilon, max_scale, groups: As
-            :class:`TransformConfig`.
+        norm: As :class:`TransformConfig`.
+        blocks: As :class:`TransformConfig`.
+        alpha: As :class:`TransformConfig`.
+        threshold: As :class:`TransformConfig`.
+        exclude: As :class:`TransformConfig`.
+        epsilon: As :class:`TransformConfig`.
+        max_scale: As :class:`TransformConfig`.
+        groups: As :class:`TransformConfig`.
 
     Returns:
         The new gradients (None stays None).

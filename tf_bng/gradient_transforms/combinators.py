@@ -129,7 +129,17 @@ class Route(GradientTransform):
         return [self.default] + [t for _, t in self.routes]
 
     def assignment(self, variables: Sequence[Any]) -> tuple[int, ...]:
-        """Per variable, 0 for the default or the 1-based index of its route (cached)."""
+        """Per variable, 0 for the default or the 1-based index of its route (cached).
+
+        The first route whose selector matches wins. Cached per list of variables, so the
+        selectors run once per trace, not once per call.
+
+        Args:
+            variables: Every variable of the step, in order.
+
+        Returns:
+            One int per variable.
+        """
         key = tuple(id(v) for v in variables)
         entry = self._cache.get(key)
         if entry is None:

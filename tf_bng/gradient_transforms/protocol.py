@@ -9,8 +9,6 @@ variables to a transform while blocks are still formed on the full list (so
 two routes never change which variables share a block).
 """
 
-from __future__ import annotations
-
 import abc
 from collections.abc import Sequence
 from typing import Any, NamedTuple

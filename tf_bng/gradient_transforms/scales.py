@@ -45,7 +45,15 @@ class BlockScale:
         self.max_scale = None if max_scale is None else float(max_scale)
 
     def scale(self, d: tf.Tensor, m: tf.Tensor | None) -> tf.Tensor:
-        """The factor from ``d = n + epsilon > 0`` (scalars or vectors), before ``max_scale``."""
+        """The factor from ``d = n + epsilon > 0`` (scalars or vectors), before ``max_scale``.
+
+        Args:
+            d: The block's gradient norm plus ``epsilon`` (> 0), a scalar or one per block.
+            m: The weights' norm, same shape as ``d``, when :attr:`uses_weights`; else None.
+
+        Returns:
+            The factor, same shape and dtype as ``d``.
+        """
         raise NotImplementedError
 
     def rescaled(
@@ -55,12 +63,28 @@ class BlockScale:
 
         ``changes`` (None: always) says whether the block is multiplied at all
         beyond the driver's own test (a zero norm leaves a block unchanged).
+
+        Args:
+            d: ``r + epsilon * p``, with ``r`` the rescaled gradient norm ``n * p``.
+            p: The power of two the norm was rescaled by (exact), same shape as ``d``.
+            m: The weights' norm when :attr:`uses_weights`; else None.
+
+        Returns:
+            ``(changes, c)``: a bool tensor or None, and the factor to multiply ``g * p`` by.
         """
         raise NotImplementedError
 
 
 class Normalize(BlockScale):
-    """NG: ``1 / (n + epsilon)``, the block's gradient scaled to unit norm."""
+    """NG: ``1 / (n + epsilon)``, the block's gradient scaled to unit norm.
+
+    Args:
+        epsilon: Added to the gradient norm (>= 0); 0 normalizes whatever the norm.
+        max_scale: Upper bound on the factor (> 0), or None.
+
+    Raises:
+        ValueError: ``epsilon`` < 0 or ``max_scale`` <= 0.
+    """
 
     def scale(self, d, m):
         return 1.0 / d
@@ -120,7 +144,15 @@ class Clip(BlockScale):
 
 
 class Unchanged(BlockScale):
-    """Factor 1: the block's norm is measured and reported, its gradient left as it is."""
+    """Factor 1: the block's norm is measured and reported, its gradient left as it is.
+
+    Args:
+        epsilon: As :class:`BlockScale` (checked, but the factor stays 1).
+        max_scale: As :class:`BlockScale` (checked, but the factor stays 1).
+
+    Raises:
+        ValueError: ``epsilon`` < 0 or ``max_scale`` <= 0.
+    """
 
     changes_gradients = False
 

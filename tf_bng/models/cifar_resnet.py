@@ -74,7 +74,26 @@ def cifar_resnet(
     synchronized_batch_norm: bool | None = None,
     name: str | None = None,
 ) -> keras.Model:
-    """A built CIFAR ResNet of ``depth = 6n + 2`` layers that outputs logits."""
+    """A built CIFAR ResNet of ``depth = 6n + 2`` layers that outputs logits.
+
+    Args:
+        depth: ``6n + 2`` with n >= 1 (20, 32, 44, 56, 110): n basic blocks per stage.
+        num_classes: Units of the output (logits) layer.
+        input_shape: Shape of one image, ``(height, width, channels)``.
+        shortcut: ``"A"`` (zero-padding) or ``"B"`` (1x1 projection), case-insensitive.
+        weight_decay: Torch-style coupled decay on conv and dense kernels (0: none).
+        synchronized_batch_norm: All-reduce BatchNorm statistics across replicas; None: on
+            under more than one replica (see
+            :func:`tf_bng.models.layers.resolve_synchronized_batch_norm`).
+        name: The model's name; None: ``cifar_resnet<depth>``.
+
+    Returns:
+        A built ``keras.Model``.
+
+    Raises:
+        ValueError: A depth that is not ``6n + 2``, or an unknown ``shortcut`` (naming the
+            valid ones).
+    """
     depth = int(depth)
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(

@@ -54,7 +54,30 @@ def mlp(
     synchronized_batch_norm: bool | None = None,
     name: str = "mlp",
 ) -> keras.Model:
-    """A built MLP with ``depth`` hidden layers that outputs logits."""
+    """A built MLP with ``depth`` hidden layers that outputs logits.
+
+    Args:
+        depth: Hidden layers (>= 0; 0 is logistic regression).
+        num_classes: Units of the output (logits) layer.
+        input_shape: Shape of one example; more than one axis is flattened first.
+        width: Units of every hidden layer.
+        activation: Keras activation of the hidden layers.
+        batch_norm: BatchNorm after each hidden layer's activation.
+        dropout: Dropout rate after each hidden layer (0: none).
+        l2: Keras L2 coefficient on the hidden kernels (0: none).
+        kernel_initializer: Keras initializer of the hidden kernels.
+        synchronized_batch_norm: All-reduce BatchNorm statistics across replicas; None: on
+            under more than one replica (see
+            :func:`tf_bng.models.layers.resolve_synchronized_batch_norm`).
+            Only matters with ``batch_norm``.
+        name: The model's name.
+
+    Returns:
+        A built ``keras.Model``.
+
+    Raises:
+        ValueError: ``depth`` < 0, or a bad ``synchronized_batch_norm``.
+    """
     if int(depth) < 0:
         raise ValueError(f"depth must be >= 0, got {depth}.")
     synchronized = resolve_synchronized_batch_norm(synchronized_batch_norm)
@@ -90,7 +113,27 @@ def deep_mlp(
     synchronized_batch_norm: bool | None = None,
     name: str = "deep_mlp",
 ) -> keras.Model:
-    """The keras seed's deep MLP: :func:`mlp` with the seed's settings as defaults."""
+    """The keras seed's deep MLP: :func:`mlp` with the seed's settings as defaults.
+
+    Args:
+        depth: As :func:`mlp`.
+        num_classes: As :func:`mlp`.
+        input_shape: As :func:`mlp`.
+        width: As :func:`mlp`.
+        activation: As :func:`mlp`.
+        batch_norm: As :func:`mlp`.
+        dropout: As :func:`mlp`.
+        l2: As :func:`mlp`.
+        kernel_initializer: As :func:`mlp`.
+        synchronized_batch_norm: As :func:`mlp`.
+        name: As :func:`mlp`.
+
+    Returns:
+        A built ``keras.Model``.
+
+    Raises:
+        ValueError: As :func:`mlp`.
+    """
     return mlp(
         depth,
         num_classes,

@@ -79,7 +79,25 @@ def preact_resnet(
     synchronized_batch_norm: bool | None = None,
     name: str | None = None,
 ) -> keras.Model:
-    """A built pre-activation ResNet-18/34 that outputs logits."""
+    """A built pre-activation ResNet-18/34 that outputs logits.
+
+    Args:
+        depth: 18 or 34.
+        num_classes: Units of the output (logits) layer.
+        input_shape: Shape of one image, ``(height, width, channels)``.
+        base_width: Filters of the first stage (doubled per stage); smaller for tests.
+        weight_decay: Torch-style coupled decay on conv and dense kernels (0: none).
+        synchronized_batch_norm: All-reduce BatchNorm statistics across replicas; None: on
+            under more than one replica (see
+            :func:`tf_bng.models.layers.resolve_synchronized_batch_norm`).
+        name: The model's name; None: ``preact_resnet<depth>``.
+
+    Returns:
+        A built ``keras.Model``.
+
+    Raises:
+        ValueError: An unsupported ``depth`` (naming the valid ones).
+    """
     if int(depth) not in BLOCKS_PER_STAGE:
         raise ValueError(
             f"Unsupported pre-activation ResNet depth {depth!r}. "

@@ -34,7 +34,20 @@ def lstm_lm(
     dropout: float = 0.5,
     name: str = "lstm_lm",
 ) -> keras.Model:
-    """A built word-level LSTM language model: token ids -> next-token logits."""
+    """A built word-level LSTM language model: token ids -> next-token logits.
+
+    Args:
+        vocab_size: Tokens in the vocabulary (embedding rows and logits).
+        sequence_length: Tokens per example (the BPTT length), or None for any length.
+        embedding_dim: Size of the token embeddings.
+        hidden_size: Units of every LSTM layer.
+        num_layers: Stacked LSTM layers.
+        dropout: Dropout rate on the embeddings, after each LSTM and so before the logits.
+        name: The model's name.
+
+    Returns:
+        A built ``keras.Model`` with outputs ``[batch, sequence_length, vocab_size]``.
+    """
     inputs = keras.Input(shape=(sequence_length,), dtype="int32", name="tokens")
     x = layers.Embedding(int(vocab_size), int(embedding_dim), name="embedding")(inputs)
     x = layers.Dropout(float(dropout), name="embedding_dropout")(x)
@@ -56,7 +69,25 @@ def kim_cnn(
     max_norm: float = 3.0,
     name: str = "kim_cnn",
 ) -> keras.Model:
-    """A built single-layer CNN sentence classifier (CNN-rand) that outputs logits."""
+    """A built single-layer CNN sentence classifier (CNN-rand) that outputs logits.
+
+    Args:
+        vocab_size: Tokens in the vocabulary (embedding rows).
+        sequence_length: Tokens per (padded) sentence; at least the widest filter.
+        num_classes: Units of the output (logits) layer.
+        embedding_dim: Size of the randomly initialized, trained token embeddings.
+        filter_widths: Widths (in tokens) of the convolution filters, one Conv1D per width.
+        num_filters: Filters per width.
+        dropout: Dropout rate before the logits.
+        max_norm: Kim's max-norm constraint on the output weight vectors (0: off).
+        name: The model's name.
+
+    Returns:
+        A built ``keras.Model``.
+
+    Raises:
+        ValueError: ``sequence_length`` is shorter than the widest filter.
+    """
     if sequence_length < max(filter_widths):
         raise ValueError(
             f"Sentences of {sequence_length} tokens are shorter than the widest filter "

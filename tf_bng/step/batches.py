@@ -8,7 +8,18 @@ __all__ = ["unpack_batch", "to_float32"]
 
 
 def unpack_batch(batch):
-    """``(x, y, sample_weight or None)`` of a batch given as a tuple or a dict."""
+    """``(x, y, sample_weight or None)`` of a batch given as a tuple or a dict.
+
+    Args:
+        batch: ``(x, y)``, ``(x, y, sample_weight)`` or a dict with ``"x"``, ``"y"`` and
+            optionally ``"sample_weight"``.
+
+    Returns:
+        ``(x, y, sample_weight)``; ``sample_weight`` is None when the batch has none.
+
+    Raises:
+        ValueError: ``batch`` has none of those forms.
+    """
     if isinstance(batch, dict):
         return batch["x"], batch["y"], batch.get("sample_weight")
     if isinstance(batch, (tuple, list)):
@@ -20,7 +31,14 @@ def unpack_batch(batch):
 
 
 def to_float32(pred):
-    """Losses of float16/bfloat16 outputs (mixed precision) are computed in float32."""
+    """Losses of float16/bfloat16 outputs (mixed precision) are computed in float32.
+
+    Args:
+        pred: A model output (tensor or anything without a float16/bfloat16 dtype).
+
+    Returns:
+        ``pred`` cast to float32 if it was float16/bfloat16, else ``pred`` itself.
+    """
     dtype = getattr(pred, "dtype", None)
     if dtype is not None and tf.as_dtype(dtype) in (tf.float16, tf.bfloat16):
         return tf.cast(pred, tf.float32)

@@ -21,7 +21,16 @@ TASKS = ("classification", "language_model", "quadratic")  # "quadratic": loss o
 
 
 class EvalStep:
-    """``evaluate(distributed_dataset) -> {"loss", "accuracy"/"perplexity"}`` for ``task``."""
+    """``evaluate(distributed_dataset) -> {"loss", "accuracy"/"perplexity"}`` for ``task``.
+
+    Args:
+        train_step: The step whose model, strategy and per-example loss are evaluated.
+        task: One of ``"classification"``, ``"language_model"`` (accuracy and perplexity too)
+            or ``"quadratic"`` (loss only).
+
+    Raises:
+        ValueError: An unknown ``task``; the message names the valid ones.
+    """
 
     def __init__(self, train_step: TrainStep, *, task: str):
         if task not in TASKS:
@@ -60,13 +69,14 @@ class EvalStep:
         return totals
 
     def evaluate(self, dataset) -> dict:
-        """Mean loss (and accuracy for classification) over the whole of ``dataset``.
+        """Mean loss (and accuracy, perplexity where the task has them) over ``dataset``.
 
         Args:
             dataset: A ``tf.data.Dataset`` of evaluation batches.
 
         Returns:
-            ``{"loss": ...}``, plus ``"accuracy"`` for classification tasks.
+            ``{"loss": ...}``, plus ``"accuracy"`` for classification and language models and
+            ``"perplexity"`` for language models.
 
         Raises:
             ValueError: If the dataset holds no examples.

@@ -26,6 +26,16 @@ class DynamicLossScale(tf.Module):
 
     Create it inside ``strategy.scope()`` so its variables are mirrored; it is
     trackable, so a checkpoint of it restores the scale on resume.
+
+    Args:
+        initial_scale: The scale of the first step (> 0).
+        growth_interval: How many finite steps in a row before the scale grows (>= 1).
+        factor: What the scale is multiplied by on growth and divided by on overflow (> 1).
+        min_scale: The scale never shrinks below this.
+        name: The module's name (its variables' name scope).
+
+    Raises:
+        ValueError: ``initial_scale`` <= 0, ``factor`` <= 1 or ``growth_interval`` < 1.
     """
 
     def __init__(
@@ -59,7 +69,14 @@ class DynamicLossScale(tf.Module):
         )
 
     def scale_loss(self, loss: tf.Tensor) -> tf.Tensor:
-        """Returns ``loss`` times the current loss scale."""
+        """Returns ``loss`` times the current loss scale.
+
+        Args:
+            loss: The loss to differentiate; the scale is cast to its dtype.
+
+        Returns:
+            ``loss * scale``, in ``loss``'s dtype.
+        """
         return loss * tf.cast(self.scale, loss.dtype)
 
     def unscale(self, grads: Sequence[Any]) -> list:
@@ -75,7 +92,12 @@ class DynamicLossScale(tf.Module):
         return [None if g is None else scale_gradient(g, inv) for g in grads]
 
     def update(self, finite: tf.Tensor) -> None:
-        """After a step: grow after ``growth_interval`` finite steps, shrink on overflow."""
+        """After a step: grow after ``growth_interval`` finite steps, shrink on overflow.
+
+        Args:
+            finite: Scalar bool: whether every gradient of the step was finite (the global
+                decision, the same on every replica).
+        """
         scale = tf.convert_to_tensor(self.scale)
         good = tf.convert_to_tensor(self.good_steps) + 1
         grow = tf.logical_and(finite, good >= self.growth_interval)

@@ -76,6 +76,32 @@ class TrainStep:
     float range, which leaves NG's update unchanged. Norms and scales are
     reported as the true ones; ``last_log10_norms`` holds their log10, which
     stays finite where the norm itself leaves float32's range.
+
+    Args:
+        model: A built Keras model (called once, or given an Input).
+        loss: A Keras loss name, ``keras.losses.Loss`` or ``(y_true, y_pred) -> values``; it
+            is summed per example and divided by ``global_batch_size``.
+        optimizer: The Keras optimizer that applies the transformed gradient.
+        transform: A name of :data:`tf_bng.TRANSFORMS`, a :class:`~tf_bng.TransformConfig`,
+            a :class:`~tf_bng.BlockTransform` or any composed
+            :class:`~tf_bng.gradient_transforms.GradientTransform`; None: ``"none"``.
+        global_batch_size: Examples per step over all replicas (a multiple of their number).
+        strategy: The ``tf.distribute`` strategy; default: the current one.
+        metrics: Keras metrics updated with ``(y, pred, sample_weight)`` by applied steps.
+        report_norms: Whether the step returns the block norms.
+        jit_compile: XLA-compile the whole step (one replica) or the transform alone
+            (several replicas, when the transform allows it).
+        loss_scale: A :class:`~tf_bng.step.DynamicLossScale` for mixed_float16, or None.
+        skip_nonfinite: Skip (and count) steps whose loss or gradient is not finite.
+        accumulation_steps: Micro-batches per update (>= 1), as described above.
+        backward_scaling: Insert backward scale points (``ng`` / ``ng_adap`` only).
+
+    Raises:
+        ValueError: A non-integer or non-positive ``global_batch_size`` or one the replicas do
+            not divide, an unbuilt model, ``accumulation_steps`` < 1, optimizer clipping under
+            several replicas or Keras's ``gradient_accumulation_steps``, or
+            ``backward_scaling`` with settings it cannot keep exact (the message names them).
+        TypeError: ``transform`` is none of the kinds above, or ``loss`` is not callable.
     """
 
     def __init__(
@@ -370,7 +396,18 @@ class TrainStep:
         step_guard.restore(self._forward_state, values)
 
     def replica_step(self, batch):
-        """The unguarded step: everything in one replica function."""
+        """The unguarded step: everything in one replica function.
+
+        Run it under ``strategy.run``; :attr:`step` does that (and guards it, by default).
+
+        Args:
+            batch: This replica's part of one batch, ``(x, y[, sample_weight])`` or a dict.
+
+        Returns:
+            ``(loss, (norms, scales, log10_norms))``: this replica's share of the mean loss
+            and, per block, the global gradient's norm, factor and log10 norm (empty tensors
+            when none are reported; log10 norms only with backward scaling).
+        """
         loss, norms_scales, grads, _, outputs, _ = self._global_gradients(batch)
         self._apply(grads, outputs)
         return loss, norms_scales

@@ -164,6 +164,14 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         replaced by zeros instead (weights stay finite; a stateful inner
         optimizer still advances its moments by one step). False: Keras's
         behaviour (the weights become NaN).
+      name: the optimizer's name (None: Keras derives one from the class name).
+      **kwargs: the subclass's own transform options (``transform_options``).
+
+    Raises:
+      ValueError: an argument that belongs to the inner optimizer (``learning_rate``,
+        ``weight_decay``, ...) or an unknown one, a loss-scaled inner optimizer,
+        ``accumulation_steps`` < 1, or a bad setting (as :class:`tf_bng.TransformConfig`).
+      TypeError: ``optimizer`` is not a Keras 3 optimizer instance.
     """
 
     transform_name: ClassVar[str] = "none"
@@ -236,7 +244,14 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         return self.transform_config.epsilon
 
     def partition(self, variables: Sequence[Any]):
-        """How ``variables`` are grouped into blocks (names, index tuples, excluded)."""
+        """How ``variables`` are grouped into blocks (names, index tuples, excluded).
+
+        Args:
+            variables: The variables the wrapper would step on, in order.
+
+        Returns:
+            A :class:`~tf_bng.blocks.Partition`.
+        """
         return self._block_transform.partition(list(variables))
 
     # ---- the seed's norm registry API ------------------------------------------
@@ -245,6 +260,14 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         """Register a norm (one flat tensor -> scalar); same registry as ``tf_bng.register_norm``.
 
         Register custom norms before ``keras.saving.load_model`` of a model using them.
+
+        Args:
+            name: The name to pass as ``normalization``.
+            fn: One flat tensor -> scalar tensor.
+
+        Raises:
+            ValueError: As :func:`tf_bng.register_norm` (an empty or built-in name).
+            TypeError: ``fn`` is not callable.
         """
         norms_lib.register_norm(name, fn)
 
