@@ -96,69 +96,7 @@ def test_the_check_fails_on_an_undocumented_function():
 # test_the_exemptions_are_still_owed, so the list only shrinks. A name that a rewrite removes
 # from the API is ignored here (the rewrites land while this list exists); drop it then. To see
 # what an entry lacks, delete it and run this file: the failure names the missing sections.
-OWED = frozenset(
-    {
-        # tf_bng/backward_scaling.py
-        "tf_bng.BackwardScale.hand_down_to",
-        "tf_bng.backward_scaling.ScalePoints",
-        "tf_bng.backward_scaling.ScalePoints.block_matrix",
-        "tf_bng.backward_scaling.ScalePoints.log2_factors",
-        "tf_bng.backward_scaling.ScalePoints.variable_matrix",
-        "tf_bng.backward_scaling.find_scale_points",
-        "tf_bng.backward_scaling.insert_scale_points",
-        "tf_bng.backward_scaling.power_of_two",
-        "tf_bng.backward_scaling.true_norms",
-        # tf_bng/gradient_transforms/ (new in issue 21; not in issue 20's list)
-        # combinators.py
-        "tf_bng.gradient_transforms.Route.assignment",
-        # scales.py
-        "tf_bng.gradient_transforms.BlockScale.rescaled",
-        "tf_bng.gradient_transforms.BlockScale.scale",
-        "tf_bng.gradient_transforms.Clip.rescaled",
-        "tf_bng.gradient_transforms.Clip.scale",
-        "tf_bng.gradient_transforms.Normalize",
-        "tf_bng.gradient_transforms.Normalize.rescaled",
-        "tf_bng.gradient_transforms.Normalize.scale",
-        "tf_bng.gradient_transforms.TrustRatio.rescaled",
-        "tf_bng.gradient_transforms.TrustRatio.scale",
-        "tf_bng.gradient_transforms.Unchanged",
-        "tf_bng.gradient_transforms.Unchanged.rescaled",
-        "tf_bng.gradient_transforms.Unchanged.scale",
-        # tf_bng/models/cifar_resnet.py
-        "tf_bng.models.cifar_resnet",
-        # tf_bng/models/mlp.py
-        "tf_bng.models.deep_mlp",
-        "tf_bng.models.mlp",
-        # tf_bng/models/preact_resnet.py
-        "tf_bng.models.preact_resnet",
-        # tf_bng/models/text.py
-        "tf_bng.models.kim_cnn",
-        "tf_bng.models.lstm_lm",
-        # tf_bng/norms.py
-        "tf_bng.get_norm",
-        "tf_bng.register_norm",
-        # tf_bng/step/batches.py
-        "tf_bng.step.to_float32",
-        "tf_bng.step.unpack_batch",
-        # tf_bng/step/eval_step.py
-        "tf_bng.EvalStep",
-        # tf_bng/step/loss_scaling.py
-        "tf_bng.step.DynamicLossScale",
-        "tf_bng.step.DynamicLossScale.scale_loss",
-        "tf_bng.step.DynamicLossScale.update",
-        # tf_bng/step/train_step.py
-        "tf_bng.TrainStep",
-        "tf_bng.TrainStep.replica_step",
-        # tf_bng/transforms.py
-        "tf_bng.TransformConfig",
-        "tf_bng.TransformConfig.group_config",
-        "tf_bng.transform_gradients",
-        # tf_bng/wrappers/base.py
-        "tf_bng.wrappers.BlockTransformOptimizer",
-        "tf_bng.wrappers.BlockTransformOptimizer.partition",
-        "tf_bng.wrappers.BlockTransformOptimizer.set_normalization_function",
-    }
-)
+OWED: frozenset[str] = frozenset()
 
 _RAISED = ("ValueError", "TypeError")
 
