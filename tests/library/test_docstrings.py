@@ -91,13 +91,6 @@ def test_the_check_fails_on_an_undocumented_function():
     assert not _has_doc(undocumented) and _has_doc(documented)
 
 
-# Objects still owed an Args / Raises section, in modules being rewritten while this check was
-# added (issue 20 item 4). The lead empties this list; an entry documented now fails
-# test_the_exemptions_are_still_owed, so the list only shrinks. A name that a rewrite removes
-# from the API is ignored here (the rewrites land while this list exists); drop it then. To see
-# what an entry lacks, delete it and run this file: the failure names the missing sections.
-OWED: frozenset[str] = frozenset()
-
 _RAISED = ("ValueError", "TypeError")
 
 
@@ -219,17 +212,10 @@ def _api_sections() -> dict[str, list[str]]:
 
 
 def test_every_public_callable_with_options_documents_args_and_raises():
-    missing = {name: gaps for name, gaps in _api_sections().items() if gaps and name not in OWED}
+    missing = {name: gaps for name, gaps in _api_sections().items() if gaps}
     assert not missing, "public API without Google-style sections:\n  " + "\n  ".join(
         f"{name}: {'; '.join(gaps)}" for name, gaps in sorted(missing.items())
     )
-
-
-def test_the_exemptions_are_still_owed():
-    sections = _api_sections()
-    assert OWED & set(sections), "OWED names no public object at all: is the walk broken?"
-    done = sorted(name for name in OWED if name in sections and not sections[name])
-    assert not done, "documented now, drop from OWED: " + ", ".join(done)
 
 
 def test_the_sections_check_fails_on_missing_args_and_raises():
