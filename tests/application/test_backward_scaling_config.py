@@ -33,6 +33,7 @@ def tiny_config(steps: int):
     return config
 
 
+@pytest.mark.slow  # trains or spawns: 15 s (make test-fast skips it)
 def test_a_backward_scaled_run_logs_true_log10_norms_and_resumes(tmp_path):
     workdir = str(tmp_path / "run")
     first = Trainer(tiny_config(2), workdir)

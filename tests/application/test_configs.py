@@ -84,6 +84,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.slow  # trains or spawns: 79 s (make test-fast skips it)
 def test_every_config_trains_two_steps_on_tiny_data(experiment, tmp_path):
     arg, overrides, setup = CASES[experiment]
     config = importlib.import_module(f"tf_bng_configs.{experiment}").get_config(arg)

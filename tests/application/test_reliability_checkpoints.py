@@ -34,6 +34,7 @@ def _first_run(workdir, **overrides) -> None:
     Trainer(tiny_config(**{"train.steps": 6, **overrides}), str(workdir)).run()
 
 
+@pytest.mark.slow  # trains or spawns: 16 s (make test-fast skips it)
 def test_damaged_latest_checkpoint_falls_back_and_keeps_the_files(tmp_path, caplog):
     _first_run(tmp_path, **{"train.keep_checkpoints": 2})
     assert _listed(tmp_path) == ["ckpt-4", "ckpt-6"]  # ckpt-2 pruned once 4 and 6 read back
@@ -54,6 +55,7 @@ def test_damaged_latest_checkpoint_falls_back_and_keeps_the_files(tmp_path, capl
     assert [r["step"] for r in read_records(str(tmp_path), "train")] == [2, 4, 6, 8]
 
 
+@pytest.mark.slow  # trains or spawns: 17 s (make test-fast skips it)
 def test_leftovers_of_a_killed_write_are_ignored(tmp_path):
     _first_run(tmp_path)
     directory = _checkpoint_dir(tmp_path)

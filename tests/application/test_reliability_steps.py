@@ -82,6 +82,7 @@ def test_non_finite_step_is_skipped_on_every_replica(mirrored_strategy):
     assert any(not np.array_equal(a, b) for a, b in zip(after, moved))
 
 
+@pytest.mark.slow  # trains or spawns: 16 s (make test-fast skips it)
 def test_run_stops_after_max_bad_steps_with_last_good_checkpoint_intact(tmp_path, monkeypatch):
     workdir = str(tmp_path)
     clean = random_digits(200), random_digits(40, seed=1)

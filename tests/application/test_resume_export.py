@@ -51,6 +51,7 @@ def runs(tmp_path_factory):
     return whole, whole_results, whole_dir, resumed, resumed_results, split_dir
 
 
+@pytest.mark.slow  # trains or spawns: 41 s (make test-fast skips it)
 def test_resume_gives_identical_weights_and_optimizer_state(runs):
     whole, whole_results, whole_dir, resumed, resumed_results, split_dir = runs
     assert resumed.step == whole.step == STEPS

@@ -53,6 +53,7 @@ def default_run(tmp_path_factory):
     return trainer, results, workdir
 
 
+@pytest.mark.slow  # trains or spawns: 15 s (make test-fast skips it)
 def test_run_leaves_config_metrics_summaries_and_checkpoint(default_run):
     trainer, results, workdir = default_run
     with open(os.path.join(workdir, "config.json")) as f:
@@ -285,6 +286,7 @@ def _loss_scaled_run(strategy, weights, x, loss_scale: bool):
     return model, optimizer, scale
 
 
+@pytest.mark.slow  # trains or spawns: 18 s (make test-fast skips it)
 def test_loss_scaled_step_equals_plain_step_and_skips_non_finite(mirrored_strategy):
     keras.utils.set_random_seed(0)
     weights = _regressor().get_weights()

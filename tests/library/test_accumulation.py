@@ -31,6 +31,7 @@ def accumulate(strategy, weights, make_optimizer, transform, data, k=K):
 
 @pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("transform_name", sorted(TRANSFORMS))
+@pytest.mark.slow  # trains or spawns: 43 s (make test-fast skips it)
 def test_mirrored_micro_steps_equal_one_device_big_batch(
     mirrored_strategy, transform_name, optimizer_name
 ):

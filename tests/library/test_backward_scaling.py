@@ -66,6 +66,7 @@ def run(transform, scaling, strategy=None, steps=4, batch=16, **step_options):
 
 
 @pytest.mark.parametrize("transform", ["ng", "ng_adap"])
+@pytest.mark.slow  # trains or spawns: 114 s (make test-fast skips it)
 def test_update_equals_the_unscaled_one_where_nothing_underflows(transform, rescale_always):
     plain, _, plain_norms = run(transform, False)
     scaled, step, norms = run(transform, True)
@@ -77,6 +78,7 @@ def test_update_equals_the_unscaled_one_where_nothing_underflows(transform, resc
     np.testing.assert_allclose(step.last_log10_norms.numpy(), np.log10(plain_norms[-1]), atol=1e-5)
 
 
+@pytest.mark.slow  # trains or spawns: 42 s (make test-fast skips it)
 def test_a_signal_inside_the_band_is_left_alone():
     """Default band: a healthy shallow net is not rescaled at all, so nothing changes (bitwise)."""
     plain, _, plain_norms = run("ng", False)
@@ -122,6 +124,7 @@ def run_wide(scaling, strategy=None, steps=3, batch=8):
     return model, step
 
 
+@pytest.mark.slow  # trains or spawns: 28 s (make test-fast skips it)
 def test_large_signals_are_exact_and_agree_across_replicas(rescale_always, mirrored_strategy):
     plain, _ = run_wide(False)
     scaled, step = run_wide(True)
@@ -132,6 +135,7 @@ def test_large_signals_are_exact_and_agree_across_replicas(rescale_always, mirro
     assert max_abs_diff(mirrored.get_weights(), scaled.get_weights()) <= 2e-6
 
 
+@pytest.mark.slow  # trains or spawns: 17 s (make test-fast skips it)
 def test_mirrored_equals_one_device_with_backward_scaling(mirrored_strategy, rescale_always):
     single, *_ = run("ng", True)
     mirrored, *_ = run("ng", True, strategy=mirrored_strategy)
@@ -159,6 +163,7 @@ def _first_block_direction(model, x, y):
     return flat / np.linalg.norm(flat)
 
 
+@pytest.mark.slow  # trains or spawns: 51 s (make test-fast skips it)
 def test_the_first_layer_learns_where_plain_backprop_underflows_to_zero():
     x = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
     y = np.zeros((8,), np.int32)
@@ -213,6 +218,7 @@ def test_refusals_name_the_setting():
         tf_bng.TrainStep(transform="ng", **kwargs)
 
 
+@pytest.mark.slow  # trains or spawns: 75 s (make test-fast skips it)
 def test_accumulation_with_backward_scaling_equals_the_big_batch(rescale_always):
     """Micro-batches choose their own powers; the window sums them at one common factor."""
     big, _, _ = run("ng", False, steps=2, batch=16)
@@ -221,6 +227,7 @@ def test_accumulation_with_backward_scaling_equals_the_big_batch(rescale_always)
     assert max_abs_diff(micro.get_weights(), big.get_weights()) <= 2e-6
 
 
+@pytest.mark.slow  # trains or spawns: 13 s (make test-fast skips it)
 def test_resnet_points_sit_only_where_every_path_passes():
     model = tf_bng.models.cifar_resnet(depth=8, num_classes=10, input_shape=(8, 8, 3))
     _, points = tf_bng.backward_scaling.insert_scale_points(model)
@@ -241,6 +248,7 @@ def test_resnet_points_sit_only_where_every_path_passes():
     assert points._downstream[id(conv1)] == points._downstream[id(shortcut)]
 
 
+@pytest.mark.slow  # trains or spawns: 59 s (make test-fast skips it)
 def test_user_placed_points_with_the_wrapper_in_fit_equal_no_points(rescale_always):
     x, y = data(64)
 
@@ -381,6 +389,7 @@ def test_float16_signal_aims_low():
     assert 2.0**-6.5 <= 1e-6 * 2.0**exponent < 2.0**-5.5
 
 
+@pytest.mark.slow  # trains or spawns: 57 s (make test-fast skips it)
 def test_mixed_float16_first_layer_keeps_a_gradient_where_plain_float16_loses_it():
     x = np.random.default_rng(0).normal(size=(8, 8)).astype(np.float32)
     y = np.zeros((8,), np.int32)
@@ -432,6 +441,7 @@ def test_the_point_rescales_the_gradient_of_a_watched_tensor():
         np.testing.assert_array_equal(grad, (weights * 1e-20).numpy() * np.float32(factor))
 
 
+@pytest.mark.slow  # trains or spawns: 137 s (make test-fast skips it)
 def test_a_replica_without_examples_does_not_choose_the_factor(rescale_always, mirrored_strategy):
     """An uneven last batch leaves one replica empty: its max (-inf) must count as zero."""
     assert exponent_of(tf.zeros([0, 7])) == 0.0
@@ -475,6 +485,7 @@ def shared_layer_model(seed=0):
     return keras.Model(inputs, keras.layers.Dense(3, name="out")(h))
 
 
+@pytest.mark.slow  # trains or spawns: 35 s (make test-fast skips it)
 def test_no_point_separates_two_calls_of_one_layer(rescale_always):
     _, placed, calls = tf_bng.backward_scaling._functional_with_points(shared_layer_model())
     assert [(calls[i].name, i) for _, i in placed] == [("shared", 2)]  # after its second call
@@ -597,6 +608,7 @@ def test_float16_points_choose_from_their_own_signal():
     assert lower == 2.0**-10  # its own signal is 2**10 * 2**-6
 
 
+@pytest.mark.slow  # trains or spawns: 19 s (make test-fast skips it)
 def test_float16_accumulation_sums_the_micro_batches_at_one_factor():
     """mixed_float16, two micro-batches whose losses differ by 2**-8 (sample weights): their points
     choose powers 2**8 apart, and the window brings both to one factor before summing, so the

@@ -131,6 +131,7 @@ TESTED = [n for n in keras_optimizer_names() if n not in EXCLUDED]
 
 
 @pytest.mark.parametrize("name", TESTED + sorted(VARIANTS))
+@pytest.mark.slow  # trains or spawns: 35 s (make test-fast skips it)
 def test_ng_on_top_of_base_optimizer_decreases_the_loss(name):
     optimizer = VARIANTS[name]() if name in VARIANTS else make_optimizer(name)
     losses = ng_losses(optimizer)

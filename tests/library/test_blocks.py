@@ -41,6 +41,7 @@ def _assert_layer_partition_is_the_reference(model):
     assert ref.as_set(part.blocks) == ref.as_set(ref.layer_blocks(model, variables))
 
 
+@pytest.mark.slow  # trains or spawns: 16 s (make test-fast skips it)
 def test_application_layer_blocks_are_its_layers(application):
     _assert_layer_partition_is_the_reference(application)
     assert len(ref.layers_owning_variables(application)) > 50

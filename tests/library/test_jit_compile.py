@@ -96,6 +96,7 @@ def _distributed_batches(strategy):
     return iter(strategy.experimental_distribute_dataset(dataset))
 
 
+@pytest.mark.slow  # trains or spawns: 14 s (make test-fast skips it)
 def test_under_two_replicas_the_transform_alone_is_compiled(mirrored_strategy):
     """XLA cannot compile the whole mirrored step on CPU; the transform compiles inside it."""
     plain = _step(False, mirrored_strategy)

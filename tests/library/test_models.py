@@ -109,6 +109,7 @@ def test_model_builds_and_outputs_the_right_shape(case):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.slow  # trains or spawns: 339 s (make test-fast skips it)
 def test_model_trains_one_step_with_finite_loss(case):
     config, spec, _ = CASES[case]
     keras.utils.set_random_seed(0)
@@ -139,6 +140,7 @@ def cifar_resnet_trainable_params(n: int, classes: int = 10) -> int:
 
 
 @pytest.mark.parametrize("depth, paper_millions", [(20, 0.27), (110, 1.7)])
+@pytest.mark.slow  # trains or spawns: 19 s (make test-fast skips it)
 def test_cifar_resnet_parameter_count_matches_he_et_al(depth, paper_millions):
     model = models.cifar_resnet(depth, num_classes=10)
     count = trainable_count(model)
@@ -221,6 +223,7 @@ def test_weight_decay_is_torch_style():
     np.testing.assert_allclose(np.asarray(grad), 1e-2 * np.asarray(kernel, np.float64), rtol=1e-5)
 
 
+@pytest.mark.slow  # trains or spawns: 14 s (make test-fast skips it)
 def test_kim_cnn_keeps_output_weights_within_max_norm():
     model = models.build_model(dict(name="kim_cnn", num_filters=3, max_norm=0.5), spec=SENTENCES)
     step = tf_bng.TrainStep(

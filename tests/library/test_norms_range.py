@@ -203,6 +203,7 @@ def test_sparse_gradient_at_1e_minus_30_is_normalized_and_stays_sparse():
 
 
 @pytest.mark.parametrize("transform", ["ng", "ng_adap", "clip"])
+@pytest.mark.slow  # trains or spawns: 68 s (make test-fast skips it)
 def test_transform_in_a_compiled_function_equals_eager_at_the_extremes(transform):
     bt = tf_bng.BlockTransform(transform=transform, blocks="variable")
     for scale in (1e-33, 1e33):
@@ -253,6 +254,7 @@ def test_wrapper_saved_with_the_old_epsilon_keeps_it(tmp_path):
 
 @pytest.mark.parametrize("transform", ["none", "ng"])
 @pytest.mark.parametrize("factor", [1e-25, 1e30])
+@pytest.mark.slow  # trains or spawns: 25 s (make test-fast skips it)
 def test_train_step_reports_the_true_norm_of_a_1e_minus_25_gradient(transform, factor):
     """grad_norm/<block> is read from these: 1e-25 must show as 1e-25, not 0."""
     keras.utils.set_random_seed(0)

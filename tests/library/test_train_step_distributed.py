@@ -37,6 +37,7 @@ from tf_bng.problems.quadratic import identity_loss
 
 @pytest.mark.parametrize("optimizer_name", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("transform_name", sorted(TRANSFORMS))
+@pytest.mark.slow  # trains or spawns: 441 s (make test-fast skips it)
 def test_mirrored_matches_single_device(mirrored_strategy, transform_name, optimizer_name):
     weights, data = initial_weights(), make_data()
     transform, make_optimizer = TRANSFORMS[transform_name], OPTIMIZERS[optimizer_name]

@@ -44,6 +44,7 @@ def test_every_keras_optimizer_class_is_covered():
 
 
 @pytest.mark.parametrize("inner_name", INNER_CLASSES)
+@pytest.mark.slow  # trains or spawns: 58 s (make test-fast skips it)
 def test_normalized_wraps_every_keras_optimizer(inner_name, data):
     inner = getattr(keras.optimizers, inner_name)(
         learning_rate=LEARNING_RATES.get(inner_name, 0.05)
@@ -66,6 +67,7 @@ def test_normalized_wraps_every_keras_optimizer(inner_name, data):
     ],
     ids=["clip-adam", "clip-max-variable", "adap-momentum", "lars"],
 )
+@pytest.mark.slow  # trains or spawns: 67 s (make test-fast skips it)
 def test_other_wrappers_reach_the_seed_accuracy(optimizer, data):
     _, before, after, accuracy = fit_seed_model(optimizer(), data)
     assert after < 0.6 * before
@@ -85,6 +87,7 @@ def inner_lr_per_epoch():
     return seen, Record()
 
 
+@pytest.mark.slow  # trains or spawns: 12 s (make test-fast skips it)
 def test_learning_rate_scheduler_sets_the_inner_learning_rate(data):
     x, y = data
     model = seed_mlp()
@@ -95,6 +98,7 @@ def test_learning_rate_scheduler_sets_the_inner_learning_rate(data):
     np.testing.assert_allclose(seen, [0.1, 0.05, 0.1 / 3], rtol=1e-6)
 
 
+@pytest.mark.slow  # trains or spawns: 20 s (make test-fast skips it)
 def test_reduce_lr_on_plateau_lowers_the_inner_learning_rate(data):
     x, y = data
     model = seed_mlp()
