@@ -10,6 +10,8 @@ of two), as ``c = scale / p`` (the exact path: ``g * scale`` is computed as
 
 from __future__ import annotations
 
+import abc
+
 import tensorflow as tf
 
 __all__ = ["BlockScale", "Normalize", "TrustRatio", "Clip", "Unchanged"]
@@ -22,7 +24,7 @@ def check_positive(name: str, value: float) -> float:
     return float(value)
 
 
-class BlockScale:
+class BlockScale(abc.ABC):
     """A block's factor from its gradient norm ``n`` (and the weights' norm ``m``).
 
     Args:
@@ -44,6 +46,7 @@ class BlockScale:
             raise ValueError(f"max_scale must be > 0 or None, got {max_scale!r}.")
         self.max_scale = None if max_scale is None else float(max_scale)
 
+    @abc.abstractmethod
     def scale(self, d: tf.Tensor, m: tf.Tensor | None) -> tf.Tensor:
         """The factor from ``d = n + epsilon > 0`` (scalars or vectors), before ``max_scale``.
 
@@ -54,8 +57,8 @@ class BlockScale:
         Returns:
             The factor, same shape and dtype as ``d``.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def rescaled(
         self, d: tf.Tensor, p: tf.Tensor, m: tf.Tensor | None
     ) -> tuple[tf.Tensor | None, tf.Tensor]:
@@ -72,7 +75,6 @@ class BlockScale:
         Returns:
             ``(changes, c)``: a bool tensor or None, and the factor to multiply ``g * p`` by.
         """
-        raise NotImplementedError
 
 
 class Normalize(BlockScale):
