@@ -65,6 +65,8 @@ def test_python_loader_serves_both_endpoints(tmp_path):
     loaded = tf.saved_model.load(path)
     x = np.random.RandomState(1).rand(2, 784).astype(np.float32)
     expected = model(x, training=False).numpy()
-    np.testing.assert_allclose(loaded.serve(x)["outputs"].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(loaded.serve(x)["outputs"].numpy(), expected, rtol=1e-6, atol=1e-6)
     signature = loaded.signatures["serving_default"]
-    np.testing.assert_allclose(signature(inputs=x)["outputs"].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        signature(inputs=x)["outputs"].numpy(), expected, rtol=1e-6, atol=1e-6
+    )
