@@ -322,7 +322,7 @@ def main(argv, flag_holders: dict) -> None:
     depth, seed, epochs = (flag_holders[k].value for k in ("depth", "seed", "epochs"))
     print(
         f"Training a depth-{depth} sigmoid MLP on MNIST-5k twice, side by side (seed {seed}, "
-        f"{epochs:g} epochs each): plain Adam and Adam+NG. About 4-5 minutes on 2 cores.",
+        f"{epochs:g} epochs each): plain Adam and Adam+NG. About 3 minutes on 2 cores.",
         flush=True,
     )
     try:
