@@ -205,7 +205,7 @@ def steps_call(step: tf_bng.TrainStep, batch, steps: int) -> Callable[[], float]
 
     def run() -> float:
         for _ in range(steps):
-            loss, _ = step.step(batch)
+            loss = step.step(batch).loss
         return float(loss)
 
     return run

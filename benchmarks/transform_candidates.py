@@ -34,12 +34,12 @@ def _call(workload, candidate: str):
     elif candidate == "vectorized":
         step.transform.transform.vectorize_min_blocks = 1
     elif candidate == "xla_transform":
-        step._jit_transform = True
+        step.transform_stage.compiled = True
     elif candidate == "xla_step":
         import tensorflow as tf
 
         step.jit_compile = True
-        step.step = tf.function(step._distributed_step, jit_compile=True)
+        step.step = tf.function(step._one_step, jit_compile=True)
     batch = workload.tensors()
     return lambda: float(step.step(batch)[0])
 

@@ -117,9 +117,9 @@ def train(strategy, weights, make_optimizer, transform, data, **step_kwargs) -> 
     losses, norms = [], []
     batches = distributed_batches(strategy, data, step.global_batch_size)
     for batch in batches:
-        loss, block_norms = step.step(batch)
-        losses.append(float(loss))
-        norms.append(block_norms.numpy())
+        output = step.step(batch)
+        losses.append(float(output.loss))
+        norms.append(output.block_norms.numpy())
     return Run(step.model.get_weights(), losses, norms, step.model, step)
 
 

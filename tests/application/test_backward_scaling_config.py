@@ -37,8 +37,8 @@ def tiny_config(steps: int):
 def test_a_backward_scaled_run_logs_true_log10_norms_and_resumes(tmp_path):
     workdir = str(tmp_path / "run")
     first = Trainer(tiny_config(2), workdir)
-    assert first.train_step.scale_points is not None
-    assert len(first.train_step.scale_points.layers) == 6  # one after each hidden layer
+    assert first.train_step.backward_scaling is not None
+    assert len(first.train_step.backward_scaling.points.layers) == 6  # one after each hidden layer
     first.run()
     (record,) = read_records(workdir, "train")
     logged = record["grad_log10_norm"]

@@ -66,14 +66,15 @@ def test_non_finite_step_is_skipped_on_every_replica(mirrored_strategy):
 
     x_bad = x.copy()
     x_bad[3, 0] = np.nan  # only the second replica's half of the batch is bad
-    loss, _ = step.step(_distributed(strategy, x_bad, y))
-    assert math.isnan(float(loss))
+    output = step.step(_distributed(strategy, x_bad, y))
+    assert math.isnan(float(output.loss)) and not bool(output.applied)
     after = _per_replica_state(strategy, model, optimizer)
     assert len(after) == len(before) > 2 * len(model.variables)  # both replicas, slots included
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)  # weights, BN statistics, Adam slots, iterations
     assert step.bad_steps.counts() == (1, 1)
-    assert step.running_loss.count.numpy() == 1  # the NaN loss is not averaged in
+    assert int(output.losses_counted) == 0 and float(output.loss_total) == 0.0  # not averaged in
+    assert (int(output.bad_steps), int(output.bad_steps_in_a_row)) == (1, 1)
     assert float(accuracy.count.numpy()) == 4.0  # metrics saw the good batch only
 
     step.step(_distributed(strategy, x, y))

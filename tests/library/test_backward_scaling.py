@@ -70,7 +70,7 @@ def run(transform, scaling, strategy=None, steps=4, batch=16, **step_options):
 def test_update_equals_the_unscaled_one_where_nothing_underflows(transform, rescale_always):
     plain, _, plain_norms = run(transform, False)
     scaled, step, norms = run(transform, True)
-    factors = [float(f.numpy()) for f in step.scale_points.factors]
+    factors = [float(f.numpy()) for f in step.backward_scaling.points.factors]
     assert any(f != 1.0 for f in factors), factors  # the points did rescale the signal
     for a, b in zip(scaled.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -83,7 +83,7 @@ def test_a_signal_inside_the_band_is_left_alone():
     """Default band: a healthy shallow net is not rescaled at all, so nothing changes (bitwise)."""
     plain, _, plain_norms = run("ng", False)
     scaled, step, norms = run("ng", True)
-    assert [float(f.numpy()) for f in step.scale_points.factors] == [1.0] * 3
+    assert [float(f.numpy()) for f in step.backward_scaling.points.factors] == [1.0] * 3
     for a, b in zip(scaled.get_weights(), plain.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(norms, plain_norms)
@@ -128,7 +128,7 @@ def run_wide(scaling, strategy=None, steps=3, batch=8):
 def test_large_signals_are_exact_and_agree_across_replicas(rescale_always, mirrored_strategy):
     plain, _ = run_wide(False)
     scaled, step = run_wide(True)
-    assert float(step.scale_points.factors[0].numpy()) != 1.0
+    assert float(step.backward_scaling.points.factors[0].numpy()) != 1.0
     for a, b in zip(scaled.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     mirrored, _ = run_wide(True, strategy=mirrored_strategy)
@@ -192,7 +192,7 @@ def test_the_first_layer_learns_where_plain_backprop_underflows_to_zero():
     model64 = attenuating_model(dtype="float64")
     model64.set_weights(scaled.model.get_weights())
     expected = _first_block_direction(model64, x.astype(np.float64), y)
-    got = _first_block_direction(scaled._train_model, x, y)
+    got = _first_block_direction(scaled.backward_scaling.forward_model, x, y)
     assert float(np.dot(got, expected)) > 1 - 1e-5
 
 

@@ -69,7 +69,7 @@ def test_jit_loop_trains_like_the_plain_loop():
     results = []
     for jit in (False, True):
         step = _step(jit)
-        loss, _ = step.loop(_batches(), tf.constant(10))
+        loss = step.loop(_batches(), tf.constant(10)).loss
         results.append((float(loss), [v.numpy() for v in step.model.trainable_variables]))
     (loss_plain, plain), (loss_jit, jit) = results
     assert loss_jit == pytest.approx(loss_plain, rel=1e-4)
@@ -102,7 +102,7 @@ def test_under_two_replicas_the_transform_alone_is_compiled(mirrored_strategy):
     plain = _step(False, mirrored_strategy)
     plain.loop(_distributed_batches(mirrored_strategy), tf.constant(5))
     jit = _step(True, mirrored_strategy)
-    assert not jit.jit_compile and jit._jit_transform
+    assert not jit.jit_compile and jit.transform_stage.compiled
     jit.loop(_distributed_batches(mirrored_strategy), tf.constant(5))
     for a, b in zip(jit.model.get_weights(), plain.model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -123,7 +123,7 @@ def test_a_custom_norm_keeps_the_transform_out_of_xla(mirrored_strategy):
         strategy=mirrored_strategy,
         jit_compile=True,
     )
-    assert not step._jit_transform
+    assert not step.transform_stage.compiled
 
 
 def test_jit_with_tpu_is_a_config_error():

@@ -127,6 +127,9 @@ EXPECTED: dict[str, set[str]] = {
         "serialize_selector",
     },
     "tf_bng.step": {
+        "BackwardScaling",
+        "GradientAccumulator",
+        "StepOutput",
         "BadStepCounter",
         "DynamicLossScale",
         "EvalStep",

@@ -72,8 +72,8 @@ def test_accumulation_groups_and_max_scale_survive_a_keras_file(tmp_path):
     opt = loaded.optimizer
     assert opt.accumulation_steps == K and opt.transform_config.max_scale == 5.0
     assert opt.transform_config.groups[0][0] is tf_bng.selectors.one_dimensional
-    assert int(opt._micro_steps.numpy()) == 6
-    for a, b in zip(model.optimizer._gradient_sums, opt._gradient_sums):
+    assert int(opt._accumulator.count.numpy()) == 6
+    for a, b in zip(model.optimizer._accumulator.buffers, opt._accumulator.buffers):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # both continue identically
     more_x, more_y = seed_classification_data(BATCH * 2, seed=7)

@@ -1,19 +1,26 @@
-"""The compiled steps: one training step (tape -> all-reduce -> transform -> apply) and evaluation.
+"""The compiled steps: one training step, a pipeline of stages, and evaluation.
 
-Pieces: :class:`TrainStep` (with its non-finite guard, :mod:`.guard`, and
-mixed-float16 loss scaling, :mod:`.loss_scaling`) and :class:`EvalStep`.
-They depend only on the transform layer below them; the outer loop
-(:mod:`tf_bng.training`) is built on them.
+:class:`TrainStep` runs the stages in order (see :mod:`.train_step`), each
+in its own module: loss and gradients, all-reduce, loss-scale unscale,
+accumulation, transform, guard, apply; it returns a :class:`StepOutput`.
+:class:`EvalStep` evaluates. They depend only on the transform layer below
+them; the outer loop (:mod:`tf_bng.training`) is built on them.
 """
 
+from tf_bng.step.accumulation import GradientAccumulator
+from tf_bng.step.backward_scaling_stage import BackwardScaling
 from tf_bng.step.batches import to_float32, unpack_batch
 from tf_bng.step.eval_step import EvalStep
 from tf_bng.step.guard import BadStepCounter
 from tf_bng.step.loss_scaling import DynamicLossScale
+from tf_bng.step.outputs import StepOutput
 from tf_bng.step.train_step import TrainStep
 
 __all__ = [
     "TrainStep",
+    "StepOutput",
+    "BackwardScaling",
+    "GradientAccumulator",
     "EvalStep",
     "BadStepCounter",
     "DynamicLossScale",

@@ -12,12 +12,13 @@ reports (``bad_steps``) and stops on (``train.max_bad_steps``); the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
 
 __all__ = [
+    "StepGuard",
     "BadStepCounter",
     "forward_state_variables",
     "snapshot",
@@ -108,3 +109,58 @@ class BadStepCounter(tf.Module):
     def counts(self) -> tuple[int, int]:
         """``(total, consecutive)`` as Python ints."""
         return int(self.total.numpy()), int(self.consecutive.numpy())
+
+
+class StepGuard:
+    """The step's guard stage: one decision per step, and what a skipped step puts back.
+
+    Create it inside ``strategy.scope()``.
+
+    Args:
+        model: The model whose forward state (:func:`forward_state_variables`) a skipped step
+            restores.
+        enabled: Skip non-finite steps and count them; False: every step is applied.
+        not_state: ``id`` of non-trainable variables that are not forward state (backward
+            scale factors, which the backward pass sets).
+    """
+
+    def __init__(self, model: Any, *, enabled: bool, not_state: frozenset = frozenset()):
+        self.enabled = bool(enabled)
+        self.forward_state = [v for v in forward_state_variables(model) if id(v) not in not_state]
+        self.bad_steps = BadStepCounter() if self.enabled else None
+
+    def snapshot(self) -> list:
+        """The forward state before this replica's forward pass (empty when off)."""
+        return snapshot(self.forward_state) if self.enabled else []
+
+    def apply_or_skip(self, finite: tf.Tensor, apply: Callable, skip: Callable) -> tf.Tensor:
+        """Cross-replica: ``apply()`` when ``finite`` (or when off), else ``skip()``; counted.
+
+        Returns:
+            Whether the update was applied.
+        """
+        if not self.enabled:
+            apply()
+            return tf.constant(True)
+
+        def applied():
+            apply()
+            return tf.constant(True)
+
+        def skipped():
+            skip()
+            return tf.constant(False)
+
+        tf.cond(finite, applied, skipped)
+        self.bad_steps.record(finite)
+        return finite
+
+    def counts(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(total, in a row)`` as int64 tensors (zeros when off)."""
+        if self.bad_steps is None:
+            zero = tf.constant(0, tf.int64)
+            return zero, zero
+        return (
+            tf.convert_to_tensor(self.bad_steps.total),
+            tf.convert_to_tensor(self.bad_steps.consecutive),
+        )

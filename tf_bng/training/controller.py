@@ -70,8 +70,8 @@ class Controller:
     """Runs ``train_step`` to ``total_steps`` with logging, evaluation, checkpoints and export.
 
     Args:
-      train_step: the built step; its ``running_loss``, ``metrics`` and
-        ``bad_steps`` are what the train log reports.
+      train_step: the built step; the :class:`~tf_bng.step.StepOutput` its
+        ``loop`` returns, and its ``metrics``, are what the train log reports.
       train_data: ``start_step -> iterator`` of distributed batches positioned
         after ``start_step`` steps.
       total_steps: the number of steps (updates) of the run.
@@ -182,30 +182,25 @@ class Controller:
             return {}
         return {"learning_rate": float(keras.ops.convert_to_numpy(rate))}
 
-    def _log_train(self, step: int, norms, steps_per_second: float, bad_steps: int) -> dict:
-        step_fn = self.train_step
-        loss = step_fn.running_loss.result()
+    def _log_train(self, step: int, output, steps_per_second: float, bad_steps: int) -> dict:
+        """Logs the window's mean loss, metrics and rate, and the last step's block reports."""
+        total, counted = self._window_loss
+        loss = total / counted if counted else float("nan")
+        self._window_loss = (0.0, 0)
         scalars: dict[str, Any] = {**self._epoch(step), "loss": loss, "bad_steps": bad_steps}
-        for metric in step_fn.metrics:
+        for metric in self.train_step.metrics:
             scalars[metric.name] = float(metric.result())
             metric.reset_state()
         scalars.update(self._extra_scalars(loss))
         scalars.update(self._learning_rate())
         scalars["steps_per_second"] = steps_per_second
-        step_fn.running_loss.reset()
-        scales = None
-        if step_fn.transform.config.transform != "none" or step_fn.transform.config.groups:
-            scales = step_fn.last_scales.numpy()
-        log10_norms = None
-        if getattr(step_fn, "scale_points", None) is not None:
-            log10_norms = step_fn.last_log10_norms.numpy()
         self._write(
             "train",
             step,
             scalars,
-            block_norms=norms,
-            block_scales=scales,
-            block_log10_norms=log10_norms,
+            block_norms=output.block_norms.numpy(),
+            block_scales=_reported(output.block_scales),
+            block_log10_norms=_reported(output.block_log10_norms),
         )
         if math.isfinite(steps_per_second) and steps_per_second > 0:
             remaining = datetime.timedelta(
@@ -293,6 +288,7 @@ class Controller:
         if self._on_start is not None:  # the start was accepted: resume and data both passed
             self._on_start(start)
         iterator = self.train_data(start)
+        self._window_loss = (0.0, 0)  # (sum, count) of the finite losses since the last log
         final: dict[str, float] = {}
         step, saved_step = start, start if restored else -1
         window_steps, window_seconds = 0, 0.0
@@ -306,8 +302,8 @@ class Controller:
             num_steps = min(self.steps_per_loop, target - step)
             started = time.perf_counter()
             try:
-                _, norms = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
-                norms = norms.numpy()  # waits for the steps to finish
+                output = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
+                bad_total = int(output.bad_steps.numpy())  # waits for the steps to finish
             except (tf.errors.OutOfRangeError, StopIteration):
                 # The loop may have taken some of its steps before the data ended.
                 self.step_counter.assign(start + self._updates() - updates_at_start)
@@ -319,12 +315,17 @@ class Controller:
             step += num_steps
             self.step_counter.assign(step)
             last = step == self.total_steps
-            bad_total, consecutive = self._bad_steps()
+            consecutive = int(output.bad_steps_in_a_row.numpy())
+            total, counted = self._window_loss
+            self._window_loss = (
+                total + float(output.loss_total.numpy()),
+                counted + int(output.losses_counted.numpy()),
+            )
             diverged = 0 < self.max_bad_steps <= consecutive
             if last or diverged or _is_due(step, self.log_every):
                 # nan: the window held only the first inner loop, which traced the step.
                 rate = window_steps / window_seconds if window_seconds else float("nan")
-                train = self._log_train(step, norms, rate, bad_total - window_bad_start)
+                train = self._log_train(step, output, rate, bad_total - window_bad_start)
                 final.update({f"train_{k}": v for k, v in train.items()})
                 window_steps, window_seconds, window_bad_start = 0, 0.0, bad_total
             if diverged:
@@ -346,6 +347,12 @@ class Controller:
             self._export()
         final.update(step=step, **self._epoch(step), bad_steps_total=self._bad_steps()[0])
         return final
+
+
+def _reported(values: tf.Tensor):
+    """A block report as numpy, or None when the step reported none (an empty tensor)."""
+    values = values.numpy()
+    return values if values.size else None
 
 
 def _progress(message: str, *args) -> None:

@@ -26,8 +26,9 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 from tf_bng import distributed
 from tf_bng import norms as norms_lib
 from tf_bng import selectors as selectors_lib
-from tf_bng.gradient_transforms import all_finite
+from tf_bng.gradient_transforms import all_finite, scale_gradient
 from tf_bng.step import guard as step_guard
+from tf_bng.step.accumulation import GradientAccumulator, checked_accumulation_steps
 from tf_bng.transforms import BlockTransform, TransformConfig
 
 __all__ = ["DEFAULT_BLOCKS", "BlockTransformOptimizer"]
@@ -208,11 +209,10 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
             groups=tuple(_deserialized_groups(groups)),
             **options,
         )
-        if int(accumulation_steps) < 1:
-            raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}.")
+        accumulation_steps = checked_accumulation_steps(accumulation_steps)
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
-        self.accumulation_steps = int(accumulation_steps)
+        self.accumulation_steps = accumulation_steps
         self.skip_nonfinite = bool(skip_nonfinite)
         self._bad_steps = None
         self._block_transform = BlockTransform(config)
@@ -341,14 +341,16 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
                     name=f"bad_steps_{counter}",
                 )
             )
-        self._gradient_sums = []
+        self._accumulator = None
         if self.accumulation_steps > 1:
-            self._micro_steps = self.add_variable(
-                shape=(), dtype="int64", initializer="zeros", name="micro_steps"
+            # The step's accumulator, made of Keras variables so that .keras files hold them.
+            self._accumulator = GradientAccumulator(
+                variables,
+                self.accumulation_steps,
+                make_variable=lambda name, shape, dtype, _: self.add_variable(
+                    shape=shape, dtype=dtype, initializer="zeros", name=name
+                ),
             )
-            self._gradient_sums = [
-                self.add_variable_from_reference(v, name="gradient_sum") for v in variables
-            ]
 
     # ---- the update -------------------------------------------------------------
     def apply(self, grads, trainable_variables=None):
@@ -429,25 +431,19 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
                 "cannot run inside the conditional update. Use "
                 "tf_bng.TrainStep(accumulation_steps=k), which accumulates under tf.distribute."
             )
-        for total, grad in zip(self._gradient_sums, grads):
-            if grad is not None:
-                total.assign_add(tf.cast(tf.convert_to_tensor(grad), total.dtype))
-        count = self._micro_steps.assign_add(1)
-        k = self.accumulation_steps
-        present = [g is not None for g in grads]
+        acc = self._accumulator
+        acc.add(grads)
+        count = acc.count.assign_add(1)
+        like = [g if g is None else v for g, v in zip(grads, variables)]
 
         def update():
-            inv_k = tf.constant(1.0 / k)
-            means = [
-                tf.cast(tf.convert_to_tensor(total) * inv_k, v.dtype) if keep else None
-                for total, v, keep in zip(self._gradient_sums, variables, present)
-            ]
+            inv_k = tf.constant(1.0 / self.accumulation_steps)
+            means = [None if g is None else scale_gradient(g, inv_k) for g in acc.local_sums(like)]
             self._transform_and_apply(means, variables)
-            for total in self._gradient_sums:
-                total.assign(tf.zeros_like(total))
+            acc.reset()
             return tf.constant(True)
 
-        tf.cond(count % k == 0, update, lambda: tf.constant(False))
+        tf.cond(count % self.accumulation_steps == 0, update, lambda: tf.constant(False))
 
     # ---- serialization ------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
