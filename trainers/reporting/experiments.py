@@ -195,7 +195,7 @@ SCALES: dict[str, Scale] = {
         quadratic_learning_rates=(0.01,),
         quadratic_steps=20,
         quadratic_log_every=5,
-        deep_mlp_depth=2,
+        deep_mlp_depth=1,  # one (Dense, BN, dropout) block: the section's files, not its numbers
         deep_mlp_epochs=3.0,  # one epoch per learning-rate phase
         data_limit=200,
     ),
