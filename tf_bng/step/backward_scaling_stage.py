@@ -9,7 +9,7 @@ factors the transform measured back into the true ones, and brings the
 micro-batches of an accumulation window to one common factor.
 
 It is exact only for direction-only transforms: :meth:`check` refuses the
-rest, once, when the step is built.
+rest, once, when the step is built (before the rewrite).
 """
 
 from __future__ import annotations
@@ -51,36 +51,12 @@ class BackwardScaling:
         """``id`` of the points' own factor variables (not forward state to put back)."""
         return {id(v) for v in self.points.factors}
 
-    def check(self, transform: GradientTransform, optimizer: Any) -> None:
-        """Refuses settings whose update would change under scaling; the message names them.
+    def prepare(self, transform: GradientTransform) -> None:
+        """Reads which scale points multiply each block and variable of ``transform``.
 
         Args:
-            transform: The step's transform.
-            optimizer: The step's optimizer.
-
-        Raises:
-            ValueError: a composed transform, a magnitude-based rule, ``max_scale``,
-                ``epsilon`` > 0, blocks spanning layers, regularization losses or AdaGradBNG.
+            transform: The step's transform (checked by :func:`checked`).
         """
-        if not isinstance(transform, BlockTransform):
-            raise ValueError(
-                "backward_scaling needs a transform given by name or TransformConfig "
-                "(ng or ng_adap), not a composed GradientTransform."
-            )
-        for index, rule in enumerate(transform.config.rules()):
-            _check_rule(index, rule)
-        if self.model.losses:
-            raise ValueError(
-                "backward_scaling cannot be used with regularization losses (model.losses, e.g. "
-                "an l2 kernel regularizer / model.weight_decay): their gradient does not pass "
-                "through the scaled backward signal. Use the optimizer's decoupled weight_decay "
-                "instead."
-            )
-        if type(optimizer).__name__ == "AdaGradBNG":
-            raise ValueError(
-                "backward_scaling cannot be used with AdaGradBNG, whose step size uses the true "
-                "gradient norm; use ng with another optimizer."
-            )
         variables = self.model.trainable_variables
         blocks = transform.layout(variables, [True] * len(variables)).blocks
         self._block_matrix = self.points.block_matrix(variables, blocks)
@@ -116,6 +92,29 @@ class BackwardScaling:
         return scaling.power_of_two(tf.convert_to_tensor(window.reference) - own)
 
 
+def _check_settings(transform: GradientTransform, model: keras.Model, optimizer: Any) -> None:
+    """Refuses settings whose update would change under scaling; the message names them."""
+    if not isinstance(transform, BlockTransform):
+        raise ValueError(
+            "backward_scaling needs a transform given by name or TransformConfig "
+            "(ng or ng_adap), not a composed GradientTransform."
+        )
+    for index, rule in enumerate(transform.config.rules()):
+        _check_rule(index, rule)
+    if model.losses:
+        raise ValueError(
+            "backward_scaling cannot be used with regularization losses (model.losses, e.g. "
+            "an l2 kernel regularizer / model.weight_decay): their gradient does not pass "
+            "through the scaled backward signal. Use the optimizer's decoupled weight_decay "
+            "instead."
+        )
+    if type(optimizer).__name__ == "AdaGradBNG":
+        raise ValueError(
+            "backward_scaling cannot be used with AdaGradBNG, whose step size uses the true "
+            "gradient norm; use ng with another optimizer."
+        )
+
+
 def _check_rule(index: int, rule) -> None:
     where = "transform" if index == 0 else f"transform group {index}"
     if index and rule.transform == "none":
@@ -147,13 +146,14 @@ def checked(
     """The step's stage from its ``backward_scaling`` argument (True builds it), checked."""
     if backward_scaling is False or backward_scaling is None:
         return None
-    stage = BackwardScaling(model) if backward_scaling is True else backward_scaling
-    if not isinstance(stage, BackwardScaling):
+    if backward_scaling is not True and not isinstance(backward_scaling, BackwardScaling):
         raise TypeError(
             f"backward_scaling must be True, False or a tf_bng.step.BackwardScaling; got "
             f"{backward_scaling!r}."
         )
-    if stage.model is not model:
+    if backward_scaling is not True and backward_scaling.model is not model:
         raise ValueError("backward_scaling was built for another model than the step's.")
-    stage.check(transform, optimizer)
+    _check_settings(transform, model, optimizer)  # before the rewrite: its refusals come first
+    stage = BackwardScaling(model) if backward_scaling is True else backward_scaling
+    stage.prepare(transform)
     return stage
