@@ -112,3 +112,23 @@ def test_accumulation_steps_are_checked_once_for_step_and_wrappers(steps):
         _step(_model(), accumulation_steps=steps)
     with pytest.raises(ValueError, match="accumulation_steps must be"):
         tf_bng.NormalizedOptimizer(keras.optimizers.SGD(0.1), accumulation_steps=steps)
+
+
+@pytest.mark.parametrize(
+    "dtype, value",
+    [("float32", 1e-30), ("float32", 1e30), ("float32", 1e38), ("float16", 6e4), ("float16", 1e-7)],
+)
+def test_the_accumulated_mean_is_exact_over_the_float_range(dtype, value):
+    # float32 sums of float16 gradients, divided before the cast back: 2 x 6e4 overflows
+    # float16 (max 65504), the mean does not; 2 x 1e38 stays inside float32 (max 3.4e38).
+    variable = tf.Variable(tf.zeros([3], dtype))
+    acc = GradientAccumulator([variable], 2)
+    grad = tf.constant([value, -value, value / 2], dtype)
+    acc.add([grad])
+    acc.add([grad])
+    (mean,) = acc.local_means([variable])
+    assert mean.dtype == variable.dtype and acc.buffers[0].dtype == tf.float32
+    np.testing.assert_array_equal(mean.numpy(), grad.numpy())
+    acc.reset()
+    (mean,) = acc.local_means([variable])
+    np.testing.assert_array_equal(mean.numpy(), np.zeros(3, dtype))

@@ -92,7 +92,7 @@ def test_replicas_see_different_halves_of_the_batch(mirrored_strategy):
 
     batch = next(iter(distributed_batches(mirrored_strategy, data)))
     per_replica_loss = mirrored_strategy.run(
-        lambda b: step.compute_loss(b[0], b[1], None, training=False)[0], args=(batch,)
+        lambda b: step.gradients.loss(b[0], b[1], None, training=False)[0], args=(batch,)
     )
     losses = [float(t) for t in mirrored_strategy.experimental_local_results(per_replica_loss)]
     assert abs(losses[0] - losses[1]) > 1e-3 * max(abs(losses[0]), abs(losses[1]))

@@ -64,7 +64,7 @@ def checked_accumulation_steps(steps: Any) -> int:
     return int(steps)
 
 
-def sum_dtype(variable: Any) -> tf.DType:
+def _sum_dtype(variable: Any) -> tf.DType:
     """float32, or the variable's own float dtype when it is wider."""
     dtype = tf.as_dtype(variable.dtype)
     return dtype if dtype.is_floating and dtype.size > 4 else tf.float32
@@ -100,7 +100,7 @@ class GradientAccumulator(tf.Module):
         self.steps = int(steps)
         self.count = make_variable("micro_steps", (), tf.int64, False)
         self.buffers = [
-            make_variable(f"grad_sum_{i}", v.shape, sum_dtype(v), True)
+            make_variable(f"grad_sum_{i}", v.shape, _sum_dtype(v), True)
             for i, v in enumerate(variables)
         ]
 
@@ -117,17 +117,23 @@ class GradientAccumulator(tf.Module):
                 value = tf.cast(tf.convert_to_tensor(grad), buffer.dtype)
                 buffer.assign_add(value if factors is None else value * factors[i])
 
-    def local_sums(self, like: Sequence[Any]) -> list:
-        """This replica's sums.
+    def local_means(self, like: Sequence[Any]) -> list:
+        """This replica's sums divided by ``steps``: in the sums' dtype, then cast.
+
+        Dividing before the cast keeps a float16 mean finite where the sum of k float16
+        gradients would not be (all-reducing the means gives the global mean).
 
         Args:
             like: Per variable, something with the dtype to return (None: no gradient).
 
         Returns:
-            The sums in those dtypes, None where ``like`` is None.
+            The means in those dtypes, None where ``like`` is None.
         """
+        inv_steps = 1.0 / self.steps
         return [
-            None if g is None else tf.cast(tf.convert_to_tensor(b), tf.as_dtype(g.dtype))
+            None
+            if g is None
+            else tf.cast(tf.convert_to_tensor(b) * tf.constant(inv_steps, b.dtype), g.dtype)
             for b, g in zip(self.buffers, like)
         ]
 

@@ -38,7 +38,7 @@ class EvalStep:
         self.model = train_step.model
         self.strategy = train_step.strategy
         self.task = task
-        self._loss_fn = train_step.per_example_loss
+        self._loss_fn = train_step.gradients.per_example_loss
         self._sums = tf.function(self._distributed_sums)
 
     def _replica_sums(self, batch):

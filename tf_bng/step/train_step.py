@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 
 from tf_bng import distributed
-from tf_bng.gradient_transforms import GradientTransform, scale_gradient
+from tf_bng.gradient_transforms import GradientTransform
 from tf_bng.step import backward_scaling_stage, guard
 from tf_bng.step.accumulation import AccumulationWindow, checked_accumulation_steps
 from tf_bng.step.apply_stage import ApplyStage
@@ -99,7 +99,8 @@ class TrainStep:
             not divide, an unbuilt model, ``accumulation_steps`` < 1, optimizer clipping under
             several replicas or Keras's ``gradient_accumulation_steps``, or
             ``backward_scaling`` with settings it cannot keep exact (the message names them).
-        TypeError: ``transform`` is none of the kinds above, or ``loss`` is not callable.
+        TypeError: ``transform`` or ``backward_scaling`` is none of the kinds above, or
+            ``loss`` is not callable.
     """
 
     def __init__(
@@ -187,11 +188,6 @@ class TrainStep:
         return self.transform_stage.block_names
 
     @property
-    def per_example_loss(self):
-        """``(y, pred) -> [batch]`` losses, for evaluation."""
-        return self.gradients.per_example_loss
-
-    @property
     def bad_steps(self) -> guard.BadStepCounter | None:
         """The skipped-step counter (None when the guard is off)."""
         return self.guard.bad_steps
@@ -210,17 +206,6 @@ class TrainStep:
     def last_log10_norms(self) -> tf.Variable:
         """Per block, log10 of the last applied update's true norms (backward scaling)."""
         return self.record.log10_norms
-
-    def compute_loss(self, x, y, sample_weight, training: bool = True):
-        """One replica's ``(loss, predictions)``: the share of the mean loss plus model losses.
-
-        Args:
-            x: The replica's inputs.
-            y: The replica's targets.
-            sample_weight: Per-example weights, or ``None``.
-            training: Passed to the model (dropout, BatchNorm).
-        """
-        return self.gradients.loss(x, y, sample_weight, training=training)
 
     def checkpoint_items(self) -> dict:
         """The step's own state to checkpoint next to the model and optimizer, by name."""
@@ -326,12 +311,10 @@ class TrainStep:
         return loss
 
     def _window_update(self):
-        """In a replica, at a window's end: all-reduce the sums once, average, transform."""
+        """In a replica, at a window's end: average, all-reduce once, transform."""
         variables = self.model.trainable_variables
         like = [v if present else None for v, present in zip(variables, self._present)]
-        grads = distributed.sum_over_replicas(self.accumulator.local_sums(like))
-        inv_k = tf.constant(1.0 / self.accumulation_steps)
-        grads = [None if g is None else scale_gradient(g, inv_k) for g in grads]
+        grads = distributed.sum_over_replicas(self.accumulator.local_means(like))
         result = self.transform_stage(grads)
         return result.grads, self._reports(result, self.accumulator), result.finite
 

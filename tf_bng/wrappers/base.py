@@ -26,7 +26,7 @@ from keras.saving import deserialize_keras_object, serialize_keras_object
 from tf_bng import distributed
 from tf_bng import norms as norms_lib
 from tf_bng import selectors as selectors_lib
-from tf_bng.gradient_transforms import all_finite, scale_gradient
+from tf_bng.gradient_transforms import all_finite
 from tf_bng.step import guard as step_guard
 from tf_bng.step.accumulation import GradientAccumulator, checked_accumulation_steps
 from tf_bng.transforms import BlockTransform, TransformConfig
@@ -437,9 +437,7 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         like = [g if g is None else v for g, v in zip(grads, variables)]
 
         def update():
-            inv_k = tf.constant(1.0 / self.accumulation_steps)
-            means = [None if g is None else scale_gradient(g, inv_k) for g in acc.local_sums(like)]
-            self._transform_and_apply(means, variables)
+            self._transform_and_apply(acc.local_means(like), variables)
             acc.reset()
             return tf.constant(True)
 
