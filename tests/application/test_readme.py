@@ -7,7 +7,7 @@ that supplies the placeholders (``model``, ``dataset``, ``grads``, ``x``, ``y``)
 
 Every command of every shell block (```bash, sh, shell, console) is either run
 as written in a fresh checkout-like directory, bounded to two training steps
-(and two seeds), or checked without running (make targets, pip extras): the
+(and two seeds, a 2-layer MLP), or checked without running (make targets, pip extras): the
 rules are in readme_commands.py, and a command no rule knows fails the test.
 """
 
@@ -192,6 +192,16 @@ def test_the_parser_sees_every_command_and_refuses_unknown_operators():
     unknown = shell.shell_commands("```bash\nrm -rf runs\n```\n")[0]
     with pytest.raises(AssertionError, match="rm -rf runs"):
         shell.rule_for(unknown)
+
+
+def test_the_model_bound_never_replaces_a_readme_value():
+    mlp = ["tf-bng-train", "--config=configs/mnist_mlp.py:depth=18", "--workdir=w"]
+    assert shell.bound_train(mlp) == ["--config.train.steps=2", "--config.model.depth=2"]
+    assert shell.bound_train([*mlp, "--config.model.depth=6"]) == ["--config.train.steps=2"]
+    assert shell.bound_train(["tf-bng-train", "--config=configs/quadratic.py"]) == [
+        "--config.train.steps=2"
+    ]
+    assert shell.bound_train(["tf-bng-train", "--help"]) == []
 
 
 @pytest.mark.parametrize(
