@@ -1,7 +1,7 @@
 """Kills and signals: the same command resumes, bit for bit, and writes nothing outside workdir.
 
 One chain of real binary runs on one workdir, with ``runtime.deterministic``:
-kill -9 at a random moment, SIGTERM, kill -9 again, then run to the end;
+SIGTERM, then kill -9 at a random moment of the resumed run, then run to the end;
 next to it, the same command uninterrupted in another workdir. Every run
 gets an empty HOME and TMPDIR and an empty current directory. SIGINT is
 tested in-process (deterministically, at a known inner loop).
@@ -37,7 +37,10 @@ SETTINGS = {
     "train.checkpoint_every": 6,
     "runtime.deterministic": True,
 }
-ACTIONS = (signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, None)  # None: run to the end
+# None: run to the end. SIGTERM first, so the kill -9 always lands in a resumed run past its
+# checkpoint (a kill before the first checkpoint proves nothing): each launch costs ~25 s of
+# start-up and tracing, and a second kill round covered nothing this order leaves out.
+ACTIONS = (signal.SIGTERM, signal.SIGKILL, None)
 LAUNCH_TIMEOUT = 120
 
 
@@ -111,7 +114,7 @@ def test_kill_9_at_random_moments_then_resume_equals_an_uninterrupted_run(chain)
     launches = chain["launches"]
     assert launches[-1]["code"] == 0, launches[-1]["stderr"][-3000:]
     killed = [run for run in launches if run["signum"] == signal.SIGKILL]
-    assert [run["code"] for run in killed] == [-signal.SIGKILL] * 2
+    assert [run["code"] for run in killed] == [-signal.SIGKILL]
     # A run resumes only from a checkpoint an earlier run saved (a kill may land before one, or
     # while the first one is written: then there is nothing intact to resume from yet), and the
     # last run resumes.
