@@ -13,20 +13,26 @@ def _metrics(workdir: str) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIMING} for r in read_records(workdir)]
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Seed 5 twice and seed 6 once: the seed-5 run is shared by both comparisons below."""
+    root = tmp_path_factory.mktemp("determinism")
+    base = {"runtime.deterministic": True, "train.steps": 8}
+    metrics = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        train_and_evaluate(tiny_config(**base, **{"train.seed": seed}), str(root / name))
+        metrics[name] = _metrics(str(root / name))
+    return metrics
+
+
 @pytest.mark.slow
-def test_two_runs_of_one_config_log_identical_metrics(tmp_path):
-    settings = {"runtime.deterministic": True, "train.steps": 8, "train.seed": 5}
-    train_and_evaluate(tiny_config(**settings), str(tmp_path / "a"))
-    train_and_evaluate(tiny_config(**settings), str(tmp_path / "b"))
-    first, second = _metrics(str(tmp_path / "a")), _metrics(str(tmp_path / "b"))
+def test_two_runs_of_one_config_log_identical_metrics(runs):
+    first, second = runs["a"], runs["b"]
     assert len(first) >= 4 and any(r.get("split") == "eval" for r in first)
     assert first == second  # floats compared exactly
 
 
 @pytest.mark.slow
-def test_another_seed_changes_the_metrics(tmp_path):
+def test_another_seed_changes_the_metrics(runs):
     """The comparison above can fail: a different seed gives different numbers."""
-    base = {"runtime.deterministic": True, "train.steps": 8}
-    train_and_evaluate(tiny_config(**base, **{"train.seed": 5}), str(tmp_path / "a"))
-    train_and_evaluate(tiny_config(**base, **{"train.seed": 6}), str(tmp_path / "b"))
-    assert _metrics(str(tmp_path / "a")) != _metrics(str(tmp_path / "b"))
+    assert runs["a"] != runs["c"]
