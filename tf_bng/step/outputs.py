@@ -6,8 +6,6 @@ step; ``loop(iterator, n)`` returns the last step's output with the loss
 totals summed over its n steps.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import tensorflow as tf
