@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.transform_candidates
 	$(PY) -m benchmarks.backward_scaling_cost
 	$(PY) -m benchmarks.determinism_cost
+	$(PY) -m benchmarks.update_trust_ratio_cost
 
 bench-accelerator: $(STAMP)
 	$(PY) -m benchmarks.accelerator

@@ -26,6 +26,7 @@ from benchmarks import (
     timing,
     transform_bandwidth,
     transform_candidates,
+    update_trust_ratio_cost,
     workloads,
     wrapper_vs_step,
 )
@@ -87,6 +88,11 @@ def test_step_overhead_lists_global_clip_once_whatever_the_blocks():
         (backward_scaling_cost, ["--models", "resnet20"], rf"backward_scaling resnet20={RATIO}"),
         (determinism_cost, ["--models", "deep_mlp"], rf"determinism deep_mlp={RATIO}"),
         (sync_batch_norm_cost, [], rf"sync_batch_norm deep_mlp={RATIO}"),
+        (
+            update_trust_ratio_cost,
+            ["--models", "deep_mlp"],
+            rf"update_trust_ratio deep_mlp={RATIO}",
+        ),
         (
             transform_candidates,
             ["--models", "many_blocks", "--candidates", "per_block,default"],

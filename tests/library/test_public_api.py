@@ -174,6 +174,7 @@ EXPECTED: dict[str, set[str]] = {
         "ClippedOptimizer",
         "DEFAULT_BLOCKS",
         "NormalizedOptimizer",
+        "UpdateTrustRatioOptimizer",
     },
 }
 

@@ -22,7 +22,7 @@ from tf_bng.gradient_transforms.protocol import GradientTransform
 __all__ = ["lars"]
 
 
-def _unless(patterns: Sequence[str]) -> selectors_lib.Selector:
+def unless_path(patterns: Sequence[str]) -> selectors_lib.Selector:
     """Variables whose path matches none of ``patterns`` (Model Garden's ``re.search`` rule)."""
     if isinstance(patterns, str):
         patterns = (patterns,)
@@ -63,6 +63,7 @@ def lars(
     adapt = trust_ratio(alpha=eta, blocks="variable")
     stages = []
     if weight_decay > 0:
-        stages.append(masked(_unless(exclude_from_weight_decay), add_decayed_weights(weight_decay)))
-    stages.append(masked(_unless(exclude_from_layer_adaptation), adapt))
+        decay = add_decayed_weights(weight_decay)
+        stages.append(masked(unless_path(exclude_from_weight_decay), decay))
+    stages.append(masked(unless_path(exclude_from_layer_adaptation), adapt))
     return chain(*stages)

@@ -4,6 +4,7 @@ from tf_bng.wrappers.adaptive import AdaptiveNormalizedOptimizer
 from tf_bng.wrappers.base import DEFAULT_BLOCKS, BlockTransformOptimizer
 from tf_bng.wrappers.clipped import ClippedOptimizer
 from tf_bng.wrappers.normalized import NormalizedOptimizer
+from tf_bng.wrappers.update_trust_ratio import UpdateTrustRatioOptimizer
 
 __all__ = [
     "AdaptiveNormalizedOptimizer",
@@ -11,4 +12,5 @@ __all__ = [
     "ClippedOptimizer",
     "DEFAULT_BLOCKS",
     "NormalizedOptimizer",
+    "UpdateTrustRatioOptimizer",
 ]

@@ -30,52 +30,16 @@ from tf_bng.gradient_transforms import all_finite
 from tf_bng.step import guard as step_guard
 from tf_bng.step.accumulation import GradientAccumulator, checked_accumulation_steps
 from tf_bng.transforms import BlockTransform, TransformConfig
+from tf_bng.wrappers.inner import InnerOptimizerProxy, check_keras_optimizer, reject_unowned_kwargs
 
 __all__ = ["DEFAULT_BLOCKS", "BlockTransformOptimizer"]
 
 DEFAULT_BLOCKS = "layer"
 """The paper's blocks: all variables of one layer (grouped by ``variable.path``)."""
 
-# Base-optimizer settings a wrapper does not own: they belong to the inner
-# optimizer, which is the one that steps (or they would act twice / per replica).
-_INNER_ONLY_ARGS = (
-    "learning_rate",
-    "weight_decay",
-    "clipnorm",
-    "clipvalue",
-    "global_clipnorm",
-    "use_ema",
-    "ema_momentum",
-    "ema_overwrite_frequency",
-    "loss_scale_factor",
-    "gradient_accumulation_steps",
-)
-
-
-def reject_unowned_kwargs(owner: str, kwargs: dict[str, Any]) -> None:
-    """Raise a clear error for base-optimizer arguments passed to a wrapper."""
-    for name in _INNER_ONLY_ARGS:
-        if name in kwargs:
-            raise ValueError(
-                f"{owner} does not accept `{name}`: it wraps another optimizer, and `{name}` "
-                f"belongs to that one. Set it on the inner optimizer instead, e.g. "
-                f"{owner}(keras.optimizers.Adam(..., {name}=...)). "
-                + (
-                    "The wrapper's `learning_rate` property reads and sets the inner one."
-                    if name == "learning_rate"
-                    else ""
-                )
-            )
-    if kwargs:
-        raise ValueError(f"{owner} got unexpected arguments: {', '.join(sorted(kwargs))}.")
-
 
 def _check_inner(owner: str, optimizer: Any) -> None:
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise TypeError(
-            f"{owner} wraps a Keras 3 optimizer instance (e.g. keras.optimizers.SGD(0.1)); "
-            f"got {type(optimizer).__name__}."
-        )
+    check_keras_optimizer(owner, optimizer)
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         raise ValueError(
             f"Wrap the other way round: LossScaleOptimizer({owner}(...)). Loss scaling must "
@@ -127,7 +91,7 @@ def _zero_unless(finite, grad):
     return tf.where(finite, grad, tf.zeros_like(grad))
 
 
-class BlockTransformOptimizer(keras.optimizers.Optimizer):
+class BlockTransformOptimizer(InnerOptimizerProxy):
     """Base class: an inner optimizer stepping on block-transformed gradients.
 
     Subclasses set ``transform_name`` (a :data:`tf_bng.TRANSFORMS` entry) and
@@ -276,21 +240,6 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
         """Every registered norm by name, as a function of one tensor."""
         return {name: _single_tensor_norm(name) for name in norms_lib.available_norms()}
 
-    # ---- proxies to the inner optimizer ---------------------------------------
-    @property
-    def learning_rate(self):
-        """The inner optimizer's learning rate (read and set through the wrapper)."""
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def iterations(self):
-        """The inner optimizer's step counter."""
-        return self.inner_optimizer.iterations
-
     @property
     def variables(self):
         """The wrapper's variables, then the inner optimizer's, then ``bad_steps``'s.
@@ -321,9 +270,6 @@ class BlockTransformOptimizer(keras.optimizers.Optimizer):
                 variable.assign(store[str(i)])
             return
         super().load_own_variables(store)
-
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
 
     def build(self, variables):
         """Builds the inner optimizer and the wrapper for ``variables`` (only once)."""
