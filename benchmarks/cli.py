@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks.timing import Timings, interleaved, machine_load, ratio_rows
+from benchmarks import workloads
+from benchmarks.timing import HEADER_CELLS, Timings, interleaved, machine_load, ratio_rows
 
 
 def parser(doc: str, *, rounds: int, repeats: int = 1) -> argparse.ArgumentParser:
@@ -51,3 +52,33 @@ def compare(
     for candidate, row in rows.items():
         print(f"{model:<9} {candidate:<{width}} {row.cells()}")
     return rows, timings
+
+
+def headline_per_model(
+    args: argparse.Namespace,
+    calls_for: Callable[[workloads.Workload], dict],
+    *,
+    reference: str,
+    candidate: str,
+    headline: str,
+    default_rounds: dict,
+    width: int,
+) -> dict:
+    """For each of ``args.models``: time ``calls_for(workload)``, print the table, and end with
+    ``<headline> <model>=<candidate / reference> ...``; returns those ratios by model."""
+    print(f"{'model':<9} {'candidate':<{width}} {HEADER_CELLS}")
+    summary = {}
+    for name in names(args.models):
+        calls = calls_for(workloads.build(name, smoke=args.smoke))
+        rounds, repeats = default_rounds.get(name, (10, 1))
+        rows, _ = compare(
+            name,
+            calls,
+            reference,
+            width=width,
+            rounds=args.rounds or rounds,
+            repeats=args.repeats or repeats,
+        )
+        summary[name] = rows[candidate].ratio
+    print(f"{headline} " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
+    return summary

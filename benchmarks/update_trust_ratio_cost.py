@@ -18,7 +18,6 @@ from collections.abc import Sequence
 import keras
 
 from benchmarks import cli, workloads
-from benchmarks.timing import HEADER_CELLS
 from tf_bng.wrappers import UpdateTrustRatioOptimizer
 
 DEFAULT_ROUNDS = {"deep_mlp": (40, 2), "resnet20": (15, 1)}
@@ -29,29 +28,24 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p = cli.parser(__doc__, rounds=0, repeats=0)
     p.add_argument("--models", default="deep_mlp,resnet20")
     args = cli.parse(p, argv)
-    print(f"{'model':<9} {'candidate':<24} {HEADER_CELLS}")
-    summary = {}
-    for name in cli.names(args.models):
-        workload = workloads.build(name, smoke=args.smoke)
-        calls = {
+
+    def calls_for(workload):
+        wrapped = UpdateTrustRatioOptimizer(keras.optimizers.Adam(1e-3))
+        return {
             ADAM: workloads.step_call(workload, optimizer=keras.optimizers.Adam(1e-3)),
-            WRAPPED: workloads.step_call(
-                workload, optimizer=UpdateTrustRatioOptimizer(keras.optimizers.Adam(1e-3))
-            ),
+            WRAPPED: workloads.step_call(workload, optimizer=wrapped),
             LAMB: workloads.step_call(workload, optimizer=keras.optimizers.Lamb(1e-3)),
         }
-        rounds, repeats = DEFAULT_ROUNDS.get(name, (10, 1))
-        rows, _ = cli.compare(
-            name,
-            calls,
-            ADAM,
-            width=24,
-            rounds=args.rounds or rounds,
-            repeats=args.repeats or repeats,
-        )
-        summary[name] = rows[WRAPPED].ratio
-    print("update_trust_ratio " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
-    return summary
+
+    return cli.headline_per_model(
+        args,
+        calls_for,
+        reference=ADAM,
+        candidate=WRAPPED,
+        headline="update_trust_ratio",
+        default_rounds=DEFAULT_ROUNDS,
+        width=24,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from benchmarks import cli, workloads
-from benchmarks.timing import HEADER_CELLS
 from tf_bng import NormalizedOptimizer
 
 DEFAULT_ROUNDS = {"deep_mlp": (60, 2), "resnet20": (20, 1)}
@@ -28,27 +27,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--models", default="deep_mlp,resnet20")
     args = cli.parse(p, argv)
 
-    print(f"{'model':<9} {'candidate':<26} {HEADER_CELLS}")
-    summary = {}
-    for name in cli.names(args.models):
-        workload = workloads.build(name, smoke=args.smoke)
-        calls = {
+    def calls_for(workload):
+        return {
             REFERENCE: workloads.step_call(workload, transform="ng"),
             WRAPPER: workloads.tape_step_call(workload, NormalizedOptimizer(workloads.sgd())),
             "tape + SGD (no transform)": workloads.tape_step_call(workload, workloads.sgd()),
         }
-        rounds, repeats = DEFAULT_ROUNDS.get(name, (20, 1))
-        rows, _ = cli.compare(
-            name,
-            calls,
-            REFERENCE,
-            width=26,
-            rounds=args.rounds or rounds,
-            repeats=args.repeats or repeats,
-        )
-        summary[name] = rows[WRAPPER].ratio
-    print("wrapper_vs_step " + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
-    return summary
+
+    return cli.headline_per_model(
+        args,
+        calls_for,
+        reference=REFERENCE,
+        candidate=WRAPPER,
+        headline="wrapper_vs_step",
+        default_rounds=DEFAULT_ROUNDS,
+        width=26,
+    )
 
 
 if __name__ == "__main__":

@@ -267,6 +267,8 @@ class BlockTransform(GradientTransform):
         grads, variables = list(grads), list(variables)
         check_gradients(grads, variables)
         self.layout(variables, present_mask(grads))  # the warnings, at trace time
+        # The arithmetic is in the chain ``build()`` made: for "ng" with no groups or
+        # exclude, ``ScaleBlocks(Normalize())`` (gradient_transforms/scale_blocks.py).
         with tf.name_scope("block_transform"):
             return self.transform.apply(grads, variables)
 

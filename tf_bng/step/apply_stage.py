@@ -1,10 +1,9 @@
 """The last stage of a train step: the transformed global gradient to the Keras optimizer.
 
-Keras 3 sums the gradients over replicas inside ``optimizer.apply``; the
-gradient here is already the global one, identical on every replica, so it
-is divided by the replica count first and Keras's sum restores it exactly
-(:func:`tf_bng.distributed.divide_for_keras_sum`). The train metrics are
-updated by applied steps only, here.
+Keras 3 sums the gradients over replicas inside ``optimizer.apply``: the step
+hands this stage the global gradient already divided by the replica count
+(:func:`tf_bng.distributed.divide_for_keras_sum`), so Keras's sum restores it
+exactly. The train metrics are updated by applied steps only, here.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-
-from tf_bng import distributed
 
 __all__ = ["ApplyStage"]
 
@@ -43,7 +40,7 @@ class ApplyStage:
             metric.update_state(y, pred, sample_weight=sample_weight)
 
     def __call__(self, grads: Sequence[Any], metric_inputs: tuple | None = None) -> None:
-        """``optimizer.apply`` of the global gradient, then the metrics (when given inputs)."""
-        self.optimizer.apply(distributed.divide_for_keras_sum(grads), self.variables)
+        """``optimizer.apply`` of the divided global gradient, then the metrics (given inputs)."""
+        self.optimizer.apply(list(grads), self.variables)
         if metric_inputs is not None:
             self.update_metrics(*metric_inputs)

@@ -10,9 +10,14 @@ One update runs, in order:
    locally, all-reduced once at the window's end;
 5. :mod:`.transform_stage`: the block transform, with its norms and factors
    (true ones under :mod:`.backward_scaling_stage`);
-6. :mod:`.guard` (cross-replica): one finiteness decision for all replicas;
+6. divide by the replica count (:func:`tf_bng.distributed.divide_for_keras_sum`):
+   Keras sums the identical copies back inside ``optimizer.apply``;
+7. :mod:`.guard` (cross-replica): one finiteness decision for all replicas;
    a skipped step puts back the forward state and is counted;
-7. :mod:`.apply_stage`: ``optimizer.apply`` of any Keras 3 optimizer.
+8. :mod:`.apply_stage`: ``optimizer.apply`` of any Keras 3 optimizer.
+
+Steps 1-6 of one update read top to bottom in :meth:`TrainStep._replica_update`,
+7-8 in :meth:`TrainStep._one_step`.
 
 The guard sits outside the replicas because ``optimizer.apply`` calls
 ``merge_call``, which a ``cond`` inside ``strategy.run`` does not allow.
@@ -24,7 +29,7 @@ a :class:`~tf_bng.step.outputs.StepOutput`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -44,6 +49,17 @@ from tf_bng.transforms import TransformConfig
 __all__ = ["TrainStep"]
 
 _SUM = tf.distribute.ReduceOp.SUM
+
+
+class ReplicaUpdate(NamedTuple):
+    """What one replica hands back from :meth:`TrainStep._replica_update`."""
+
+    loss: tf.Tensor
+    grads: list  # global, transformed, divided by the replica count for Keras's sum
+    reports: tuple  # block norms, scales, log10 norms
+    finite: tf.Tensor
+    metric_inputs: tuple
+    before: list  # the forward state (BatchNorm statistics) before this step
 
 
 class TrainStep:
@@ -218,36 +234,38 @@ class TrainStep:
         return {name: item for name, item in items.items() if item is not None}
 
     # -- one update ---------------------------------------------------------------
-    def _replica_update(self, batch):
-        """In a replica: gradients and loss, all-reduce, unscale, transform."""
+    def _replica_update(self, batch) -> ReplicaUpdate:
+        """In a replica: gradients and loss, all-reduce, unscale, transform, divide for Keras."""
         before = self.guard.snapshot()
         loss, grads, metric_inputs = self.gradients(batch)
         grads = distributed.sum_over_replicas(grads)
         if self.loss_scale is not None:
             grads = self.loss_scale.unscale(grads)
         result = self.transform_stage(grads)
-        return loss, result.grads, self._reports(result), result.finite, metric_inputs, before
+        grads = distributed.divide_for_keras_sum(result.grads)
+        return ReplicaUpdate(
+            loss, grads, self._reports(result), result.finite, metric_inputs, before
+        )
 
     def _one_step(self, batch) -> StepOutput:
         if self.accumulator is not None:
             return self._micro_step(batch)
-        loss, grads, reports, finite, metric_inputs, before = self.strategy.run(
-            self._replica_update, args=(batch,)
-        )
-        loss = self.strategy.reduce(_SUM, loss, axis=None)
-        reports = self._first_replica(reports)
+        update = self.strategy.run(self._replica_update, args=(batch,))
+        loss = self.strategy.reduce(_SUM, update.loss, axis=None)
+        reports = self._first_replica(update.reports)
         # Every replica saw the same all-reduced gradient and the loss is summed over all
         # of them: one decision for the whole cluster.
-        finite = tf.logical_and(self._first_replica(finite), tf.math.is_finite(loss))
+        finite = tf.logical_and(self._first_replica(update.finite), tf.math.is_finite(loss))
 
         def apply():
-            self.strategy.run(self.apply, args=(grads, metric_inputs))
+            self.strategy.run(self.apply, args=(update.grads, update.metric_inputs))
             self.record.keep(*reports)
 
         def skip():
             if self.guard.forward_state:
                 self.strategy.run(
-                    lambda values: guard.restore(self.guard.forward_state, values), args=(before,)
+                    lambda values: guard.restore(self.guard.forward_state, values),
+                    args=(update.before,),
                 )
 
         applied = self._guarded(finite, apply, skip)
@@ -316,7 +334,8 @@ class TrainStep:
         like = [v if present else None for v, present in zip(variables, self._present)]
         grads = distributed.sum_over_replicas(self.accumulator.local_means(like))
         result = self.transform_stage(grads)
-        return result.grads, self._reports(result, self.accumulator), result.finite
+        grads = distributed.divide_for_keras_sum(result.grads)
+        return grads, self._reports(result, self.accumulator), result.finite
 
     def _end_window(self) -> tf.Tensor:
         window = self.accumulator
@@ -355,6 +374,8 @@ class TrainStep:
     # -- several steps in one call ------------------------------------------------
     def _loop(self, iterator, num_steps) -> StepOutput:
         """``num_steps`` updates (times ``accumulation_steps`` batches); loss totals summed."""
+        # Inside this tf.function the plain step is inlined; under XLA each step is
+        # its own compiled function (``step``), the iterator staying outside XLA.
         step = self.step if self.jit_compile else self._one_step
         output = step(next(iterator))
         total, counted = output.loss_total, output.losses_counted

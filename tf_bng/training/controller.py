@@ -275,6 +275,24 @@ class Controller:
             if self.log is not None:
                 self.log.close()
 
+    def _train(self, iterator, num_steps: int, start: int, updates_at_start: int):
+        """One inner loop: ``(output, bad steps so far, seconds)``; the window's losses added."""
+        started = time.perf_counter()
+        try:
+            output = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
+            bad_total = int(output.bad_steps.numpy())  # waits for the steps to finish
+        except (tf.errors.OutOfRangeError, StopIteration):
+            # The loop may have taken some of its steps before the data ended.
+            self.step_counter.assign(start + self._updates() - updates_at_start)
+            raise self._out_of_data() from None
+        seconds = time.perf_counter() - started
+        total, counted = self._window_loss
+        self._window_loss = (
+            total + float(output.loss_total.numpy()),
+            counted + int(output.losses_counted.numpy()),
+        )
+        return output, bad_total, seconds
+
     def _run(self, stop: StopRequest) -> dict:
         start, restored = self._resume()
         if restored and start >= self.total_steps:
@@ -300,27 +318,15 @@ class Controller:
                 step, self.total_steps, self.log_every, self.eval_every, self.checkpoint_every
             )
             num_steps = min(self.steps_per_loop, target - step)
-            started = time.perf_counter()
-            try:
-                output = self.train_step.loop(iterator, tf.constant(num_steps, tf.int32))
-                bad_total = int(output.bad_steps.numpy())  # waits for the steps to finish
-            except (tf.errors.OutOfRangeError, StopIteration):
-                # The loop may have taken some of its steps before the data ended.
-                self.step_counter.assign(start + self._updates() - updates_at_start)
-                raise self._out_of_data() from None
+            output, bad_total, seconds = self._train(iterator, num_steps, start, updates_at_start)
             if traced:
-                window_seconds += time.perf_counter() - started
+                window_seconds += seconds
                 window_steps += num_steps
             traced = True
             step += num_steps
             self.step_counter.assign(step)
             last = step == self.total_steps
             consecutive = int(output.bad_steps_in_a_row.numpy())
-            total, counted = self._window_loss
-            self._window_loss = (
-                total + float(output.loss_total.numpy()),
-                counted + int(output.losses_counted.numpy()),
-            )
             diverged = 0 < self.max_bad_steps <= consecutive
             if last or diverged or _is_due(step, self.log_every):
                 # nan: the window held only the first inner loop, which traced the step.
