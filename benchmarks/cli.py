@@ -70,7 +70,7 @@ def headline_per_model(
     summary = {}
     for name in names(args.models):
         calls = calls_for(workloads.build(name, smoke=args.smoke))
-        rounds, repeats = default_rounds.get(name, (10, 1))
+        rounds, repeats = default_rounds.get(name, (20, 1))
         rows, _ = compare(
             name,
             calls,

@@ -155,6 +155,50 @@ def test_sgd_momentum_inside_is_model_gardens_lars_classic_momentum_false(nester
     assert max_abs_diff([s / scale for s in start], [g / scale for g in got]) > 1e-3
 
 
+def _float16_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(5, dtype="float16"),
+            keras.layers.Dense(3, dtype="float16"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("lr", [0.1, 1e-8])
+def test_float16_weights_follow_the_reference_and_a_tiny_rate_stays_finite(lr):
+    """The ratio is computed in float32: a float16 lr of 1e-8 would be 0 (0 / 0 = NaN)."""
+    model = _float16_model()
+    variables = model.trainable_variables
+    assert all(v.dtype == "float16" for v in variables)
+    opt = UpdateTrustRatioOptimizer(keras.optimizers.SGD(lr, momentum=0.9), alpha=0.05)
+    step = tf.function(lambda g: opt.apply(g, variables))
+    start, grads_per_step = model.get_weights(), []
+    for x, y in _batches(3):
+        grads = _grads(model, x.astype("float16"), y.astype("float16"))
+        grads_per_step.append([g.numpy() for g in grads])
+        step(grads)
+    got = model.get_weights()
+    assert all(np.all(np.isfinite(w)) for w in got)
+    expected = _mg_lars_update_reference(
+        start, grads_per_step, lr=lr, momentum=0.9, nesterov=False, wd=0.0, eeta=0.05, skip=[]
+    )
+    scale = max(float(np.abs(w).max()) for w in start)
+    assert max_abs_diff(expected, got) <= 2e-3 * scale  # float16's own rounding of w
+    if lr == 0.1:
+        assert max_abs_diff(start, got) > 1e-2
+
+
+def test_a_callable_blocks_trains_but_cannot_be_saved():
+    model = _model()
+    opt = UpdateTrustRatioOptimizer(keras.optimizers.SGD(0.1), blocks=lambda v: "all")
+    x, y = _batches(1)[0]
+    opt.apply(_grads(model, x, y), model.trainable_variables)
+    with pytest.raises(ValueError, match="callable `blocks` cannot be serialized"):
+        opt.get_config()
+
+
 def test_zero_weights_and_excluded_variables_keep_the_inner_step():
     """Ratio 1 where ||w|| is 0 (a fresh bias) and on excluded paths: the plain inner step."""
     wrapped_model, plain_model = _model(), _model()

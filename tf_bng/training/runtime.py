@@ -111,9 +111,13 @@ def mirrored_strategy(devices: list[str] | None = None) -> tf.distribute.Mirrore
         A new ``tf.distribute.MirroredStrategy``.
     """
     cls = tf.distribute.MirroredStrategy
-    if hasattr(cls, "_collective_key_base"):
-        cls._collective_key_base += _GROUP_KEYS_PER_STRATEGY
-    return cls(devices or _local_devices())
+    if not hasattr(cls, "_collective_key_base"):
+        return cls(devices or _local_devices())
+    cls._collective_key_base += _GROUP_KEYS_PER_STRATEGY
+    strategy = cls(devices or _local_devices())
+    # Move on again: a plain MirroredStrategy() made later must not take these keys.
+    cls._collective_key_base += _GROUP_KEYS_PER_STRATEGY
+    return strategy
 
 
 def make_strategy(

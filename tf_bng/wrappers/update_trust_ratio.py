@@ -28,6 +28,10 @@ from tf_bng.wrappers.inner import InnerOptimizerProxy, check_keras_optimizer, re
 __all__ = ["UpdateTrustRatioOptimizer"]
 
 
+def _at_least_float32(t: tf.Tensor) -> tf.Tensor:
+    return tf.cast(t, tf.float32) if t.dtype in (tf.float16, tf.bfloat16) else t
+
+
 def _tf_variable(variable: Any) -> tf.Variable:
     return variable.value if isinstance(variable, keras.Variable) else variable
 
@@ -78,7 +82,8 @@ class UpdateTrustRatioOptimizer(InnerOptimizerProxy):
             weights before the rescale); it owns the learning rate, momentum and decay.
         alpha: The trust coefficient (> 0): LAMB 1.0, Model Garden LARS's ``eeta`` 0.001.
         norm: A registered norm (:func:`tf_bng.available_norms`) of the step and the weights.
-        blocks: ``"variable"`` (default, LAMB and LARS), ``"layer"``, ``"global"``.
+        blocks: ``"variable"`` (default, LAMB and LARS), ``"layer"``, ``"global"`` or a
+            callable ``variable -> key`` (callables cannot be saved).
         epsilon: Added to the step's norm (>= 0).
         max_scale: Upper bound on the ratio (None: no bound).
         exclude: Regexes searched in ``variable.path``: those variables keep the inner
@@ -98,7 +103,7 @@ class UpdateTrustRatioOptimizer(InnerOptimizerProxy):
         *,
         alpha: float = 1.0,
         norm: str = "l2",
-        blocks: str = "variable",
+        blocks: Any = "variable",
         epsilon: float = 0.0,
         max_scale: float | None = None,
         exclude: Sequence[str] = (),
@@ -113,8 +118,6 @@ class UpdateTrustRatioOptimizer(InnerOptimizerProxy):
                 f"{owner} cannot wrap an optimizer with use_ema=True: its moving average would "
                 "follow the weights before the trust ratio rescales the step."
             )
-        if callable(blocks):
-            raise ValueError(f"{owner} takes blocks 'variable', 'layer' or 'global' (saveable).")
         exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
         ratio = trust_ratio(
             alpha=alpha, norm=norm, blocks=blocks, epsilon=epsilon, max_scale=max_scale
@@ -158,24 +161,31 @@ class UpdateTrustRatioOptimizer(InnerOptimizerProxy):
             for i, (g, v) in enumerate(zip(grads, variables))
             if g is not None and not self._overwrite_variable_with_gradient(v)
         ]
-        before = [tf.identity(tf.convert_to_tensor(variables[i])) for i in stepped]
+        before = [tf.convert_to_tensor(variables[i]) for i in stepped]
         self.inner_optimizer.apply(grads, variables)
         deltas = [tf.convert_to_tensor(variables[i]) - b for i, b in zip(stepped, before)]
         moved = [variables[i] for i in stepped]
         assign_everywhere(moved, before)  # the ratio is measured against the old weights
         units = [None] * len(variables)
         for i, delta in zip(stepped, deltas):
-            units[i] = delta / tf.cast(lr, delta.dtype)
+            # float32 at least: a float16 lr below 6e-8 is 0, and delta / lr may pass 65504.
+            units[i] = _at_least_float32(delta) / tf.cast(lr, _at_least_float32(delta).dtype)
         scaled = self._ratio.apply(units, variables).grads
         after = []
         for i, b in zip(stepped, before):
-            value = b + scaled[i] * tf.cast(lr, b.dtype)
+            step = scaled[i] * tf.cast(lr, scaled[i].dtype)
+            value = b + tf.cast(step, b.dtype)
             constraint = variables[i].constraint
             after.append(value if constraint is None else constraint(value))
         assign_everywhere(moved, after)
 
     def get_config(self) -> dict[str, Any]:
         # Not super().get_config(): the base settings belong to the inner optimizer.
+        if callable(self._settings["blocks"]):
+            raise ValueError(
+                f"{type(self).__name__} with a callable `blocks` cannot be serialized; use "
+                "'variable', 'layer' or 'global' to save the model."
+            )
         return {
             "name": self.name,
             "optimizer": serialize_keras_object(self.inner_optimizer),
