@@ -22,15 +22,11 @@ from tf_bng_trainers.experiment import Experiment as Trainer
 
 
 def xla_calls(function: tf.types.experimental.ConcreteFunction) -> list[str]:
-    """Names of the ops of ``function``'s graph that must be compiled by XLA."""
-    names = []
-    for op in function.graph.get_operations():
-        try:
-            if op.get_attr("_XlaMustCompile"):
-                names.append(op.name)
-        except ValueError:
-            pass
-    return names
+    """Names of the ops that must be compiled by XLA, in ``function``'s graph or any
+    function it calls (the loop's step sits in the while loop's body)."""
+    graph = function.graph.as_graph_def()
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return [n.name for n in nodes if n.attr["_XlaMustCompile"].b]
 
 
 def _step(jit: bool, strategy=None) -> TrainStep:
@@ -130,3 +126,15 @@ def test_jit_with_tpu_is_a_config_error():
     config = tiny_mnist_config(**{"runtime.jit_compile": True, "runtime.strategy": "tpu"})
     with pytest.raises(ConfigError, match="runtime.jit_compile=True"):
         validate_config(config)
+
+
+def test_loop_traces_its_step_once_and_reports_every_block():
+    """One call site in the loop: a second one had traced (and inlined) the whole step twice."""
+    step = _step(jit=False)
+    traced = []
+    plain_step = step._one_step
+    step._one_step = lambda batch: traced.append(1) or plain_step(batch)
+    output = step.loop(_batches(), tf.constant(3))
+    assert len(traced) == 1
+    assert output.block_norms.shape == (len(step.block_names),) == output.block_scales.shape
+    assert int(output.losses_counted) == 3
