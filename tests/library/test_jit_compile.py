@@ -128,13 +128,11 @@ def test_jit_with_tpu_is_a_config_error():
         validate_config(config)
 
 
-def test_loop_traces_its_step_once_and_reports_every_block():
+def test_loop_traces_its_step_once():
     """One call site in the loop: a second one had traced (and inlined) the whole step twice."""
     step = _step(jit=False)
     traced = []
     plain_step = step._one_step
     step._one_step = lambda batch: traced.append(1) or plain_step(batch)
-    output = step.loop(_batches(), tf.constant(3))
+    assert int(step.loop(_batches(), tf.constant(3)).losses_counted) == 3
     assert len(traced) == 1
-    assert output.block_norms.shape == (len(step.block_names),) == output.block_scales.shape
-    assert int(output.losses_counted) == 3

@@ -12,10 +12,14 @@ import tf_bng
 from tf_bng.step import BackwardScaling, GradientAccumulator, StepOutput
 
 
-def _model(seed: int = 0) -> keras.Model:
+def _model(seed: int = 0, dtype: str = "float32") -> keras.Model:
     keras.utils.set_random_seed(seed)
     return keras.Sequential(
-        [keras.Input((5,)), keras.layers.Dense(6, activation="tanh"), keras.layers.Dense(3)]
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(6, activation="tanh", dtype=dtype),
+            keras.layers.Dense(3, dtype=dtype),
+        ]
     )
 
 
@@ -38,11 +42,13 @@ def _step(model, **kwargs) -> tf_bng.TrainStep:
     )
 
 
-def test_a_loop_returns_the_last_step_and_the_loss_totals_of_all_its_steps():
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+def test_a_loop_returns_the_last_step_and_the_loss_totals_of_all_its_steps(dtype):
+    """Whatever the weights' dtype, the loop's outputs have the step's dtypes and shapes."""
     batches = _batches(3)
-    single = _step(_model())
+    single = _step(_model(dtype=dtype))
     outputs = [single.step(b) for b in batches]
-    looped = _step(_model())
+    looped = _step(_model(dtype=dtype))
     stacked = tuple(np.stack(parts) for parts in zip(*batches))
     out = looped.loop(iter(tf.data.Dataset.from_tensor_slices(stacked)), tf.constant(3))
     assert isinstance(out, StepOutput)

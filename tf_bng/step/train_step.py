@@ -380,30 +380,16 @@ class TrainStep:
         # length the first step sets. n < 1 runs one update. Under XLA each
         # step is its own compiled function (``step``), the iterator staying outside XLA.
         step = self.step if self.jit_compile else self._one_step
-        empty = tf.zeros([0], tf.float32)
+        empty = tf.zeros([0], tf.float32)  # a step's loss and reports are float32
         output = self._output(tf.constant(0.0), (empty, empty, empty), False, counted=False)
+        any_length = tf.nest.map_structure(lambda t: tf.TensorShape([None] * t.shape.rank), output)
         total, counted = output.loss_total, output.losses_counted
         for _ in tf.range(tf.maximum(num_steps, 1) * self.accumulation_steps):
-            tf.autograph.experimental.set_loop_options(
-                shape_invariants=[(output, _ANY_REPORT_LENGTH)]
-            )
+            tf.autograph.experimental.set_loop_options(shape_invariants=[(output, any_length)])
             output = step(next(iterator))
             total += output.loss_total
             counted += output.losses_counted
         return output._replace(loss_total=total, losses_counted=counted)
-
-
-_ANY_REPORT_LENGTH = StepOutput(
-    loss=tf.TensorShape([]),
-    block_norms=tf.TensorShape([None]),
-    block_scales=tf.TensorShape([None]),
-    block_log10_norms=tf.TensorShape([None]),
-    applied=tf.TensorShape([]),
-    loss_total=tf.TensorShape([]),
-    losses_counted=tf.TensorShape([]),
-    bad_steps=tf.TensorShape([]),
-    bad_steps_in_a_row=tf.TensorShape([]),
-)
 
 
 def _checked_batch_size(global_batch_size: Any, strategy: tf.distribute.Strategy) -> int:
